@@ -1,0 +1,181 @@
+"""Pixel, motion, depth, jitter and matrix conventions (SPEC §4), in one place.
+
+Every module that produces or consumes a buffer takes its conventions from here,
+and docs/conventions.md restates them with a worked example.
+
+- Arrays are (y, x, channel) per frame; row 0 is the top of the image. Pixel
+  (x, y) covers [x, x+1) x [y, y+1); its centre is (x + 0.5, y + 0.5); x right,
+  y down.
+- Matrices are numpy (4, 4) float arrays for column vectors (``p' = M @ p``),
+  OpenGL clip space (NDC z in [-1, 1]); world is metres, y up, and a camera looks
+  down its -z axis. Upload to GLSL with ``gl_bytes(M)`` (column-major).
+- Jitter is Halton(2, 3) in LR pixels with ``ceil(8 * scale**2)`` phases; the LR
+  sample of pixel (x, y) is taken at (x + 0.5 + jx, y + 0.5 + jy).
+- Motion is ``p_prev - p_cur`` in pixels of the buffer's own resolution, y down,
+  for the surface point seen at the pixel, both positions unjittered, so that
+  ``prev_pixel = pixel + motion``.
+- Depth is the linear eye-space distance along the view axis (``-z_eye``), metres;
+  the sky is +inf.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+SCALES: tuple[float, ...] = (1.5, 1.7, 2.0, 3.0, 4.0)
+"""LR = HR / scale, one of these."""
+
+SPP_RANGE: tuple[int, int] = (8, 256)
+"""Samples per HR pixel a user may ask for (tests may go lower)."""
+
+MOTION_SIGN = "p_prev - p_cur"
+MOTION_UNITS = "pixels of the buffer's own resolution, y down"
+DEPTH_KIND = "linear eye-space depth along the view axis (-z_eye), metres; sky = +inf"
+
+
+def halton(index: int, base: int) -> float:
+    """Radical inverse of ``index`` (>= 1 for a non-zero value) in ``base``."""
+    result, f = 0.0, 1.0
+    while index > 0:
+        f /= base
+        result += f * (index % base)
+        index //= base
+    return result
+
+
+def jitter_phase_count(scale: float) -> int:
+    """N = ceil(8 * scale^2): 18 at 1.5, 24 at 1.7, 32 at 2, 72 at 3, 128 at 4."""
+    return math.ceil(8.0 * scale * scale - 1e-9)
+
+
+def jitter_px(frame_index: int, scale: float) -> tuple[float, float]:
+    """Sub-pixel jitter (jx, jy) of frame ``frame_index``, in LR pixels, y down.
+
+    Each component lies in (-0.5, 0.5) and the pair is never (0, 0).
+    """
+    k = frame_index % jitter_phase_count(scale) + 1
+    return halton(k, 2) - 0.5, halton(k, 3) - 0.5
+
+
+def mip_bias(scale: float) -> float:
+    """Texture LOD bias for the LR pass: log2(1 / scale) - 1 (sharper than LR alone)."""
+    return math.log2(1.0 / scale) - 1.0
+
+
+def lr_size(hr_size: tuple[int, int], scale: float) -> tuple[int, int]:
+    """LR (width, height) for an HR (width, height), or ValueError if not whole pixels."""
+    w, h = hr_size[0] / scale, hr_size[1] / scale
+    if abs(w - round(w)) > 1e-6 or abs(h - round(h)) > 1e-6:
+        raise ValueError(
+            f"HR {hr_size[0]}x{hr_size[1]} is not divisible by scale {scale}: "
+            f"LR would be {w:g}x{h:g} pixels"
+        )
+    return round(w), round(h)
+
+
+def perspective(fov_y_deg: float, aspect: float, near: float, far: float) -> np.ndarray:
+    """OpenGL perspective projection (like gluPerspective), float64 (4, 4)."""
+    f = 1.0 / math.tan(math.radians(fov_y_deg) / 2.0)
+    m = np.zeros((4, 4))
+    m[0, 0] = f / aspect
+    m[1, 1] = f
+    m[2, 2] = (far + near) / (near - far)
+    m[2, 3] = 2.0 * far * near / (near - far)
+    m[3, 2] = -1.0
+    return m
+
+
+def jittered(proj: np.ndarray, jitter: tuple[float, float], size: tuple[int, int]) -> np.ndarray:
+    """``proj`` sheared so that pixel centres sample at centre + jitter.
+
+    A point whose unjittered projection lands at pixel position p appears at
+    p - jitter, so the rasteriser's sample at centre c sees the point at c + jitter.
+    In NDC (y up) that is a shift of (-2 jx / w, +2 jy / h), applied in clip space
+    so that it survives the perspective divide.
+    """
+    jx, jy = jitter
+    w, h = size
+    shift = np.eye(4)
+    shift[0, 3] = -2.0 * jx / w
+    shift[1, 3] = 2.0 * jy / h
+    return shift @ proj
+
+
+def look_at(eye, target, up=(0.0, 1.0, 0.0)) -> np.ndarray:
+    """World-to-camera (view) matrix of a camera at ``eye`` looking at ``target``."""
+    eye, target, up = (np.asarray(v, dtype=np.float64) for v in (eye, target, up))
+    fwd = target - eye
+    fwd /= np.linalg.norm(fwd)
+    right = np.cross(fwd, up)
+    if np.linalg.norm(right) < 1e-9:  # looking straight along `up`: pick any right
+        right = np.cross(fwd, (1.0, 0.0, 0.0) if abs(fwd[0]) < 0.9 else (0.0, 0.0, 1.0))
+    right /= np.linalg.norm(right)
+    true_up = np.cross(right, fwd)
+    view = np.eye(4)
+    view[0, :3], view[1, :3], view[2, :3] = right, true_up, -fwd
+    view[:3, 3] = -view[:3, :3] @ eye
+    return view
+
+
+def ndc_to_pixel(ndc_xy: np.ndarray, size: tuple[int, int]) -> np.ndarray:
+    """NDC (x right, y up, [-1, 1]) to pixel coordinates (x right, y down, [0, size])."""
+    w, h = size
+    ndc_xy = np.asarray(ndc_xy, dtype=np.float64)
+    return np.stack([(ndc_xy[..., 0] + 1.0) * 0.5 * w, (1.0 - ndc_xy[..., 1]) * 0.5 * h], -1)
+
+
+def project_px(view_proj: np.ndarray, points: np.ndarray, size: tuple[int, int]) -> np.ndarray:
+    """World points (..., 3) to pixel coordinates (..., 2) through ``proj @ view``."""
+    p = np.asarray(points, dtype=np.float64)
+    clip = p @ view_proj[:3, :3].T + view_proj[:3, 3]
+    w = p @ view_proj[3, :3] + view_proj[3, 3]
+    return ndc_to_pixel(clip[..., :2] / w[..., None], size)
+
+
+def pixel_centres(size: tuple[int, int]) -> np.ndarray:
+    """(h, w, 2) array of pixel centres (x + 0.5, y + 0.5)."""
+    w, h = size
+    ys, xs = np.mgrid[0:h, 0:w] + 0.5
+    return np.stack([xs, ys], -1)
+
+
+def stratified_offsets(spp: int, seed: int = 0) -> np.ndarray:
+    """(spp, 2) sample offsets in [0, 1)^2 inside a pixel: a rows x cols grid
+    (rows = largest divisor of spp <= sqrt(spp)) with one jittered sample per cell.
+
+    The pattern is fixed for a given (spp, seed), so references are deterministic.
+    """
+    rows = max(d for d in range(1, math.isqrt(spp) + 1) if spp % d == 0)
+    cols = spp // rows
+    rng = np.random.default_rng(seed)
+    gy, gx = np.divmod(np.arange(spp), cols)
+    u = rng.random((spp, 2))
+    return np.stack([(gx + u[:, 0]) / cols, (gy + u[:, 1]) / rows], -1)
+
+
+def gl_bytes(m: np.ndarray) -> bytes:
+    """A (4, 4) matrix as the column-major float32 bytes a GLSL mat4 expects."""
+    return np.ascontiguousarray(np.asarray(m, dtype=np.float32).T).tobytes()
+
+
+def conventions_block(scale: float, spp: int, near: float, far: float) -> dict:
+    """The §4 conventions restated for store attrs and sequence.json."""
+    return {
+        "array_layout": "(frame, y, x, channel); row 0 is the top; pixel centre (x+0.5, y+0.5)",
+        "color": "linear scene-referred HDR RGB, Rec.709 primaries, not exposure-scaled",
+        "jitter": "Halton(2,3), jitter_px = (halton(i % N + 1, 2) - 0.5, "
+        "halton(i % N + 1, 3) - 0.5) in LR pixels; LR sample at (x+0.5+jx, y+0.5+jy)",
+        "jitter_phase_count": jitter_phase_count(scale),
+        "mip_bias_lr": mip_bias(scale),
+        "motion": f"{MOTION_SIGN}, {MOTION_UNITS}; prev_pixel = pixel + motion; unjittered",
+        "depth": DEPTH_KIND,
+        "matrices": "OpenGL, column vectors, unjittered; view = world-to-camera",
+        "reference": f"{spp} stratified samples per pixel, box filter, float32 accumulation",
+        "scale": scale,
+        "spp": spp,
+        "filter": "box",
+        "near": near,
+        "far": far,
+    }
