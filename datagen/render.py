@@ -1,0 +1,499 @@
+"""The renderer: one owner of one headless GL context and every GL object.
+
+``Renderer.render(scene, i)`` draws frame ``i`` of a scene and returns a
+``Frame`` of numpy arrays:
+
+1. shadow pass: the sun's depth map at time t;
+2. LR pass: one jittered sample per LR pixel into a 7-target G-buffer
+   (colour, motion, depth, normal, albedo, material, object id), then the sky,
+   then alpha-blended surfaces over the colour only;
+3. HR reference: ``spp`` passes on a stratified sub-pixel pattern, each added
+   into a float32 accumulator on the GPU, read back once;
+4. HR motion and depth at unjittered pixel centres.
+
+The scene is mirrored onto the GPU on first use and kept until another scene
+arrives. ``close()`` releases everything, in reverse order, and is idempotent.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+
+import moderngl
+import numpy as np
+
+from datagen import conventions as cv
+from datagen.errors import ConfigError
+from datagen.frame import Frame
+from datagen.gl import create_context
+from datagen.scene import Material, Node, Scene, Texture
+from datagen.shaders import (
+    FULLSCREEN_VS,
+    SCALE_FS,
+    SHADOW_FS,
+    SHADOW_VS,
+    SKY_FS,
+    SKY_VS,
+    SURFACE_FS,
+    SURFACE_VS,
+    VARIANTS,
+    program_sources,
+)
+
+log = logging.getLogger(__name__)
+
+TEXTURE_UNITS = {
+    "u_base_tex": 0, "u_mr_tex": 1, "u_normal_tex": 2, "u_emissive_tex": 3,
+    "u_occlusion_tex": 4, "u_shadow_map": 5, "u_src": 6,
+}
+MATERIAL_TEXTURES = (  # (material field, sampler uniform, flag bit)
+    ("base_color_texture", "u_base_tex", 1),
+    ("metallic_roughness_texture", "u_mr_tex", 2),
+    ("normal_texture", "u_normal_tex", 4),
+    ("emissive_texture", "u_emissive_tex", 8),
+    ("occlusion_texture", "u_occlusion_tex", 16),
+)
+VERTEX_ATTRIBUTES = (("in_pos", "3f", 12), ("in_normal", "3f", 12), ("in_uv", "2f", 8))
+
+
+@dataclass(frozen=True)
+class RenderConfig:
+    """What to render at; independent of the scene."""
+
+    hr_width: int = 1920
+    """target (HR) width in pixels."""
+    hr_height: int = 1080
+    """target (HR) height in pixels."""
+    scale: float = 2.0
+    """LR = HR / scale; one of conventions.SCALES."""
+    spp: int = 16
+    """HR reference samples per pixel, 8-256 (1+ accepted for tests)."""
+    shadow_map_size: int = 2048
+    anisotropy: float = 16.0
+    sample_seed: int = 0
+    """seed of the stratified HR sample pattern."""
+
+    @property
+    def hr_size(self) -> tuple[int, int]:
+        return self.hr_width, self.hr_height
+
+    @property
+    def lr_size(self) -> tuple[int, int]:
+        return cv.lr_size(self.hr_size, self.scale)
+
+    def check(self, min_spp: int = cv.SPP_RANGE[0]) -> None:
+        """Raise ConfigError naming the bad field and the allowed values."""
+        if self.scale not in cv.SCALES:
+            raise ConfigError(f"scale {self.scale:g} is not supported; use one of "
+                              + ", ".join(f"{s:g}" for s in cv.SCALES))
+        if not min_spp <= self.spp <= cv.SPP_RANGE[1]:
+            raise ConfigError(f"spp {self.spp} is out of range; use {min_spp} to {cv.SPP_RANGE[1]}")
+        if self.hr_width < 1 or self.hr_height < 1:
+            raise ConfigError(f"resolution {self.hr_width}x{self.hr_height} must be positive")
+        try:
+            self.lr_size
+        except ValueError as exc:
+            raise ConfigError(f"{exc}; choose --res divisible by --scale") from exc
+
+
+def ortho(l: float, r: float, b: float, t: float, n: float, f: float) -> np.ndarray:  # noqa: E741
+    m = np.eye(4)
+    m[0, 0], m[1, 1], m[2, 2] = 2 / (r - l), 2 / (t - b), -2 / (f - n)
+    m[:3, 3] = -(r + l) / (r - l), -(t + b) / (t - b), -(f + n) / (f - n)
+    return m
+
+
+def shadow_view_proj(scene: Scene) -> np.ndarray:
+    """Orthographic sun view covering the scene bounds."""
+    lo, hi = scene.bounds
+    centre, radius = (lo + hi) / 2, float(np.linalg.norm(hi - lo)) / 2
+    d = np.asarray(scene.sun.direction, dtype=np.float64)
+    d /= np.linalg.norm(d)
+    view = cv.look_at(centre + d * radius * 2, centre)
+    return ortho(-radius, radius, -radius, radius, radius * 0.5, radius * 3.5) @ view
+
+
+def rotation_only(view: np.ndarray) -> np.ndarray:
+    r = view.copy()
+    r[:3, 3] = 0
+    return r
+
+
+def srgb_to_linear(u8: np.ndarray) -> np.ndarray:
+    c = u8.astype(np.float32) / 255.0
+    return np.where(c <= 0.04045, c / 12.92, ((c + 0.055) / 1.055) ** 2.4)
+
+
+class _GpuMesh:
+    """A mesh's buffers and one vertex array per program that draws it."""
+
+    def __init__(self, ctx: moderngl.Context, node: Node, programs: list[moderngl.Program]):
+        mesh = node.mesh
+        interleaved = np.hstack([mesh.positions, mesh.normals, mesh.uvs]).astype("f4")
+        self.vbo = ctx.buffer(interleaved.tobytes())
+        self.ibo = ctx.buffer(mesh.indices.astype("u4").tobytes())
+        self.vaos: dict[int, moderngl.VertexArray] = {}
+        for prog in programs:
+            fmt, names = [], []
+            for name, kind, nbytes in VERTEX_ATTRIBUTES:
+                if name in prog:
+                    fmt.append(kind)
+                    names.append(name)
+                else:  # optimised out of this variant: skip its bytes
+                    fmt.append(f"{nbytes}x")
+            self.vaos[id(prog)] = ctx.vertex_array(
+                prog, [(self.vbo, " ".join(fmt), *names)], index_buffer=self.ibo,
+                index_element_size=4,
+            )
+
+    def release(self) -> None:
+        for vao in self.vaos.values():
+            vao.release()
+        self.ibo.release()
+        self.vbo.release()
+
+
+class Renderer:
+    """Owns one GL context and every GL object made in it."""
+
+    def __init__(self, config: RenderConfig, ctx: moderngl.Context | None = None):
+        config.check(min_spp=1)
+        self.config = config
+        self.ctx = ctx if ctx is not None else create_context()
+        self._owns_ctx = ctx is None
+        self._closed = False
+        self._scene_key: int | None = None
+        self._meshes: dict[int, _GpuMesh] = {}
+        self._textures: dict[int, tuple[Texture, moderngl.Texture]] = {}
+        self._offsets = cv.stratified_offsets(config.spp, config.sample_seed)
+        self._make_programs()
+        self._make_targets()
+
+    # -- setup ---------------------------------------------------------------
+
+    def _make_programs(self) -> None:
+        ctx = self.ctx
+        self.surface = {v: ctx.program(**program_sources(SURFACE_VS, SURFACE_FS, v)) for v in VARIANTS}
+        self.sky = {v: ctx.program(**program_sources(SKY_VS, SKY_FS, v)) for v in VARIANTS}
+        self.shadow_prog = ctx.program(**program_sources(SHADOW_VS, SHADOW_FS))
+        self.scale_prog = ctx.program(**program_sources(FULLSCREEN_VS, SCALE_FS))
+        for prog in [*self.surface.values(), *self.sky.values(), self.shadow_prog, self.scale_prog]:
+            for name, unit in TEXTURE_UNITS.items():
+                if name in prog:
+                    prog[name].value = unit
+        tri = np.array([-1, -1, 3, -1, -1, 3], dtype="f4")
+        self._tri_vbo = ctx.buffer(tri.tobytes())
+        self._fullscreen = {
+            id(p): ctx.vertex_array(p, [(self._tri_vbo, "2f", "in_ndc")])
+            for p in [*self.sky.values(), self.scale_prog]
+        }
+        self._white = ctx.texture((1, 1), 4, np.ones(4, "f2").tobytes(), dtype="f2")
+
+    def _make_targets(self) -> None:
+        ctx, c = self.ctx, self.config
+        lr, hr = c.lr_size, c.hr_size
+
+        def tex(size, comps, dtype):
+            t = ctx.texture(size, comps, dtype=dtype)
+            t.filter = (moderngl.NEAREST, moderngl.NEAREST)
+            return t
+
+        self.lr_targets = {
+            "color": tex(lr, 4, "f2"), "motion": tex(lr, 2, "f4"), "depth": tex(lr, 1, "f4"),
+            "normal": tex(lr, 4, "f2"), "albedo": tex(lr, 4, "f2"), "material": tex(lr, 2, "f2"),
+            "object_id": tex(lr, 1, "u4"),
+        }
+        self.lr_zbuf = ctx.depth_renderbuffer(lr)
+        self.fbo_lr = ctx.framebuffer(list(self.lr_targets.values()), self.lr_zbuf)
+        self.fbo_lr_color = ctx.framebuffer([self.lr_targets["color"]], self.lr_zbuf)
+
+        self.hr_sample = tex(hr, 4, "f2")
+        self.hr_zbuf = ctx.depth_renderbuffer(hr)
+        self.fbo_sample = ctx.framebuffer([self.hr_sample], self.hr_zbuf)
+        self.hr_accum = tex(hr, 4, "f4")
+        self.fbo_accum = ctx.framebuffer([self.hr_accum])
+        self.hr_motion, self.hr_depth = tex(hr, 2, "f4"), tex(hr, 1, "f4")
+        self.fbo_hr_md = ctx.framebuffer([self.hr_motion, self.hr_depth], self.hr_zbuf)
+
+        self.shadow_map = ctx.depth_texture((c.shadow_map_size,) * 2)
+        self.shadow_map.compare_func = "<="
+        self.shadow_map.filter = (moderngl.LINEAR, moderngl.LINEAR)
+        self.shadow_map.repeat_x = self.shadow_map.repeat_y = False
+        self.fbo_shadow = ctx.framebuffer(depth_attachment=self.shadow_map)
+
+    # -- scene mirroring -----------------------------------------------------
+
+    def _texture(self, texture: Texture) -> moderngl.Texture:
+        hit = self._textures.get(id(texture))
+        if hit is not None:
+            return hit[1]
+        px = texture.pixels
+        data = np.empty(px.shape, np.float32)
+        data[..., :3] = srgb_to_linear(px[..., :3]) if texture.srgb else px[..., :3] / 255.0
+        data[..., 3] = px[..., 3] / 255.0
+        gl_tex = self.ctx.texture((px.shape[1], px.shape[0]), 4, data.astype("f2").tobytes(), dtype="f2")
+        gl_tex.build_mipmaps()
+        gl_tex.filter = (moderngl.LINEAR_MIPMAP_LINEAR, moderngl.LINEAR)
+        gl_tex.anisotropy = self.config.anisotropy
+        gl_tex.repeat_x = gl_tex.repeat_y = texture.wrap != "clamp"
+        self._textures[id(texture)] = (texture, gl_tex)  # keep texture alive: ids stay unique
+        return gl_tex
+
+    def _mirror(self, scene: Scene) -> None:
+        if self._scene_key == id(scene):
+            return
+        self._release_scene()
+        programs = [*self.surface.values(), self.shadow_prog]
+        for node in scene.drawables():
+            if id(node.mesh) not in self._meshes:
+                self._meshes[id(node.mesh)] = _GpuMesh(self.ctx, node, programs)
+            for field, _, _ in MATERIAL_TEXTURES:
+                if getattr(node.material, field) is not None:
+                    self._texture(getattr(node.material, field))
+        self._scene = scene  # keep alive so that id(scene) stays unique
+        self._scene_key = id(scene)
+
+    def _release_scene(self) -> None:
+        for mesh in self._meshes.values():
+            mesh.release()
+        for _, gl_tex in self._textures.values():
+            gl_tex.release()
+        self._meshes, self._textures, self._scene_key = {}, {}, None
+
+    # -- passes --------------------------------------------------------------
+
+    def _bind_material(self, prog: moderngl.Program, m: Material) -> None:
+        flags = 0
+        for field, uniform, bit in MATERIAL_TEXTURES:
+            texture = getattr(m, field)
+            if uniform not in prog:
+                continue
+            if texture is None:
+                self._white.use(TEXTURE_UNITS[uniform])
+            else:
+                self._texture(texture).use(TEXTURE_UNITS[uniform])
+                flags |= bit
+        _set(prog, "u_tex_flags", flags)
+        _set(prog, "u_base_color", tuple(m.base_color))
+        _set(prog, "u_metallic", m.metallic)
+        _set(prog, "u_roughness", m.roughness)
+        _set(prog, "u_emissive", tuple(m.emissive))
+        _set(prog, "u_alpha_mask", int(m.alpha_mode == "MASK"))
+        _set(prog, "u_alpha_cutoff", m.alpha_cutoff)
+
+    def _set_lighting(self, prog: moderngl.Program, scene: Scene, size) -> None:
+        sun, sky = scene.sun, scene.sky
+        d = np.asarray(sun.direction, dtype=np.float64)
+        _set(prog, "u_size", (float(size[0]), float(size[1])))
+        _set(prog, "u_sun_dir", tuple(d / np.linalg.norm(d)))
+        _set(prog, "u_sun_radiance", tuple(np.asarray(sun.color) * sun.irradiance))
+        _set(prog, "u_sun_disc", sky.sun_disc)
+        for name, value in (("u_sky_zenith", sky.zenith), ("u_sky_horizon", sky.horizon),
+                            ("u_sky_ground", sky.ground)):
+            _set(prog, name, tuple(np.asarray(value) * sky.intensity))
+
+    def _draw_surfaces(self, variant, scene, draws, cam, blend: bool, size, mip_bias=0.0):
+        """Draw the opaque/masked (blend=False) or alpha-blended (blend=True) nodes."""
+        prog = self.surface[variant]
+        self._set_lighting(prog, scene, size)
+        view, view_prev, proj_raster, proj = cam
+        _set(prog, "u_cam_pos", tuple(np.linalg.inv(view)[:3, 3]))
+        _set(prog, "u_mip_bias", mip_bias)
+        _set_matrix(prog, "u_shadow_vp", self._shadow_vp)
+        self.shadow_map.use(TEXTURE_UNITS["u_shadow_map"])
+        vp_raster, vp_cur, vp_prev = proj_raster @ view, proj @ view, proj @ view_prev
+        todo = [d for d in draws if (d[0].material.alpha_mode == "BLEND") == blend]
+        if blend:  # back to front
+            todo.sort(key=lambda d: (view @ d[1][:, 3])[2])
+        for node, model, model_prev in todo:
+            _set_matrix(prog, "u_model", model)
+            _set_matrix(prog, "u_mvp_raster", vp_raster @ model)
+            _set_matrix(prog, "u_mvp_cur", vp_cur @ model)
+            _set_matrix(prog, "u_mvp_prev", vp_prev @ model_prev)
+            _set(prog, "u_mv_row2", tuple((view @ model)[2]))
+            if "u_normal_mat" in prog:
+                normal_mat = np.linalg.inv(model[:3, :3]).T
+                prog["u_normal_mat"].write(np.ascontiguousarray(normal_mat.T, dtype="f4").tobytes())
+            _set(prog, "u_object_id", node.object_id)
+            self._bind_material(prog, node.material)
+            if node.material.double_sided:
+                self.ctx.disable(moderngl.CULL_FACE)
+            else:
+                self.ctx.enable(moderngl.CULL_FACE)
+            self._meshes[id(node.mesh)].vaos[id(prog)].render()
+        self.ctx.disable(moderngl.CULL_FACE)
+
+    def _draw_sky(self, variant, scene, cam, size) -> None:
+        view, view_prev, proj_raster, proj = cam
+        prog = self.sky[variant]
+        self._set_lighting(prog, scene, size)
+        rot, rot_prev = rotation_only(view), rotation_only(view_prev)
+        _set_matrix(prog, "u_inv_vp_raster", np.linalg.inv(proj_raster @ rot))
+        _set_matrix(prog, "u_vp_cur", proj @ rot)
+        _set_matrix(prog, "u_vp_prev", proj @ rot_prev)
+        self.ctx.depth_func = "<="
+        self._fullscreen[id(prog)].render()
+        self.ctx.depth_func = "<"
+
+    def _shadow_pass(self, scene: Scene, draws) -> None:
+        self._shadow_vp = shadow_view_proj(scene)
+        self.fbo_shadow.use()
+        self.fbo_shadow.clear(depth=1.0)
+        prog = self.shadow_prog
+        for node, model, _ in draws:
+            m = node.material
+            if m.alpha_mode == "BLEND":
+                continue  # glass and the like cast no shadow
+            _set_matrix(prog, "u_mvp", self._shadow_vp @ model)
+            _set(prog, "u_alpha_mask", int(m.alpha_mode == "MASK"))
+            _set(prog, "u_alpha_cutoff", m.alpha_cutoff)
+            _set(prog, "u_alpha_factor", m.base_color[3])
+            tex = m.base_color_texture
+            (self._texture(tex) if tex is not None else self._white).use(TEXTURE_UNITS["u_base_tex"])
+            self._meshes[id(node.mesh)].vaos[id(prog)].render()
+
+    def _lr_pass(self, scene, draws, cam) -> None:
+        size = self.config.lr_size
+        self.fbo_lr.use()
+        self.fbo_lr.clear(depth=1.0)
+        bias = cv.mip_bias(self.config.scale)
+        self._draw_surfaces("GBUFFER", scene, draws, cam, False, size, bias)
+        self._draw_sky("GBUFFER", scene, cam, size)
+        self._blended(self.fbo_lr_color, scene, draws, cam, size, bias)
+
+    def _blended(self, fbo, scene, draws, cam, size, bias=0.0) -> None:
+        if not any(d[0].material.alpha_mode == "BLEND" for d in draws):
+            return
+        fbo.use()
+        fbo.depth_mask = False
+        self.ctx.enable(moderngl.BLEND)
+        self.ctx.blend_func = moderngl.SRC_ALPHA, moderngl.ONE_MINUS_SRC_ALPHA
+        self._draw_surfaces("COLOR", scene, draws, cam, True, size, bias)
+        self.ctx.disable(moderngl.BLEND)
+        fbo.depth_mask = True
+
+    def _hr_reference(self, scene, draws, cam) -> None:
+        size = self.config.hr_size
+        view, view_prev, _, proj = cam
+        self.fbo_accum.use()
+        self.fbo_accum.clear(0.0, 0.0, 0.0, 0.0)
+        weight = 1.0 / len(self._offsets)
+        for offset in self._offsets:
+            sample_cam = (view, view_prev, cv.jittered(proj, tuple(offset - 0.5), size), proj)
+            self.fbo_sample.use()
+            self.fbo_sample.clear(depth=1.0)
+            self._draw_surfaces("COLOR", scene, draws, sample_cam, False, size)
+            self._draw_sky("COLOR", scene, sample_cam, size)
+            self._blended(self.fbo_sample, scene, draws, sample_cam, size)
+            # add this sample's image into the float32 accumulator
+            self.fbo_accum.use()
+            self.ctx.disable(moderngl.DEPTH_TEST)
+            self.ctx.enable(moderngl.BLEND)
+            self.ctx.blend_func = moderngl.ONE, moderngl.ONE
+            self.hr_sample.use(TEXTURE_UNITS["u_src"])
+            self.scale_prog["u_weight"].value = weight
+            self._fullscreen[id(self.scale_prog)].render()
+            self.ctx.disable(moderngl.BLEND)
+            self.ctx.enable(moderngl.DEPTH_TEST)
+
+    def _hr_motion_depth(self, scene, draws, cam) -> None:
+        size = self.config.hr_size
+        view, view_prev, _, proj = cam
+        centre_cam = (view, view_prev, proj, proj)
+        self.fbo_hr_md.use()
+        self.fbo_hr_md.clear(depth=1.0)
+        self._draw_surfaces("MOTION_DEPTH", scene, draws, centre_cam, False, size)
+        self._draw_sky("MOTION_DEPTH", scene, centre_cam, size)
+
+    # -- the frame -----------------------------------------------------------
+
+    def render(self, scene: Scene, frame_index: int) -> Frame:
+        """Frame ``frame_index`` of ``scene`` (see the module docstring)."""
+        if self._closed:
+            raise RuntimeError("Renderer.render() after close()")
+        c = self.config
+        self._mirror(scene)
+        t = scene.frame_time(frame_index)
+        t_prev = scene.frame_time(frame_index - 1)
+        camera = scene.camera
+        view, view_prev = camera.view(t), camera.view(t_prev)
+        proj = cv.perspective(camera.fov_y_deg, c.hr_width / c.hr_height, camera.near, camera.far)
+        jitter = cv.jitter_px(frame_index, c.scale)
+        draws = [(node, m, m_prev) for (node, m), (_, m_prev)
+                 in zip(scene.walk(t), scene.walk(t_prev), strict=True)]
+
+        ctx = self.ctx
+        ctx.enable(moderngl.DEPTH_TEST)
+        ctx.depth_func = "<"
+        self._shadow_pass(scene, draws)
+        lr_cam = (view, view_prev, cv.jittered(proj, jitter, c.lr_size), proj)
+        self._lr_pass(scene, draws, lr_cam)
+        self._hr_reference(scene, draws, (view, view_prev, proj, proj))
+        self._hr_motion_depth(scene, draws, (view, view_prev, proj, proj))
+        return self._read(frame_index, scene, jitter, view, proj, t)
+
+    def _read(self, frame_index, scene, jitter, view, proj, t) -> Frame:
+        lr = {name: _read_texture(tex) for name, tex in self.lr_targets.items()}
+        return Frame(
+            color_lr=lr["color"][..., :3].copy(),
+            depth_lr=lr["depth"][..., 0].copy(),
+            motion_lr=lr["motion"].copy(),
+            normal_lr=lr["normal"][..., :3].copy(),
+            albedo_lr=lr["albedo"][..., :3].copy(),
+            material_lr=lr["material"].copy(),
+            object_id_lr=lr["object_id"][..., 0].copy(),
+            color_hr=_read_texture(self.hr_accum)[..., :3].astype(np.float16),
+            depth_hr=_read_texture(self.hr_depth)[..., 0].copy(),
+            motion_hr=_read_texture(self.hr_motion).copy(),
+            jitter_px=np.asarray(jitter, np.float32),
+            view=view.astype(np.float32),
+            proj=proj.astype(np.float32),
+            exposure=float(scene.exposure),
+            camera_cut=scene.is_cut(frame_index),
+            time_s=float(t),
+        )
+
+    # -- teardown ------------------------------------------------------------
+
+    def close(self) -> None:
+        """Release every GL object, then the context if we made it. Idempotent."""
+        if self._closed:
+            return
+        self._closed = True
+        self._release_scene()
+        for obj in [self.fbo_shadow, self.shadow_map, self.fbo_hr_md, self.hr_depth,
+                    self.hr_motion, self.fbo_accum, self.hr_accum, self.fbo_sample,
+                    self.hr_zbuf, self.hr_sample, self.fbo_lr_color, self.fbo_lr, self.lr_zbuf,
+                    *self.lr_targets.values(), self._white, *self._fullscreen.values(),
+                    self._tri_vbo, self.scale_prog, self.shadow_prog, *self.sky.values(),
+                    *self.surface.values()]:
+            obj.release()
+        if self._owns_ctx:
+            self.ctx.release()
+
+    def __enter__(self) -> Renderer:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+
+_DTYPES = {"f1": np.uint8, "f2": np.float16, "f4": np.float32, "u4": np.uint32}
+
+
+def _read_texture(tex: moderngl.Texture) -> np.ndarray:
+    """A texture as (h, w, c) numpy, row 0 the top (GL reads bottom-up)."""
+    w, h = tex.size
+    data = np.frombuffer(tex.read(), dtype=_DTYPES[tex.dtype])
+    return data.reshape(h, w, tex.components)[::-1]
+
+
+def _set(prog: moderngl.Program, name: str, value) -> None:
+    if name in prog:  # a uniform a variant does not use is optimised out
+        prog[name].value = value
+
+
+def _set_matrix(prog: moderngl.Program, name: str, m: np.ndarray) -> None:
+    if name in prog:
+        prog[name].write(cv.gl_bytes(m))

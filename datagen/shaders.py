@@ -1,0 +1,294 @@
+"""GLSL sources. One surface shader and one sky shader, each compiled in three
+variants by a define: GBUFFER (LR: colour + the full G-buffer), COLOR (HR
+reference samples) and MOTION_DEPTH (HR motion and depth at pixel centres).
+
+Motion is computed per fragment from perspective-correctly interpolated clip
+positions of the current and previous (unjittered) transforms, which is exact
+for planar triangles: see datagen.conventions for the sign and units.
+"""
+
+from __future__ import annotations
+
+VARIANTS = ("GBUFFER", "COLOR", "MOTION_DEPTH")
+
+HEADER = "#version 330 core\n"
+
+COMMON = """
+const float PI = 3.14159265358979;
+uniform vec2 u_size;  // this buffer's size in pixels
+
+// Pixel position (x right, y down) of a clip-space position.
+vec2 clip_to_pixel(vec4 clip) {
+    vec2 ndc = clip.xy / clip.w;
+    return vec2((ndc.x * 0.5 + 0.5) * u_size.x, (0.5 - ndc.y * 0.5) * u_size.y);
+}
+
+uniform vec3 u_sky_zenith;
+uniform vec3 u_sky_horizon;
+uniform vec3 u_sky_ground;
+uniform vec3 u_sun_dir;       // towards the sun, unit
+uniform vec3 u_sun_radiance;  // colour * irradiance
+uniform float u_sun_disc;
+
+vec3 sky_radiance(vec3 dir, bool with_sun) {
+    float up = dir.y;
+    vec3 c = up >= 0.0
+        ? mix(u_sky_horizon, u_sky_zenith, sqrt(clamp(up, 0.0, 1.0)))
+        : mix(u_sky_horizon, u_sky_ground, clamp(-up * 8.0, 0.0, 1.0));
+    if (with_sun) {
+        float cosang = dot(dir, u_sun_dir);
+        // disc of ~0.53 degrees with a soft limb
+        c += u_sun_radiance * u_sun_disc * smoothstep(0.99995, 0.999975, cosang);
+    }
+    return c;
+}
+"""
+
+SURFACE_VS = """
+in vec3 in_pos;
+in vec3 in_normal;
+in vec2 in_uv;
+
+uniform mat4 u_model;
+uniform mat3 u_normal_mat;
+uniform mat4 u_mvp_raster;  // jittered (LR) or sample-offset (HR) projection
+uniform mat4 u_mvp_cur;     // unjittered, current transforms
+uniform mat4 u_mvp_prev;    // unjittered, previous camera and object transforms
+uniform vec4 u_mv_row2;     // third row of view @ model: eye-space z
+
+out vec3 v_world;
+out vec3 v_normal;
+out vec2 v_uv;
+out vec4 v_clip_cur;
+out vec4 v_clip_prev;
+out float v_depth;
+
+void main() {
+    vec4 p = vec4(in_pos, 1.0);
+    v_world = (u_model * p).xyz;
+    v_normal = u_normal_mat * in_normal;
+    v_uv = in_uv;
+    v_clip_cur = u_mvp_cur * p;
+    v_clip_prev = u_mvp_prev * p;
+    v_depth = -dot(u_mv_row2, p);
+    gl_Position = u_mvp_raster * p;
+}
+"""
+
+SURFACE_FS = """
+in vec3 v_world;
+in vec3 v_normal;
+in vec2 v_uv;
+in vec4 v_clip_cur;
+in vec4 v_clip_prev;
+in float v_depth;
+
+uniform sampler2D u_base_tex;
+uniform sampler2D u_mr_tex;
+uniform sampler2D u_normal_tex;
+uniform sampler2D u_emissive_tex;
+uniform sampler2D u_occlusion_tex;
+uniform sampler2DShadow u_shadow_map;
+uniform mat4 u_shadow_vp;
+uniform int u_tex_flags;  // 1 base, 2 metallic-roughness, 4 normal, 8 emissive, 16 occlusion
+uniform vec4 u_base_color;
+uniform float u_metallic;
+uniform float u_roughness;
+uniform vec3 u_emissive;
+uniform int u_alpha_mask;
+uniform float u_alpha_cutoff;
+uniform float u_mip_bias;
+uniform uint u_object_id;
+uniform vec3 u_cam_pos;
+
+#if defined(GBUFFER)
+layout(location = 0) out vec4 out_color;
+layout(location = 1) out vec2 out_motion;
+layout(location = 2) out float out_depth;
+layout(location = 3) out vec4 out_normal;
+layout(location = 4) out vec4 out_albedo;
+layout(location = 5) out vec2 out_material;
+layout(location = 6) out uint out_object_id;
+#elif defined(COLOR)
+layout(location = 0) out vec4 out_color;
+#else
+layout(location = 0) out vec2 out_motion;
+layout(location = 1) out float out_depth;
+#endif
+
+vec4 base_color() {
+    vec4 c = u_base_color;
+    if ((u_tex_flags & 1) != 0) c *= texture(u_base_tex, v_uv, u_mip_bias);
+    return c;
+}
+
+// Normal mapping without stored tangents: a cotangent frame from screen-space
+// derivatives (Schueler 2006).
+vec3 perturb(vec3 n, vec3 map) {
+    vec3 dp1 = dFdx(v_world), dp2 = dFdy(v_world);
+    vec2 duv1 = dFdx(v_uv), duv2 = dFdy(v_uv);
+    vec3 dp2perp = cross(dp2, n), dp1perp = cross(n, dp1);
+    vec3 t = dp2perp * duv1.x + dp1perp * duv2.x;
+    vec3 b = dp2perp * duv1.y + dp1perp * duv2.y;
+    float invmax = inversesqrt(max(max(dot(t, t), dot(b, b)), 1e-20));
+    // glTF's v runs down the image, so the bitangent flips
+    return normalize(mat3(t * invmax, -b * invmax, n) * map);
+}
+
+float shadow() {
+    vec4 s = u_shadow_vp * vec4(v_world, 1.0);
+    vec3 c = s.xyz / s.w * 0.5 + 0.5;
+    if (any(lessThan(c, vec3(0.0))) || any(greaterThan(c, vec3(1.0)))) return 1.0;
+    return texture(u_shadow_map, vec3(c.xy, c.z - 0.0015));
+}
+
+vec3 shade(vec3 base, float metallic, float rough, vec3 n, float occlusion) {
+    vec3 v = normalize(u_cam_pos - v_world);
+    vec3 l = u_sun_dir;
+    float ndl = max(dot(n, l), 0.0);
+    float ndv = max(dot(n, v), 1e-4);
+    vec3 h = normalize(l + v);
+    float ndh = max(dot(n, h), 0.0);
+    float a = max(rough * rough, 2e-3);
+    float a2 = a * a;
+    float d = ndh * ndh * (a2 - 1.0) + 1.0;
+    float D = a2 / (PI * d * d);
+    float k = (rough + 1.0) * (rough + 1.0) / 8.0;
+    float G = ndv / (ndv * (1.0 - k) + k) * ndl / (ndl * (1.0 - k) + k);
+    vec3 F0 = mix(vec3(0.04), base, metallic);
+    vec3 F = F0 + (1.0 - F0) * pow(1.0 - max(dot(h, v), 0.0), 5.0);
+    vec3 spec = D * G * F / max(4.0 * ndv * ndl, 1e-4);
+    vec3 kd = (1.0 - F) * (1.0 - metallic);
+    float vis = ndl > 0.0 ? shadow() : 0.0;
+    vec3 direct = (kd * base / PI + spec) * u_sun_radiance * ndl * vis;
+    // sky ambient: hemisphere irradiance for diffuse, a roughness-blurred sky
+    // lookup for specular
+    vec3 sky_mid = mix(u_sky_horizon, u_sky_zenith, 0.5);
+    vec3 irradiance = mix(u_sky_ground, sky_mid, n.y * 0.5 + 0.5);
+    vec3 r = reflect(-v, n);
+    vec3 env = mix(sky_radiance(r, false), sky_mid, rough);
+    vec3 Fa = F0 + (max(vec3(1.0 - rough), F0) - F0) * pow(1.0 - ndv, 5.0);
+    vec3 ambient = ((1.0 - Fa) * (1.0 - metallic) * base * irradiance + Fa * env) * occlusion;
+    return direct + ambient;
+}
+
+void main() {
+    vec4 base = base_color();
+    if (u_alpha_mask != 0 && base.a < u_alpha_cutoff) discard;
+#if defined(MOTION_DEPTH)
+    out_motion = clip_to_pixel(v_clip_prev) - clip_to_pixel(v_clip_cur);
+    out_depth = v_depth;
+#else
+    float metallic = u_metallic, rough = u_roughness;
+    if ((u_tex_flags & 2) != 0) {
+        vec4 mr = texture(u_mr_tex, v_uv, u_mip_bias);
+        rough *= mr.g;
+        metallic *= mr.b;
+    }
+    vec3 n = normalize(v_normal);
+    if (!gl_FrontFacing) n = -n;
+    if ((u_tex_flags & 4) != 0) {
+        n = perturb(n, texture(u_normal_tex, v_uv, u_mip_bias).xyz * 2.0 - 1.0);
+    }
+    float occlusion = (u_tex_flags & 16) != 0 ? texture(u_occlusion_tex, v_uv, u_mip_bias).r : 1.0;
+    vec3 emissive = u_emissive;
+    if ((u_tex_flags & 8) != 0) emissive *= texture(u_emissive_tex, v_uv, u_mip_bias).rgb;
+    vec3 color = shade(base.rgb, metallic, rough, n, occlusion) + emissive;
+    out_color = vec4(color, base.a);
+#if defined(GBUFFER)
+    out_motion = clip_to_pixel(v_clip_prev) - clip_to_pixel(v_clip_cur);
+    out_depth = v_depth;
+    out_normal = vec4(n, 0.0);
+    out_albedo = vec4(base.rgb, 1.0);
+    out_material = vec2(rough, metallic);
+    out_object_id = u_object_id;
+#endif
+#endif
+}
+"""
+
+SKY_VS = """
+in vec2 in_ndc;
+void main() { gl_Position = vec4(in_ndc, 1.0, 1.0); }  // on the far plane
+"""
+
+SKY_FS = """
+uniform mat4 u_inv_vp_raster;  // inverse of proj_raster @ view rotation
+uniform mat4 u_vp_cur;         // unjittered proj @ view rotation, current
+uniform mat4 u_vp_prev;        // unjittered proj @ view rotation, previous
+
+#if defined(GBUFFER)
+layout(location = 0) out vec4 out_color;
+layout(location = 1) out vec2 out_motion;
+layout(location = 2) out float out_depth;
+layout(location = 3) out vec4 out_normal;
+layout(location = 4) out vec4 out_albedo;
+layout(location = 5) out vec2 out_material;
+layout(location = 6) out uint out_object_id;
+#elif defined(COLOR)
+layout(location = 0) out vec4 out_color;
+#else
+layout(location = 0) out vec2 out_motion;
+layout(location = 1) out float out_depth;
+#endif
+
+void main() {
+    vec2 ndc = gl_FragCoord.xy / u_size * 2.0 - 1.0;
+    vec4 d = u_inv_vp_raster * vec4(ndc, 1.0, 1.0);
+    vec3 dir = normalize(d.xyz / d.w);
+#if !defined(COLOR)
+    // the sky is at infinity: only the camera's rotation moves it
+    out_motion = clip_to_pixel(u_vp_prev * vec4(dir, 0.0)) - clip_to_pixel(u_vp_cur * vec4(dir, 0.0));
+    out_depth = uintBitsToFloat(0x7F800000u);  // +inf
+#endif
+#if !defined(MOTION_DEPTH)
+    out_color = vec4(sky_radiance(dir, true), 1.0);
+#endif
+#if defined(GBUFFER)
+    out_normal = vec4(0.0);
+    out_albedo = vec4(0.0);
+    out_material = vec2(0.0);
+    out_object_id = 0u;
+#endif
+}
+"""
+
+SHADOW_VS = """
+in vec3 in_pos;
+in vec2 in_uv;
+uniform mat4 u_mvp;
+out vec2 v_uv;
+void main() { v_uv = in_uv; gl_Position = u_mvp * vec4(in_pos, 1.0); }
+"""
+
+SHADOW_FS = """
+in vec2 v_uv;
+uniform sampler2D u_base_tex;
+uniform int u_alpha_mask;
+uniform float u_alpha_cutoff;
+uniform float u_alpha_factor;
+void main() {
+    if (u_alpha_mask != 0 && texture(u_base_tex, v_uv).a * u_alpha_factor < u_alpha_cutoff) discard;
+}
+"""
+
+FULLSCREEN_VS = """
+in vec2 in_ndc;
+void main() { gl_Position = vec4(in_ndc, 0.0, 1.0); }
+"""
+
+SCALE_FS = """
+uniform sampler2D u_src;
+uniform float u_weight;
+out vec4 out_color;
+void main() { out_color = texelFetch(u_src, ivec2(gl_FragCoord.xy), 0) * u_weight; }
+"""
+
+
+def program_sources(vs: str, fs: str, variant: str | None = None) -> dict[str, str]:
+    """Vertex and fragment sources with the variant's define and the common code."""
+    define = f"#define {variant}\n" if variant else ""
+    return {
+        "vertex_shader": HEADER + define + COMMON + vs,
+        "fragment_shader": HEADER + define + COMMON + fs,
+    }
