@@ -92,7 +92,7 @@ class RenderConfig:
         if self.hr_width < 1 or self.hr_height < 1:
             raise ConfigError(f"resolution {self.hr_width}x{self.hr_height} must be positive")
         try:
-            self.lr_size
+            cv.lr_size(self.hr_size, self.scale)
         except ValueError as exc:
             raise ConfigError(f"{exc}; choose --res divisible by --scale") from exc
 
