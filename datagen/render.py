@@ -29,8 +29,9 @@ from datagen.frame import Frame
 from datagen.gl import create_context
 from datagen.scene import Material, Node, Scene, Texture
 from datagen.shaders import (
+    ACCUMULATE_BATCH,
+    ACCUMULATE_FS,
     FULLSCREEN_VS,
-    SCALE_FS,
     SHADOW_FS,
     SHADOW_VS,
     SKY_FS,
@@ -45,15 +46,26 @@ log = logging.getLogger(__name__)
 
 TEXTURE_UNITS = {
     "u_base_tex": 0, "u_mr_tex": 1, "u_normal_tex": 2, "u_emissive_tex": 3,
-    "u_occlusion_tex": 4, "u_shadow_map": 5, "u_src": 6,
+    "u_occlusion_tex": 4, "u_shadow_map": 5,
 }
-MATERIAL_TEXTURES = (  # (material field, sampler uniform, flag bit)
-    ("base_color_texture", "u_base_tex", 1),
-    ("metallic_roughness_texture", "u_mr_tex", 2),
-    ("normal_texture", "u_normal_tex", 4),
-    ("emissive_texture", "u_emissive_tex", 8),
-    ("occlusion_texture", "u_occlusion_tex", 16),
+ACCUMULATE_UNITS = tuple(range(6, 6 + ACCUMULATE_BATCH))
+MATERIAL_TEXTURES = (  # (material field, sampler uniform, shader define)
+    ("base_color_texture", "u_base_tex", "HAS_BASE_TEX"),
+    ("metallic_roughness_texture", "u_mr_tex", "HAS_MR_TEX"),
+    ("normal_texture", "u_normal_tex", "HAS_NORMAL_TEX"),
+    ("emissive_texture", "u_emissive_tex", "HAS_EMISSIVE_TEX"),
+    ("occlusion_texture", "u_occlusion_tex", "HAS_OCCLUSION_TEX"),
 )
+
+
+def material_defines(m: Material) -> tuple[str, ...]:
+    """The shader permutation a material needs."""
+    defines = [define for field, _, define in MATERIAL_TEXTURES if getattr(m, field) is not None]
+    if m.alpha_mode == "MASK":
+        defines.append("ALPHA_MASK")
+    if m.double_sided:
+        defines.append("DOUBLE_SIDED")
+    return tuple(defines)
 VERTEX_ATTRIBUTES = (("in_pos", "3f", 12), ("in_normal", "3f", 12), ("in_uv", "2f", 8))
 
 
@@ -71,6 +83,11 @@ class RenderConfig:
     """HR reference samples per pixel, 8-256 (1+ accepted for tests)."""
     shadow_map_size: int = 2048
     anisotropy: float = 16.0
+    """max anisotropy of LR texture sampling."""
+    hr_anisotropy: float = 1.0
+    """max anisotropy within each HR reference sample. The spp stratified samples
+    already integrate the pixel footprint, so trilinear suffices, and it is 40%
+    cheaper per pass on llvmpipe (measured; see docs/benchmarks.md)."""
     sample_seed: int = 0
     """seed of the stratified HR sample pattern."""
 
@@ -126,26 +143,30 @@ def srgb_to_linear(u8: np.ndarray) -> np.ndarray:
 
 
 class _GpuMesh:
-    """A mesh's buffers and one vertex array per program that draws it."""
+    """A mesh's buffers and, made on first use, one vertex array per program."""
 
-    def __init__(self, ctx: moderngl.Context, node: Node, programs: list[moderngl.Program]):
+    def __init__(self, ctx: moderngl.Context, node: Node):
         mesh = node.mesh
         interleaved = np.hstack([mesh.positions, mesh.normals, mesh.uvs]).astype("f4")
+        self.ctx = ctx
         self.vbo = ctx.buffer(interleaved.tobytes())
         self.ibo = ctx.buffer(mesh.indices.astype("u4").tobytes())
         self.vaos: dict[int, moderngl.VertexArray] = {}
-        for prog in programs:
+
+    def vao(self, prog: moderngl.Program) -> moderngl.VertexArray:
+        vao = self.vaos.get(id(prog))
+        if vao is None:
             fmt, names = [], []
             for name, kind, nbytes in VERTEX_ATTRIBUTES:
                 if name in prog:
                     fmt.append(kind)
                     names.append(name)
-                else:  # optimised out of this variant: skip its bytes
+                else:  # optimised out of this program: skip its bytes
                     fmt.append(f"{nbytes}x")
-            self.vaos[id(prog)] = ctx.vertex_array(
-                prog, [(self.vbo, " ".join(fmt), *names)], index_buffer=self.ibo,
-                index_element_size=4,
-            )
+            vao = self.ctx.vertex_array(prog, [(self.vbo, " ".join(fmt), *names)],
+                                        index_buffer=self.ibo, index_element_size=4)
+            self.vaos[id(prog)] = vao
+        return vao
 
     def release(self) -> None:
         for vao in self.vaos.values():
@@ -167,6 +188,7 @@ class Renderer:
         self._meshes: dict[int, _GpuMesh] = {}
         self._textures: dict[int, tuple[Texture, moderngl.Texture]] = {}
         self._offsets = cv.stratified_offsets(config.spp, config.sample_seed)
+        self._anisotropy = config.anisotropy
         self._make_programs()
         self._make_targets()
 
@@ -174,19 +196,17 @@ class Renderer:
 
     def _make_programs(self) -> None:
         ctx = self.ctx
-        self.surface = {v: ctx.program(**program_sources(SURFACE_VS, SURFACE_FS, v)) for v in VARIANTS}
+        self._programs: dict[tuple[str, ...], moderngl.Program] = {}
         self.sky = {v: ctx.program(**program_sources(SKY_VS, SKY_FS, v)) for v in VARIANTS}
-        self.shadow_prog = ctx.program(**program_sources(SHADOW_VS, SHADOW_FS))
-        self.scale_prog = ctx.program(**program_sources(FULLSCREEN_VS, SCALE_FS))
-        for prog in [*self.surface.values(), *self.sky.values(), self.shadow_prog, self.scale_prog]:
-            for name, unit in TEXTURE_UNITS.items():
-                if name in prog:
-                    prog[name].value = unit
+        self.accumulate_prog = ctx.program(**program_sources(FULLSCREEN_VS, ACCUMULATE_FS))
+        self.accumulate_prog["u_src"].value = ACCUMULATE_UNITS
+        for prog in self.sky.values():
+            _bind_units(prog)
         tri = np.array([-1, -1, 3, -1, -1, 3], dtype="f4")
         self._tri_vbo = ctx.buffer(tri.tobytes())
         self._fullscreen = {
             id(p): ctx.vertex_array(p, [(self._tri_vbo, "2f", "in_ndc")])
-            for p in [*self.sky.values(), self.scale_prog]
+            for p in [*self.sky.values(), self.accumulate_prog]
         }
         self._white = ctx.texture((1, 1), 4, np.ones(4, "f2").tobytes(), dtype="f2")
 
@@ -208,11 +228,15 @@ class Renderer:
         self.fbo_lr = ctx.framebuffer(list(self.lr_targets.values()), self.lr_zbuf)
         self.fbo_lr_color = ctx.framebuffer([self.lr_targets["color"]], self.lr_zbuf)
 
-        self.hr_sample = tex(hr, 4, "f2")
+        # HR samples go to a batch of half-float images, summed into a float32
+        # accumulator one batch at a time; the mean is resolved to half floats.
+        # Memory is fixed whatever the spp.
         self.hr_zbuf = ctx.depth_renderbuffer(hr)
-        self.fbo_sample = ctx.framebuffer([self.hr_sample], self.hr_zbuf)
+        self.hr_samples = [tex(hr, 4, "f2") for _ in range(ACCUMULATE_BATCH)]
+        self.fbo_samples = [ctx.framebuffer([t], self.hr_zbuf) for t in self.hr_samples]
         self.hr_accum = tex(hr, 4, "f4")
         self.fbo_accum = ctx.framebuffer([self.hr_accum])
+        self.fbo_resolve = self.fbo_samples[0]  # free once the last batch is summed
         self.hr_motion, self.hr_depth = tex(hr, 2, "f4"), tex(hr, 1, "f4")
         self.fbo_hr_md = ctx.framebuffer([self.hr_motion, self.hr_depth], self.hr_zbuf)
 
@@ -221,6 +245,16 @@ class Renderer:
         self.shadow_map.filter = (moderngl.LINEAR, moderngl.LINEAR)
         self.shadow_map.repeat_x = self.shadow_map.repeat_y = False
         self.fbo_shadow = ctx.framebuffer(depth_attachment=self.shadow_map)
+
+    def _program(self, vs: str, fs: str, *defines: str) -> moderngl.Program:
+        """The program for a shader permutation, compiled on first use."""
+        key = (vs, fs, *defines)
+        prog = self._programs.get(key)
+        if prog is None:
+            prog = self.ctx.program(**program_sources(vs, fs, *defines))
+            _bind_units(prog)
+            self._programs[key] = prog
+        return prog
 
     # -- scene mirroring -----------------------------------------------------
 
@@ -235,7 +269,7 @@ class Renderer:
         gl_tex = self.ctx.texture((px.shape[1], px.shape[0]), 4, data.astype("f2").tobytes(), dtype="f2")
         gl_tex.build_mipmaps()
         gl_tex.filter = (moderngl.LINEAR_MIPMAP_LINEAR, moderngl.LINEAR)
-        gl_tex.anisotropy = self.config.anisotropy
+        gl_tex.anisotropy = self._anisotropy
         gl_tex.repeat_x = gl_tex.repeat_y = texture.wrap != "clamp"
         self._textures[id(texture)] = (texture, gl_tex)  # keep texture alive: ids stay unique
         return gl_tex
@@ -244,10 +278,9 @@ class Renderer:
         if self._scene_key == id(scene):
             return
         self._release_scene()
-        programs = [*self.surface.values(), self.shadow_prog]
         for node in scene.drawables():
             if id(node.mesh) not in self._meshes:
-                self._meshes[id(node.mesh)] = _GpuMesh(self.ctx, node, programs)
+                self._meshes[id(node.mesh)] = _GpuMesh(self.ctx, node)
             for field, _, _ in MATERIAL_TEXTURES:
                 if getattr(node.material, field) is not None:
                     self._texture(getattr(node.material, field))
@@ -264,22 +297,17 @@ class Renderer:
     # -- passes --------------------------------------------------------------
 
     def _bind_material(self, prog: moderngl.Program, m: Material) -> None:
-        flags = 0
-        for field, uniform, bit in MATERIAL_TEXTURES:
+        for field, uniform, _ in MATERIAL_TEXTURES:
             texture = getattr(m, field)
-            if uniform not in prog:
-                continue
-            if texture is None:
-                self._white.use(TEXTURE_UNITS[uniform])
-            else:
-                self._texture(texture).use(TEXTURE_UNITS[uniform])
-                flags |= bit
-        _set(prog, "u_tex_flags", flags)
+            if texture is not None and uniform in prog:
+                gl_tex = self._texture(texture)
+                if gl_tex.anisotropy != self._anisotropy:
+                    gl_tex.anisotropy = self._anisotropy
+                gl_tex.use(TEXTURE_UNITS[uniform])
         _set(prog, "u_base_color", tuple(m.base_color))
         _set(prog, "u_metallic", m.metallic)
         _set(prog, "u_roughness", m.roughness)
         _set(prog, "u_emissive", tuple(m.emissive))
-        _set(prog, "u_alpha_mask", int(m.alpha_mode == "MASK"))
         _set(prog, "u_alpha_cutoff", m.alpha_cutoff)
 
     def _set_lighting(self, prog: moderngl.Program, scene: Scene, size) -> None:
@@ -295,18 +323,20 @@ class Renderer:
 
     def _draw_surfaces(self, variant, scene, draws, cam, blend: bool, size, mip_bias=0.0):
         """Draw the opaque/masked (blend=False) or alpha-blended (blend=True) nodes."""
-        prog = self.surface[variant]
-        self._set_lighting(prog, scene, size)
         view, view_prev, proj_raster, proj = cam
-        _set(prog, "u_cam_pos", tuple(np.linalg.inv(view)[:3, 3]))
-        _set(prog, "u_mip_bias", mip_bias)
-        _set_matrix(prog, "u_shadow_vp", self._shadow_vp)
-        self.shadow_map.use(TEXTURE_UNITS["u_shadow_map"])
         vp_raster, vp_cur, vp_prev = proj_raster @ view, proj @ view, proj @ view_prev
         todo = [d for d in draws if (d[0].material.alpha_mode == "BLEND") == blend]
         if blend:  # back to front
             todo.sort(key=lambda d: (view @ d[1][:, 3])[2])
+        prepared: set[int] = set()
         for node, model, model_prev in todo:
+            prog = self._program(SURFACE_VS, SURFACE_FS, variant, *material_defines(node.material))
+            if id(prog) not in prepared:  # per-pass uniforms, once per program
+                prepared.add(id(prog))
+                self._set_lighting(prog, scene, size)
+                _set(prog, "u_cam_pos", tuple(np.linalg.inv(view)[:3, 3]))
+                _set(prog, "u_mip_bias", mip_bias)
+                _set_matrix(prog, "u_shadow_vp", self._shadow_vp)
             _set_matrix(prog, "u_model", model)
             _set_matrix(prog, "u_mvp_raster", vp_raster @ model)
             _set_matrix(prog, "u_mvp_cur", vp_cur @ model)
@@ -321,7 +351,7 @@ class Renderer:
                 self.ctx.disable(moderngl.CULL_FACE)
             else:
                 self.ctx.enable(moderngl.CULL_FACE)
-            self._meshes[id(node.mesh)].vaos[id(prog)].render()
+            self._meshes[id(node.mesh)].vao(prog).render()
         self.ctx.disable(moderngl.CULL_FACE)
 
     def _draw_sky(self, variant, scene, cam, size) -> None:
@@ -340,18 +370,19 @@ class Renderer:
         self._shadow_vp = shadow_view_proj(scene)
         self.fbo_shadow.use()
         self.fbo_shadow.clear(depth=1.0)
-        prog = self.shadow_prog
+        self.shadow_map.use(TEXTURE_UNITS["u_shadow_map"])  # unbound while drawn into
         for node, model, _ in draws:
             m = node.material
             if m.alpha_mode == "BLEND":
                 continue  # glass and the like cast no shadow
+            masked = m.alpha_mode == "MASK" and m.base_color_texture is not None
+            prog = self._program(SHADOW_VS, SHADOW_FS, "ALPHA_MASK" if masked else "")
             _set_matrix(prog, "u_mvp", self._shadow_vp @ model)
-            _set(prog, "u_alpha_mask", int(m.alpha_mode == "MASK"))
-            _set(prog, "u_alpha_cutoff", m.alpha_cutoff)
-            _set(prog, "u_alpha_factor", m.base_color[3])
-            tex = m.base_color_texture
-            (self._texture(tex) if tex is not None else self._white).use(TEXTURE_UNITS["u_base_tex"])
-            self._meshes[id(node.mesh)].vaos[id(prog)].render()
+            if masked:
+                _set(prog, "u_alpha_cutoff", m.alpha_cutoff)
+                _set(prog, "u_alpha_factor", m.base_color[3])
+                self._texture(m.base_color_texture).use(TEXTURE_UNITS["u_base_tex"])
+            self._meshes[id(node.mesh)].vao(prog).render()
 
     def _lr_pass(self, scene, draws, cam) -> None:
         size = self.config.lr_size
@@ -376,26 +407,38 @@ class Renderer:
     def _hr_reference(self, scene, draws, cam) -> None:
         size = self.config.hr_size
         view, view_prev, _, proj = cam
+        self._anisotropy = self.config.hr_anisotropy
         self.fbo_accum.use()
         self.fbo_accum.clear(0.0, 0.0, 0.0, 0.0)
-        weight = 1.0 / len(self._offsets)
-        for offset in self._offsets:
-            sample_cam = (view, view_prev, cv.jittered(proj, tuple(offset - 0.5), size), proj)
-            self.fbo_sample.use()
-            self.fbo_sample.clear(depth=1.0)
-            self._draw_surfaces("COLOR", scene, draws, sample_cam, False, size)
-            self._draw_sky("COLOR", scene, sample_cam, size)
-            self._blended(self.fbo_sample, scene, draws, sample_cam, size)
-            # add this sample's image into the float32 accumulator
-            self.fbo_accum.use()
-            self.ctx.disable(moderngl.DEPTH_TEST)
-            self.ctx.enable(moderngl.BLEND)
-            self.ctx.blend_func = moderngl.ONE, moderngl.ONE
-            self.hr_sample.use(TEXTURE_UNITS["u_src"])
-            self.scale_prog["u_weight"].value = weight
-            self._fullscreen[id(self.scale_prog)].render()
-            self.ctx.disable(moderngl.BLEND)
-            self.ctx.enable(moderngl.DEPTH_TEST)
+        n = len(self._offsets)
+        for start in range(0, n, ACCUMULATE_BATCH):
+            batch = self._offsets[start:start + ACCUMULATE_BATCH]
+            for offset, fbo in zip(batch, self.fbo_samples, strict=False):
+                sample_cam = (view, view_prev, cv.jittered(proj, tuple(offset - 0.5), size), proj)
+                fbo.use()
+                fbo.clear(depth=1.0)
+                self._draw_surfaces("COLOR", scene, draws, sample_cam, False, size)
+                self._draw_sky("COLOR", scene, sample_cam, size)
+                self._blended(fbo, scene, draws, sample_cam, size)
+            self._accumulate(self.fbo_accum, self.hr_samples, len(batch), 1.0 / n, add=True)
+        self._accumulate(self.fbo_resolve, [self.hr_accum], 1, 1.0, add=False)
+        self._anisotropy = self.config.anisotropy
+
+    def _accumulate(self, fbo, sources, count: int, weight: float, add: bool) -> None:
+        """fbo (+)= weight * sum(sources[:count]), one full-screen pass."""
+        ctx = self.ctx
+        fbo.use()
+        ctx.disable(moderngl.DEPTH_TEST)
+        if add:
+            ctx.enable(moderngl.BLEND)
+            ctx.blend_func = moderngl.ONE, moderngl.ONE
+        for source, unit in zip(sources, ACCUMULATE_UNITS, strict=False):
+            source.use(unit)
+        self.accumulate_prog["u_count"].value = count
+        self.accumulate_prog["u_weight"].value = weight
+        self._fullscreen[id(self.accumulate_prog)].render()
+        ctx.disable(moderngl.BLEND)
+        ctx.enable(moderngl.DEPTH_TEST)
 
     def _hr_motion_depth(self, scene, draws, cam) -> None:
         size = self.config.hr_size
@@ -443,7 +486,7 @@ class Renderer:
             albedo_lr=lr["albedo"][..., :3].copy(),
             material_lr=lr["material"].copy(),
             object_id_lr=lr["object_id"][..., 0].copy(),
-            color_hr=_read_texture(self.hr_accum)[..., :3].astype(np.float16),
+            color_hr=_read_texture(self.hr_samples[0])[..., :3].copy(),
             depth_hr=_read_texture(self.hr_depth)[..., 0].copy(),
             motion_hr=_read_texture(self.hr_motion).copy(),
             jitter_px=np.asarray(jitter, np.float32),
@@ -463,11 +506,11 @@ class Renderer:
         self._closed = True
         self._release_scene()
         for obj in [self.fbo_shadow, self.shadow_map, self.fbo_hr_md, self.hr_depth,
-                    self.hr_motion, self.fbo_accum, self.hr_accum, self.fbo_sample,
-                    self.hr_zbuf, self.hr_sample, self.fbo_lr_color, self.fbo_lr, self.lr_zbuf,
+                    self.hr_motion, self.fbo_accum, self.hr_accum, *self.fbo_samples,
+                    *self.hr_samples, self.hr_zbuf, self.fbo_lr_color, self.fbo_lr, self.lr_zbuf,
                     *self.lr_targets.values(), self._white, *self._fullscreen.values(),
-                    self._tri_vbo, self.scale_prog, self.shadow_prog, *self.sky.values(),
-                    *self.surface.values()]:
+                    self._tri_vbo, self.accumulate_prog, *self.sky.values(),
+                    *self._programs.values()]:
             obj.release()
         if self._owns_ctx:
             self.ctx.release()
@@ -487,6 +530,12 @@ def _read_texture(tex: moderngl.Texture) -> np.ndarray:
     w, h = tex.size
     data = np.frombuffer(tex.read(), dtype=_DTYPES[tex.dtype])
     return data.reshape(h, w, tex.components)[::-1]
+
+
+def _bind_units(prog: moderngl.Program) -> None:
+    for name, unit in TEXTURE_UNITS.items():
+        if name in prog:
+            prog[name].value = unit
 
 
 def _set(prog: moderngl.Program, name: str, value) -> None:

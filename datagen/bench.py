@@ -1,0 +1,172 @@
+"""``datagen bench``: the SPEC §8 figures, each a ratio measured in one run.
+
+render_vs_bare: frames/s of ``Renderer.render`` (shadow, LR G-buffer, spp HR
+samples accumulated on the GPU, HR motion/depth, one read-back) against a bare
+moderngl loop issuing the same passes: the same programs, vertex arrays,
+framebuffers and draw calls, with every uniform precomputed as bytes, no scene
+walk and no per-draw numpy. The ratio is the renderer's overhead; the absolute
+frames/s is the GL stack's speed on this machine.
+"""
+
+from __future__ import annotations
+
+import os
+import platform
+import time
+from collections.abc import Callable
+
+import moderngl
+import numpy as np
+
+from datagen import __version__
+from datagen import conventions as cv
+from datagen.gl import renderer_name
+from datagen.render import (
+    ACCUMULATE_UNITS,
+    TEXTURE_UNITS,
+    RenderConfig,
+    Renderer,
+    material_defines,
+)
+from datagen.scenes import generate
+from datagen.shaders import SHADOW_FS, SHADOW_VS, SURFACE_FS, SURFACE_VS
+
+TARGETS = {"render_vs_bare": 0.85, "cpu_seconds_per_1080p_frame": 0.8, "gpu_frames_per_s": 50.0}
+
+
+def _timed(fn: Callable[[], object], repeats: int) -> float:
+    """Seconds per call, after one warm-up call."""
+    fn()
+    start = time.perf_counter()
+    for _ in range(repeats):
+        fn()
+    return (time.perf_counter() - start) / repeats
+
+
+class BareLoop:
+    """The renderer's GL work for one frame with nothing else: precomputed
+    uniform bytes, the renderer's programs, vertex arrays and targets."""
+
+    def __init__(self, r: Renderer, scene, frame_index: int = 0):
+        r._mirror(scene)
+        self.r, c = r, r.config
+        t, t_prev = scene.frame_time(frame_index), scene.frame_time(frame_index - 1)
+        view, view_prev = scene.camera.view(t), scene.camera.view(t_prev)
+        cam = scene.camera
+        proj = cv.perspective(cam.fov_y_deg, c.hr_width / c.hr_height, cam.near, cam.far)
+        draws = [(n, m, mp) for (n, m), (_, mp) in zip(scene.walk(t), scene.walk(t_prev), strict=True)]
+        r._shadow_vp = self.shadow_vp = np.asarray(r._shadow_vp if hasattr(r, "_shadow_vp") else
+                                                   np.eye(4))
+        from datagen.render import shadow_view_proj
+
+        shadow_vp = shadow_view_proj(scene)
+        r._shadow_vp = shadow_vp
+        self.shadow = [self._call(SHADOW_VS, SHADOW_FS, (), n, {"u_mvp": shadow_vp @ m}) for n, m, _ in draws]
+
+        def surface_calls(variant, proj_raster, size, bias):
+            calls = []
+            for n, m, mp in draws:
+                prog = r._program(SURFACE_VS, SURFACE_FS, variant, *material_defines(n.material))
+                r._set_lighting(prog, scene, size)
+                if "u_mip_bias" in prog:
+                    prog["u_mip_bias"].value = bias
+                calls.append(self._call(SURFACE_VS, SURFACE_FS, (variant, *material_defines(n.material)),
+                                        n, {"u_model": m, "u_mvp_raster": proj_raster @ view @ m,
+                                            "u_mvp_cur": proj @ view @ m,
+                                            "u_mvp_prev": proj @ view_prev @ mp,
+                                            "u_shadow_vp": shadow_vp}))
+            return calls
+
+        jit = cv.jitter_px(frame_index, c.scale)
+        self.lr = surface_calls("GBUFFER", cv.jittered(proj, jit, c.lr_size), c.lr_size,
+                                cv.mip_bias(c.scale))
+        self.samples = [surface_calls("COLOR", cv.jittered(proj, tuple(o - 0.5), c.hr_size), c.hr_size, 0.0)
+                        for o in r._offsets]
+        self.md = surface_calls("MOTION_DEPTH", proj, c.hr_size, 0.0)
+        self.sky_cams = {"lr": (view, view_prev, cv.jittered(proj, jit, c.lr_size), proj),
+                         "hr": (view, view_prev, proj, proj)}
+        self.scene = scene
+
+    def _call(self, vs, fs, defines, node, matrices):
+        prog = self.r._program(vs, fs, *defines)
+        vao = self.r._meshes[id(node.mesh)].vao(prog)
+        data = [(prog[k], cv.gl_bytes(v)) for k, v in matrices.items() if k in prog]
+        textures = [self.r._texture(node.material.base_color_texture)] \
+            if node.material.base_color_texture is not None else []
+        return vao, data, textures
+
+    @staticmethod
+    def _run(calls) -> None:
+        for vao, data, textures in calls:
+            for uniform, raw in data:
+                uniform.write(raw)
+            for t in textures:
+                t.use(TEXTURE_UNITS["u_base_tex"])
+            vao.render()
+
+    def frame(self) -> None:
+        r, ctx = self.r, self.r.ctx
+        c = r.config
+        ctx.enable(moderngl.DEPTH_TEST)
+        r.fbo_shadow.use()
+        r.fbo_shadow.clear(depth=1.0)
+        self._run(self.shadow)
+        r.shadow_map.use(TEXTURE_UNITS["u_shadow_map"])
+        r.fbo_lr.use()
+        r.fbo_lr.clear(depth=1.0)
+        self._run(self.lr)
+        r._draw_sky("GBUFFER", self.scene, self.sky_cams["lr"], c.lr_size)
+        r.fbo_accum.use()
+        r.fbo_accum.clear(0.0, 0.0, 0.0, 0.0)
+        batch = len(ACCUMULATE_UNITS)
+        for start in range(0, len(self.samples), batch):
+            group = self.samples[start:start + batch]
+            for calls, fbo in zip(group, r.fbo_samples, strict=False):
+                fbo.use()
+                fbo.clear(depth=1.0)
+                self._run(calls)
+                r._draw_sky("COLOR", self.scene, self.sky_cams["hr"], c.hr_size)
+            r._accumulate(r.fbo_accum, r.hr_samples, len(group), 1.0 / len(self.samples), add=True)
+        r._accumulate(r.fbo_resolve, [r.hr_accum], 1, 1.0, add=False)
+        r.fbo_hr_md.use()
+        r.fbo_hr_md.clear(depth=1.0)
+        self._run(self.md)
+        r._draw_sky("MOTION_DEPTH", self.scene, self.sky_cams["hr"], c.hr_size)
+        for tex in [*r.lr_targets.values(), r.hr_samples[0], r.hr_motion, r.hr_depth]:
+            tex.read()
+
+
+def bench_render(config: RenderConfig, frames: int) -> dict:
+    scene = generate("primitives", {}, 0)
+    with Renderer(config) as r:
+        renderer_s = _timed(lambda: [r.render(scene, i) for i in range(frames)], 1) / frames
+        bare = BareLoop(r, scene)
+        bare_s = _timed(lambda: [bare.frame() for _ in range(frames)], 1) / frames
+        gl = renderer_name(r.ctx)
+    return {
+        "figure": "render_vs_bare",
+        "what": f"LR+G-buffer+HR frames/s, primitives, {config.hr_width}x{config.hr_height} HR, "
+                f"scale {config.scale:g}, {config.spp} spp",
+        "frames_per_s": 1.0 / renderer_s,
+        "seconds_per_frame": renderer_s,
+        "reference": "bare moderngl loop of the same passes",
+        "reference_frames_per_s": 1.0 / bare_s,
+        "ratio": bare_s / renderer_s,
+        "target_ratio": TARGETS["render_vs_bare"],
+        "gl_renderer": gl,
+    }
+
+
+def run_bench(quick: bool = False, progress: Callable[[str], None] = lambda _: None) -> dict:
+    """Every figure available in this version, as a JSON-ready dict."""
+    config = RenderConfig(960, 540, 2.0, 16) if quick else RenderConfig(1920, 1080, 2.0, 16)
+    frames = 2 if quick else 4
+    progress(f"render vs bare loop at {config.hr_width}x{config.hr_height}, {frames} frames ...")
+    figures = [bench_render(config, frames)]
+    return {
+        "datagen_version": __version__,
+        "machine": {"platform": platform.platform(), "processor": platform.processor(),
+                    "cpus": os.cpu_count(), "lp_num_threads": os.environ.get("LP_NUM_THREADS")},
+        "quick": quick,
+        "figures": figures,
+    }

@@ -1,0 +1,91 @@
+"""Scene recipes: TOML files in the top-level ``scenes/`` folder naming a
+generator and its parameters.
+
+    # scenes/primitives.toml
+    generator = "primitives"
+    description = "analytic validation scene"
+    [params]
+    boxes = 3
+
+A scene is a pure function of (recipe, seed).
+"""
+
+from __future__ import annotations
+
+import inspect
+import os
+import tomllib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from datagen.errors import SceneLoadError, UnknownNameError
+from datagen.scene import Scene
+from datagen.scenes import GENERATORS, _load_builtin, generate
+
+RECIPE_KEYS = {"generator", "description", "params"}
+
+
+def scenes_dir() -> Path:
+    """The recipe folder: $DATAGEN_SCENES, else ``scenes/`` beside the package."""
+    env = os.environ.get("DATAGEN_SCENES")
+    return Path(env) if env else Path(__file__).resolve().parent.parent / "scenes"
+
+
+@dataclass(frozen=True)
+class Recipe:
+    name: str
+    generator: str
+    params: dict[str, Any] = field(default_factory=dict)
+    description: str = ""
+    path: str = ""
+
+    def build(self, seed: int) -> Scene:
+        return generate(self.generator, self.params, seed)
+
+
+def available() -> list[str]:
+    return sorted(p.stem for p in scenes_dir().glob("*.toml"))
+
+
+def load(name_or_path: str) -> Recipe:
+    """A recipe by name (``primitives``) or by path to a .toml file."""
+    path = Path(name_or_path)
+    if path.suffix.lower() in (".gltf", ".glb"):
+        raise SceneLoadError(f"{path}: glTF import is not available in this version; "
+                             "use a scene recipe: " + ", ".join(available()))
+    if path.suffix.lower() != ".toml":
+        path = scenes_dir() / f"{name_or_path}.toml"
+        if not path.is_file():
+            raise UnknownNameError(
+                f"unknown scene {name_or_path!r}; valid: {', '.join(available())} "
+                "(or a path to a .toml recipe)")
+    if not path.is_file():
+        raise SceneLoadError(f"{path}: no such recipe file")
+    try:
+        data = tomllib.loads(path.read_text())
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
+        raise SceneLoadError(f"{path}: not valid TOML ({exc})") from exc
+    unknown = set(data) - RECIPE_KEYS
+    if unknown:
+        raise SceneLoadError(f"{path}: unknown key(s) {', '.join(sorted(unknown))}; "
+                             f"valid: {', '.join(sorted(RECIPE_KEYS))}")
+    if "generator" not in data:
+        raise SceneLoadError(f"{path}: missing 'generator'")
+    recipe = Recipe(path.stem, data["generator"], dict(data.get("params", {})),
+                    data.get("description", ""), str(path))
+    _check_params(recipe)
+    return recipe
+
+
+def _check_params(recipe: Recipe) -> None:
+    _load_builtin()
+    fn = GENERATORS.get(recipe.generator)
+    if fn is None:
+        raise SceneLoadError(f"{recipe.path}: unknown generator {recipe.generator!r}; "
+                             f"valid: {', '.join(sorted(GENERATORS))}")
+    valid = [p for p in inspect.signature(fn).parameters if p != "seed"]
+    unknown = set(recipe.params) - set(valid)
+    if unknown:
+        raise SceneLoadError(f"{recipe.path}: unknown param(s) {', '.join(sorted(unknown))} for "
+                             f"generator {recipe.generator!r}; valid: {', '.join(valid)}")
