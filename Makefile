@@ -41,6 +41,8 @@ render: install
 	  $(if $(SCALE),--scale $(SCALE)) $(if $(SPP),--spp $(SPP))
 
 dataset: install
+	@$(BIN)/datagen build --help >/dev/null 2>&1 || { \
+	  echo "make dataset: 'datagen build' (the Dask pipeline) is not in this version yet; use 'make render'" >&2; exit 2; }
 	$(BIN)/datagen build $(subst $(comma), ,$(SCENES)) \
 	  $(if $(SEQUENCES),--sequences $(SEQUENCES)) $(if $(FRAMES),--frames $(FRAMES)) \
 	  $(if $(RES),--res $(RES)) $(if $(SCALE),--scale $(SCALE)) $(if $(SPP),--spp $(SPP)) \
