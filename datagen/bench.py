@@ -23,6 +23,7 @@ from datagen import conventions as cv
 from datagen.gl import renderer_name
 from datagen.render import (
     ACCUMULATE_UNITS,
+    NDC_TO_UNIT,
     TEXTURE_UNITS,
     RenderConfig,
     Renderer,
@@ -74,7 +75,7 @@ class BareLoop:
                                         n, {"u_model": m, "u_mvp_raster": proj_raster @ view @ m,
                                             "u_mvp_cur": proj @ view @ m,
                                             "u_mvp_prev": proj @ view_prev @ mp,
-                                            "u_shadow_vp": shadow_vp}))
+                                            "u_shadow_mvp": NDC_TO_UNIT @ shadow_vp @ m}))
             return calls
 
         jit = cv.jitter_px(frame_index, c.scale)
@@ -116,6 +117,7 @@ class BareLoop:
         r.fbo_lr.clear(depth=1.0)
         self._run(self.lr)
         r._draw_sky("GBUFFER", self.scene, self.sky_cams["lr"], c.lr_size)
+        r._sky_average(self.scene, self.sky_cams["hr"][0], self.sky_cams["hr"][3], c.hr_size)
         r.fbo_accum.use()
         r.fbo_accum.clear(0.0, 0.0, 0.0, 0.0)
         batch = len(ACCUMULATE_UNITS)
@@ -123,9 +125,8 @@ class BareLoop:
             group = self.samples[start:start + batch]
             for calls, fbo in zip(group, r.fbo_samples, strict=False):
                 fbo.use()
-                fbo.clear(depth=1.0)
+                fbo.clear(0.0, 0.0, 0.0, 0.0, depth=1.0)
                 self._run(calls)
-                r._draw_sky("COLOR", self.scene, self.sky_cams["hr"], c.hr_size)
             r._accumulate(r.fbo_accum, r.hr_samples, len(group), 1.0 / len(self.samples), add=True)
         r._accumulate(r.fbo_resolve, [r.hr_accum], 1, 1.0, add=False)
         r.fbo_hr_md.use()

@@ -34,7 +34,9 @@ from datagen.shaders import (
     FULLSCREEN_VS,
     SHADOW_FS,
     SHADOW_VS,
+    SKY_AVERAGE_FS,
     SKY_FS,
+    SKY_SAMPLES_MAX,
     SKY_VS,
     SURFACE_FS,
     SURFACE_VS,
@@ -49,6 +51,8 @@ TEXTURE_UNITS = {
     "u_occlusion_tex": 4, "u_shadow_map": 5,
 }
 ACCUMULATE_UNITS = tuple(range(6, 6 + ACCUMULATE_BATCH))
+SKY_UNIT = 6 + ACCUMULATE_BATCH
+NDC_TO_UNIT = np.array([[0.5, 0, 0, 0.5], [0, 0.5, 0, 0.5], [0, 0, 0.5, 0.5], [0, 0, 0, 1.0]])
 MATERIAL_TEXTURES = (  # (material field, sampler uniform, shader define)
     ("base_color_texture", "u_base_tex", "HAS_BASE_TEX"),
     ("metallic_roughness_texture", "u_mr_tex", "HAS_MR_TEX"),
@@ -61,8 +65,8 @@ MATERIAL_TEXTURES = (  # (material field, sampler uniform, shader define)
 def material_defines(m: Material) -> tuple[str, ...]:
     """The shader permutation a material needs."""
     defines = [define for field, _, define in MATERIAL_TEXTURES if getattr(m, field) is not None]
-    if m.alpha_mode == "MASK":
-        defines.append("ALPHA_MASK")
+    if m.alpha_mode in ("MASK", "BLEND"):
+        defines.append(f"ALPHA_{m.alpha_mode}")
     if m.double_sided:
         defines.append("DOUBLE_SIDED")
     return tuple(defines)
@@ -200,13 +204,20 @@ class Renderer:
         self.sky = {v: ctx.program(**program_sources(SKY_VS, SKY_FS, v)) for v in VARIANTS}
         self.accumulate_prog = ctx.program(**program_sources(FULLSCREEN_VS, ACCUMULATE_FS))
         self.accumulate_prog["u_src"].value = ACCUMULATE_UNITS
+        self.accumulate_prog["u_sky"].value = SKY_UNIT
+        self.sky_average_prog = ctx.program(**program_sources(SKY_VS, SKY_AVERAGE_FS))
+        sky_offsets = np.zeros((SKY_SAMPLES_MAX, 2), "f4")
+        n_sky = min(self.config.spp, SKY_SAMPLES_MAX)
+        sky_offsets[:n_sky] = cv.stratified_offsets(n_sky, self.config.sample_seed)
+        self.sky_average_prog["u_offsets"].write(sky_offsets.tobytes())
+        self.sky_average_prog["u_count"].value = n_sky
         for prog in self.sky.values():
             _bind_units(prog)
         tri = np.array([-1, -1, 3, -1, -1, 3], dtype="f4")
         self._tri_vbo = ctx.buffer(tri.tobytes())
         self._fullscreen = {
             id(p): ctx.vertex_array(p, [(self._tri_vbo, "2f", "in_ndc")])
-            for p in [*self.sky.values(), self.accumulate_prog]
+            for p in [*self.sky.values(), self.accumulate_prog, self.sky_average_prog]
         }
         self._white = ctx.texture((1, 1), 4, np.ones(4, "f2").tobytes(), dtype="f2")
 
@@ -237,6 +248,8 @@ class Renderer:
         self.hr_accum = tex(hr, 4, "f4")
         self.fbo_accum = ctx.framebuffer([self.hr_accum])
         self.fbo_resolve = self.fbo_samples[0]  # free once the last batch is summed
+        self.hr_sky = tex(hr, 4, "f2")
+        self.fbo_sky = ctx.framebuffer([self.hr_sky])
         self.hr_motion, self.hr_depth = tex(hr, 2, "f4"), tex(hr, 1, "f4")
         self.fbo_hr_md = ctx.framebuffer([self.hr_motion, self.hr_depth], self.hr_zbuf)
 
@@ -336,12 +349,12 @@ class Renderer:
                 self._set_lighting(prog, scene, size)
                 _set(prog, "u_cam_pos", tuple(np.linalg.inv(view)[:3, 3]))
                 _set(prog, "u_mip_bias", mip_bias)
-                _set_matrix(prog, "u_shadow_vp", self._shadow_vp)
             _set_matrix(prog, "u_model", model)
             _set_matrix(prog, "u_mvp_raster", vp_raster @ model)
             _set_matrix(prog, "u_mvp_cur", vp_cur @ model)
             _set_matrix(prog, "u_mvp_prev", vp_prev @ model_prev)
             _set(prog, "u_mv_row2", tuple((view @ model)[2]))
+            _set_matrix(prog, "u_shadow_mvp", NDC_TO_UNIT @ self._shadow_vp @ model)
             if "u_normal_mat" in prog:
                 normal_mat = np.linalg.inv(model[:3, :3]).T
                 prog["u_normal_mat"].write(np.ascontiguousarray(normal_mat.T, dtype="f4").tobytes())
@@ -399,14 +412,23 @@ class Renderer:
         fbo.use()
         fbo.depth_mask = False
         self.ctx.enable(moderngl.BLEND)
-        self.ctx.blend_func = moderngl.SRC_ALPHA, moderngl.ONE_MINUS_SRC_ALPHA
+        # "over", keeping coverage in alpha for the sky composite of HR samples
+        self.ctx.blend_func = (moderngl.SRC_ALPHA, moderngl.ONE_MINUS_SRC_ALPHA,
+                               moderngl.ONE, moderngl.ONE_MINUS_SRC_ALPHA)
         self._draw_surfaces("COLOR", scene, draws, cam, True, size, bias)
         self.ctx.disable(moderngl.BLEND)
         fbo.depth_mask = True
 
     def _hr_reference(self, scene, draws, cam) -> None:
+        """spp stratified samples, summed in float32 and resolved to half floats.
+
+        Samples hold surfaces only (coverage in alpha); the sky, box-filtered
+        once per frame, is composited behind each in the accumulation pass, which
+        saves a full-screen sky pass per sample.
+        """
         size = self.config.hr_size
         view, view_prev, _, proj = cam
+        self._sky_average(scene, view, proj, size)
         self._anisotropy = self.config.hr_anisotropy
         self.fbo_accum.use()
         self.fbo_accum.clear(0.0, 0.0, 0.0, 0.0)
@@ -416,16 +438,23 @@ class Renderer:
             for offset, fbo in zip(batch, self.fbo_samples, strict=False):
                 sample_cam = (view, view_prev, cv.jittered(proj, tuple(offset - 0.5), size), proj)
                 fbo.use()
-                fbo.clear(depth=1.0)
+                fbo.clear(0.0, 0.0, 0.0, 0.0, depth=1.0)
                 self._draw_surfaces("COLOR", scene, draws, sample_cam, False, size)
-                self._draw_sky("COLOR", scene, sample_cam, size)
                 self._blended(fbo, scene, draws, sample_cam, size)
             self._accumulate(self.fbo_accum, self.hr_samples, len(batch), 1.0 / n, add=True)
         self._accumulate(self.fbo_resolve, [self.hr_accum], 1, 1.0, add=False)
         self._anisotropy = self.config.anisotropy
 
+    def _sky_average(self, scene, view, proj, size) -> None:
+        prog = self.sky_average_prog
+        self._set_lighting(prog, scene, size)
+        _set_matrix(prog, "u_inv_vp", np.linalg.inv(proj @ rotation_only(view)))
+        self.fbo_sky.use()
+        self._fullscreen[id(prog)].render()
+
     def _accumulate(self, fbo, sources, count: int, weight: float, add: bool) -> None:
-        """fbo (+)= weight * sum(sources[:count]), one full-screen pass."""
+        """fbo (+)= weight * sum(sources[:count] over the sky), one full-screen pass;
+        add=False copies (the resolve) and leaves the sky out."""
         ctx = self.ctx
         fbo.use()
         ctx.disable(moderngl.DEPTH_TEST)
@@ -434,9 +463,12 @@ class Renderer:
             ctx.blend_func = moderngl.ONE, moderngl.ONE
         for source, unit in zip(sources, ACCUMULATE_UNITS, strict=False):
             source.use(unit)
-        self.accumulate_prog["u_count"].value = count
-        self.accumulate_prog["u_weight"].value = weight
-        self._fullscreen[id(self.accumulate_prog)].render()
+        self.hr_sky.use(SKY_UNIT)
+        prog = self.accumulate_prog
+        prog["u_count"].value = count
+        prog["u_weight"].value = weight
+        prog["u_sky_on"].value = 1.0 if add else 0.0
+        self._fullscreen[id(prog)].render()
         ctx.disable(moderngl.BLEND)
         ctx.enable(moderngl.DEPTH_TEST)
 
@@ -509,7 +541,8 @@ class Renderer:
                     self.hr_motion, self.fbo_accum, self.hr_accum, *self.fbo_samples,
                     *self.hr_samples, self.hr_zbuf, self.fbo_lr_color, self.fbo_lr, self.lr_zbuf,
                     *self.lr_targets.values(), self._white, *self._fullscreen.values(),
-                    self._tri_vbo, self.accumulate_prog, *self.sky.values(),
+                    self.fbo_sky, self.hr_sky, self._tri_vbo, self.sky_average_prog,
+                    self.accumulate_prog, *self.sky.values(),
                     *self._programs.values()]:
             obj.release()
         if self._owns_ctx:

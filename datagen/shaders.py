@@ -11,7 +11,7 @@ from __future__ import annotations
 
 VARIANTS = ("GBUFFER", "COLOR", "MOTION_DEPTH")
 MATERIAL_DEFINES = ("HAS_BASE_TEX", "HAS_MR_TEX", "HAS_NORMAL_TEX", "HAS_EMISSIVE_TEX",
-                    "HAS_OCCLUSION_TEX", "ALPHA_MASK", "DOUBLE_SIDED")
+                    "HAS_OCCLUSION_TEX", "ALPHA_MASK", "ALPHA_BLEND", "DOUBLE_SIDED")
 
 HEADER = "#version 330 core\n"
 
@@ -32,16 +32,15 @@ uniform vec3 u_sun_dir;       // towards the sun, unit
 uniform vec3 u_sun_radiance;  // colour * irradiance
 uniform float u_sun_disc;
 
+// the sun's disc (~0.53 degrees, soft limb) as seen along a direction
+float sun_disc(vec3 dir) { return smoothstep(0.99995, 0.999975, dot(dir, u_sun_dir)); }
+
 vec3 sky_radiance(vec3 dir, bool with_sun) {
     float up = dir.y;
     vec3 c = up >= 0.0
         ? mix(u_sky_horizon, u_sky_zenith, sqrt(clamp(up, 0.0, 1.0)))
         : mix(u_sky_horizon, u_sky_ground, clamp(-up * 8.0, 0.0, 1.0));
-    if (with_sun) {
-        float cosang = dot(dir, u_sun_dir);
-        // disc of ~0.53 degrees with a soft limb
-        c += u_sun_radiance * u_sun_disc * smoothstep(0.99995, 0.999975, cosang);
-    }
+    if (with_sun) c += u_sun_radiance * u_sun_disc * sun_disc(dir);
     return c;
 }
 """
@@ -57,6 +56,7 @@ uniform mat4 u_mvp_raster;  // jittered (LR) or sample-offset (HR) projection
 uniform mat4 u_mvp_cur;     // unjittered, current transforms
 uniform mat4 u_mvp_prev;    // unjittered, previous camera and object transforms
 uniform vec4 u_mv_row2;     // third row of view @ model: eye-space z
+uniform mat4 u_shadow_mvp;  // sun's orthographic view-projection @ model, to [0, 1]^3
 
 out vec3 v_world;
 out vec3 v_normal;
@@ -64,6 +64,7 @@ out vec2 v_uv;
 out vec4 v_clip_cur;
 out vec4 v_clip_prev;
 out float v_depth;
+out vec3 v_shadow;  // affine in the vertex (orthographic sun): interpolates exactly
 
 void main() {
     vec4 p = vec4(in_pos, 1.0);
@@ -73,6 +74,7 @@ void main() {
     v_clip_cur = u_mvp_cur * p;
     v_clip_prev = u_mvp_prev * p;
     v_depth = -dot(u_mv_row2, p);
+    v_shadow = (u_shadow_mvp * p).xyz;
     gl_Position = u_mvp_raster * p;
 }
 """
@@ -84,6 +86,7 @@ in vec2 v_uv;
 in vec4 v_clip_cur;
 in vec4 v_clip_prev;
 in float v_depth;
+in vec3 v_shadow;
 
 uniform sampler2D u_base_tex;
 uniform sampler2D u_mr_tex;
@@ -91,7 +94,6 @@ uniform sampler2D u_normal_tex;
 uniform sampler2D u_emissive_tex;
 uniform sampler2D u_occlusion_tex;
 uniform sampler2DShadow u_shadow_map;
-uniform mat4 u_shadow_vp;
 uniform vec4 u_base_color;
 uniform float u_metallic;
 uniform float u_roughness;
@@ -137,12 +139,9 @@ vec3 perturb(vec3 n, vec3 map) {
     return normalize(mat3(t * invmax, -b * invmax, n) * map);
 }
 
-float shadow() {
-    vec4 s = u_shadow_vp * vec4(v_world, 1.0);
-    vec3 c = s.xyz / s.w * 0.5 + 0.5;
-    if (any(lessThan(c, vec3(0.0))) || any(greaterThan(c, vec3(1.0)))) return 1.0;
-    return texture(u_shadow_map, vec3(c.xy, c.z - 0.0015));
-}
+// 2x2 PCF from the hardware compare; the sun's box holds all geometry
+// (Scene.bounds), so no bounds test is needed.
+float shadow() { return texture(u_shadow_map, vec3(v_shadow.xy, v_shadow.z - 0.0015)); }
 
 float pow5(float x) {
     float x2 = x * x;
@@ -213,7 +212,11 @@ void main() {
     emissive *= texture(u_emissive_tex, v_uv, u_mip_bias).rgb;
 #endif
     vec3 color = shade(base.rgb, metallic, rough, n, occlusion) + emissive;
+#ifdef ALPHA_BLEND
     out_color = vec4(color, base.a);
+#else
+    out_color = vec4(color, 1.0);  // coverage: the sky shows only where alpha < 1
+#endif
 #if defined(GBUFFER)
     out_motion = clip_to_pixel(v_clip_prev) - clip_to_pixel(v_clip_cur);
     out_depth = v_depth;
@@ -300,16 +303,53 @@ void main() { gl_Position = vec4(in_ndc, 0.0, 1.0); }
 ACCUMULATE_BATCH = 4
 """HR samples rendered into separate textures, then added in one pass."""
 
-# GLSL 3.30 forbids indexing sampler arrays with a loop variable: unrolled.
+# Each HR sample image holds premultiplied surfaces with coverage in alpha (0
+# where the sky shows); the sky, box-filtered once per frame, is composited
+# behind it here. GLSL 3.30 forbids indexing sampler arrays with a loop
+# variable, hence the unrolled sum.
 ACCUMULATE_FS = (
     f"uniform sampler2D u_src[{ACCUMULATE_BATCH}];\n"
+    "uniform sampler2D u_sky;\nuniform float u_sky_on;\n"
     "uniform int u_count;\nuniform float u_weight;\nout vec4 out_color;\n"
     "void main() {\n    ivec2 p = ivec2(gl_FragCoord.xy);\n"
-    "    vec4 sum = texelFetch(u_src[0], p, 0);\n"
-    + "".join(f"    if (u_count > {i}) sum += texelFetch(u_src[{i}], p, 0);\n"
+    "    vec3 sky = texelFetch(u_sky, p, 0).rgb * u_sky_on;\n"
+    "    vec4 s = texelFetch(u_src[0], p, 0);\n"
+    "    vec3 sum = s.rgb + sky * (1.0 - s.a);\n"
+    + "".join(f"    if (u_count > {i}) {{ s = texelFetch(u_src[{i}], p, 0); "
+              "sum += s.rgb + sky * (1.0 - s.a); }\n"
               for i in range(1, ACCUMULATE_BATCH))
-    + "    out_color = sum * u_weight;\n}\n"
+    + "    out_color = vec4(sum * u_weight, 1.0);\n}\n"
 )
+
+SKY_SAMPLES_MAX = 16
+"""The sky gradient is smooth (its box filter is the centre value to second
+order); only the sun's limb is supersampled, with up to 16 stratified samples."""
+
+SKY_AVERAGE_FS = f"""
+uniform mat4 u_inv_vp;  // inverse of unjittered proj @ view rotation
+uniform vec2 u_offsets[{SKY_SAMPLES_MAX}];
+uniform int u_count;
+out vec4 out_color;
+
+vec3 pixel_dir(vec2 pos) {{
+    vec4 d = u_inv_vp * vec4(pos / u_size * 2.0 - 1.0, 1.0, 1.0);
+    return normalize(d.xyz / d.w);
+}}
+
+void main() {{
+    vec3 centre = pixel_dir(gl_FragCoord.xy);
+    vec3 color = sky_radiance(centre, false);
+    if (dot(centre, u_sun_dir) > 0.9999) {{  // within ~0.8 degrees of the sun
+        float disc = 0.0;
+        for (int i = 0; i < {SKY_SAMPLES_MAX}; ++i) {{
+            if (i >= u_count) break;
+            disc += sun_disc(pixel_dir(floor(gl_FragCoord.xy) + u_offsets[i]));
+        }}
+        color += u_sun_radiance * u_sun_disc * disc / float(u_count);
+    }}
+    out_color = vec4(color, 1.0);
+}}
+"""
 
 
 def program_sources(vs: str, fs: str, *defines: str) -> dict[str, str]:
