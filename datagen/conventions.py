@@ -87,6 +87,26 @@ def perspective(fov_y_deg: float, aspect: float, near: float, far: float) -> np.
     return m
 
 
+def device_depth(depth, near: float, far: float) -> np.ndarray:
+    """Linear depth (metres along the view axis) to the window-space depth-buffer
+    value that ``perspective(..., near, far)`` gives with glDepthRange(0, 1):
+    ``ndc_z * 0.5 + 0.5`` with ``ndc_z = (f + n) / (f - n) - 2 f n / ((f - n) depth)``.
+
+    0 at ``near``, 1 at ``far``; depths beyond ``far``, the sky's +inf included,
+    give 1.0 (the cleared far plane, where the renderer draws the sky).
+    """
+    d = np.asarray(depth, dtype=np.float64)
+    ndc_z = (far + near) / (far - near) - 2.0 * far * near / ((far - near) * d)
+    return np.minimum(ndc_z * 0.5 + 0.5, 1.0)
+
+
+def linear_depth(device, near: float, far: float) -> np.ndarray:
+    """Inverse of ``device_depth`` for values in [0, 1]: metres along the view axis
+    (1.0 gives ``far``: the depth buffer cannot tell the sky from the far plane)."""
+    ndc_z = np.asarray(device, dtype=np.float64) * 2.0 - 1.0
+    return 2.0 * far * near / ((far + near) - ndc_z * (far - near))
+
+
 def jittered(proj: np.ndarray, jitter: tuple[float, float], size: tuple[int, int]) -> np.ndarray:
     """``proj`` sheared so that pixel centres sample at centre + jitter.
 

@@ -1,0 +1,68 @@
+"""Shared fixtures: one real headless GL context for the whole session.
+
+Without a context the GL tests skip, unless ``DATAGEN_REQUIRE_GL=1`` (set by
+``make test``), in which case they fail with the reason. Every GL test ends by
+checking ``ctx.error``.
+"""
+
+from __future__ import annotations
+
+import os
+
+# llvmpipe reads its thread count when the context is made; keep tests polite.
+os.environ.setdefault("LP_NUM_THREADS", "1")
+
+import pytest  # noqa: E402
+
+
+@pytest.fixture(scope="session")
+def gl_session_ctx():
+    """The session's moderngl context (EGL: NVIDIA or Mesa llvmpipe)."""
+    from datagen.gl import create_context
+
+    try:
+        ctx = create_context()
+    except Exception as exc:  # GLUnavailableError, or anything a broken driver raises
+        if os.environ.get("DATAGEN_REQUIRE_GL") == "1":
+            pytest.fail(f"DATAGEN_REQUIRE_GL=1 but no GL context could be created: {exc}")
+        pytest.skip(f"no headless GL context: {exc}")
+    yield ctx
+    ctx.release()
+
+
+@pytest.fixture
+def gl_ctx(gl_session_ctx):
+    """The shared context, made current for this test; asserts GL_NO_ERROR afterwards."""
+    ctx = gl_session_ctx
+    ctx.__enter__()  # make current: another test may have made a context of its own current
+    stale = ctx.error
+    yield ctx
+    error = ctx.error
+    ctx.__exit__(None, None, None)
+    assert stale == "GL_NO_ERROR", f"GL error left over before this test: {stale}"
+    assert error == "GL_NO_ERROR", f"GL error after this test: {error}"
+
+
+@pytest.fixture
+def make_renderer(gl_ctx):
+    """Factory ``make_renderer(hr=(W, H), scale=2.0, spp=1, **RenderConfig fields)``:
+    a Renderer on the shared context, closed after the test (before the error check)."""
+    from datagen.render import RenderConfig, Renderer
+
+    made = []
+
+    def make(hr: tuple[int, int] = (32, 18), scale: float = 2.0, spp: int = 1, **fields) -> Renderer:
+        fields.setdefault("shadow_map_size", 256)
+        config = RenderConfig(hr_width=hr[0], hr_height=hr[1], scale=scale, spp=spp, **fields)
+        renderer = Renderer(config, ctx=gl_ctx)
+        made.append(renderer)
+        return renderer
+
+    yield make
+    for renderer in reversed(made):
+        renderer.close()
+    # Renderer.close() releases the framebuffer it left bound, and moderngl re-binds
+    # that dead name when the next framebuffer is made on this context
+    # (GL_INVALID_OPERATION; test_render.py::test_close_leaves_a_shared_context_clean).
+    # Park the context on framebuffer 0 so one test's renderer cannot fail the next.
+    gl_ctx.detect_framebuffer(0).use()

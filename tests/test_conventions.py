@@ -1,0 +1,221 @@
+"""The maths of SPEC §4 (datagen.conventions, datagen.reproject), without GL."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from datagen import conventions as cv
+from datagen.reproject import bilinear_sample, warp_previous
+
+scales = st.sampled_from(cv.SCALES)
+frame_indices = st.integers(0, 10**6)
+jitters = st.tuples(st.floats(-0.499, 0.499), st.floats(-0.499, 0.499))
+sizes = st.tuples(st.integers(1, 4096), st.integers(1, 4096))
+
+
+# -- jitter -------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(("scale", "n"), [(1.5, 18), (1.7, 24), (2.0, 32), (3.0, 72), (4.0, 128)])
+def test_phase_count_is_ceil_8_scale_squared(scale, n):
+    assert cv.jitter_phase_count(scale) == n == math.ceil(8 * scale * scale - 1e-9)
+
+
+def test_first_jitters_are_halton_2_3_by_hand():
+    # frame i uses Halton index i + 1: (1/2, 1/3), (1/4, 2/3), (3/4, 1/9), (1/8, 4/9), (5/8, 7/9)
+    by_hand = [(0.0, -1 / 6), (-0.25, 1 / 6), (0.25, -7 / 18), (-0.375, -1 / 18), (0.125, 5 / 18)]
+    for i, expected in enumerate(by_hand):
+        assert cv.jitter_px(i, 2.0) == pytest.approx(expected, abs=1e-15)
+    assert [cv.halton(k, 2) for k in range(1, 9)] == [1 / 2, 1 / 4, 3 / 4, 1 / 8, 5 / 8, 3 / 8, 7 / 8, 1 / 16]
+    assert cv.halton(0, 3) == 0.0
+
+
+@given(frame_indices, scales)
+def test_jitter_in_open_half_pixel_and_never_zero(i, scale):
+    jx, jy = cv.jitter_px(i, scale)
+    assert -0.5 < jx < 0.5 and -0.5 < jy < 0.5
+    assert (jx, jy) != (0.0, 0.0)
+
+
+@given(frame_indices, scales)
+def test_jitter_is_periodic_with_phase_count(i, scale):
+    n = cv.jitter_phase_count(scale)
+    assert cv.jitter_px(i, scale) == cv.jitter_px(i + n, scale) == cv.jitter_px(i % n, scale)
+
+
+@pytest.mark.parametrize("scale", cv.SCALES)
+def test_jitter_phases_are_distinct_within_a_period(scale):
+    n = cv.jitter_phase_count(scale)
+    assert len({cv.jitter_px(i, scale) for i in range(n)}) == n
+
+
+# -- projection, pixels, y down ----------------------------------------------
+
+
+def _camera(fov_y_deg: float, size: tuple[int, int]) -> tuple[np.ndarray, np.ndarray]:
+    view = cv.look_at((1.0, 2.0, 3.0), (0.5, 1.5, -4.0))
+    return view, cv.perspective(fov_y_deg, size[0] / size[1], 0.1, 100.0)
+
+
+camera_points = st.tuples(st.floats(-1.0, 1.0), st.floats(-1.0, 1.0), st.floats(0.2, 90.0))
+
+
+@given(camera_points, jitters, sizes, st.floats(10.0, 120.0))
+def test_jittered_projection_moves_points_by_minus_jitter(p_cam, jitter, size, fov):
+    view, proj = _camera(fov, size)
+    # a point inside the frustum, given as NDC-ish x, y and a distance along the view axis
+    tan_y = math.tan(math.radians(fov) / 2)
+    x, y, d = p_cam
+    eye_point = np.array([x * d * tan_y * size[0] / size[1], y * d * tan_y, -d, 1.0])
+    world = (np.linalg.inv(view) @ eye_point)[:3]
+    plain = cv.project_px(proj @ view, world, size)
+    shifted = cv.project_px(cv.jittered(proj, jitter, size) @ view, world, size)
+    np.testing.assert_allclose(shifted, plain - np.asarray(jitter), atol=1e-9 * max(size))
+    # and so the sample at a pixel centre c sees what the plain projection puts at c + jitter
+
+
+def test_ndc_to_pixel_is_y_down_with_centres_at_half():
+    size = (16, 9)
+    corners = cv.ndc_to_pixel(np.array([[-1.0, 1.0], [1.0, -1.0], [0.0, 0.0]]), size)
+    np.testing.assert_array_equal(corners, [[0.0, 0.0], [16.0, 9.0], [8.0, 4.5]])
+    centres = cv.pixel_centres(size)
+    assert centres.shape == (9, 16, 2)
+    np.testing.assert_array_equal(centres[2, 5], [5.5, 2.5])  # [row y, column x] -> (x+.5, y+.5)
+
+
+def test_project_px_up_is_small_y_and_right_is_large_x():
+    size = (16, 9)
+    view = cv.look_at((0.0, 0.0, 0.0), (0.0, 0.0, -1.0))
+    vp = cv.perspective(60.0, 16 / 9, 0.1, 100.0) @ view
+    centre, up, right = cv.project_px(vp, np.array([[0, 0, -5.0], [0, 1, -5.0], [1, 0, -5.0]]), size)
+    np.testing.assert_allclose(centre, [8.0, 4.5])
+    assert up[1] < 4.5 and up[0] == pytest.approx(8.0)
+    assert right[0] > 8.0 and right[1] == pytest.approx(4.5)
+
+
+def test_look_at_puts_the_target_on_the_view_axis():
+    eye, target = np.array([3.0, 2.0, 1.0]), np.array([-1.0, 0.5, -2.0])
+    view = cv.look_at(eye, target)
+    np.testing.assert_allclose(view @ [*eye, 1.0], [0, 0, 0, 1], atol=1e-12)
+    t = view @ [*target, 1.0]
+    np.testing.assert_allclose(t[:2], 0.0, atol=1e-12)
+    assert t[2] == pytest.approx(-np.linalg.norm(target - eye))  # looks down -z
+    np.testing.assert_allclose(view[:3, :3] @ view[:3, :3].T, np.eye(3), atol=1e-12)
+
+
+def test_gl_bytes_are_column_major():
+    m = np.arange(16.0).reshape(4, 4)
+    cols = np.frombuffer(cv.gl_bytes(m), dtype=np.float32).reshape(4, 4)
+    np.testing.assert_array_equal(cols.T, m)  # GLSL reads column by column
+
+
+@given(st.floats(0.01, 1.0), st.floats(10.0, 1000.0), st.floats(0.0, 1.0))
+def test_device_depth_matches_the_projection_and_inverts(near, far, frac):
+    depth = near + frac * (far - near)
+    clip = cv.perspective(50.0, 1.5, near, far) @ [0.3, -0.2, -depth, 1.0]
+    assert cv.device_depth(depth, near, far) == pytest.approx(clip[2] / clip[3] * 0.5 + 0.5, abs=1e-9)
+    assert cv.linear_depth(cv.device_depth(depth, near, far), near, far) == pytest.approx(depth, rel=1e-6)
+
+
+def test_device_depth_ends_and_sky():
+    assert cv.device_depth(0.1, 0.1, 100.0) == pytest.approx(0.0, abs=1e-12)
+    assert cv.device_depth(100.0, 0.1, 100.0) == pytest.approx(1.0)
+    assert cv.device_depth(np.inf, 0.1, 100.0) == 1.0
+
+
+# -- sizes and sample patterns -------------------------------------------------
+
+
+@given(st.integers(1, 500), st.integers(1, 500), scales)
+def test_lr_size_of_whole_multiples(lw, lh, scale):
+    # 1.7 = 17 / 10 and 1.5 = 3 / 2: HR is whole when LR is a multiple of the denominator
+    denom = {1.5: 2, 1.7: 10}.get(scale, 1)
+    lw, lh = lw * denom, lh * denom
+    assert cv.lr_size((round(lw * scale), round(lh * scale)), scale) == (lw, lh)
+
+
+@given(st.integers(1, 2000), st.integers(1, 2000), scales)
+def test_lr_size_rejects_fractional_pixels(w, h, scale):
+    whole = all(abs(v / scale - round(v / scale)) < 1e-6 for v in (w, h))
+    if whole:
+        assert cv.lr_size((w, h), scale) == (round(w / scale), round(h / scale))
+    else:
+        with pytest.raises(ValueError, match="not divisible"):
+            cv.lr_size((w, h), scale)
+
+
+@pytest.mark.parametrize(("hr", "scale"), [
+    ((33, 18), 2.0), ((32, 19), 2.0), ((22, 33), 3.0), ((1921, 1080), 1.5), ((100, 50), 1.7)])
+def test_lr_size_rejects_examples(hr, scale):
+    with pytest.raises(ValueError, match="not divisible"):
+        cv.lr_size(hr, scale)
+
+
+@given(st.integers(1, 256), st.integers(0, 2**32 - 1))
+def test_stratified_offsets_one_per_stratum(spp, seed):
+    offsets = cv.stratified_offsets(spp, seed)
+    assert offsets.shape == (spp, 2)
+    assert (offsets >= 0.0).all() and (offsets < 1.0).all()
+    rows = max(d for d in range(1, math.isqrt(spp) + 1) if spp % d == 0)
+    cols = spp // rows
+    cells = {(int(x * cols), int(y * rows)) for x, y in offsets}
+    assert len(cells) == spp  # every one of the rows x cols strata holds exactly one sample
+    np.testing.assert_array_equal(offsets, cv.stratified_offsets(spp, seed))  # deterministic
+
+
+def test_conventions_block_restates_the_numbers():
+    block = cv.conventions_block(2.0, 16, 0.1, 500.0)
+    assert block["jitter_phase_count"] == 32
+    assert block["mip_bias_lr"] == pytest.approx(-2.0)
+    assert (block["scale"], block["spp"], block["near"], block["far"]) == (2.0, 16, 0.1, 500.0)
+    assert "p_prev - p_cur" in block["motion"]
+
+
+# -- motion sign and reprojection -----------------------------------------------
+
+
+def test_point_moving_right_has_negative_motion_and_warps_back():
+    # a bright pixel at x = 4 in frame t-1 is at x = 7 in frame t: motion = p_prev - p_cur = (-3, 0)
+    prev = np.zeros((5, 12))
+    prev[2, 4] = 1.0
+    motion = np.zeros((5, 12, 2))
+    motion[..., 0] = -3.0
+    warped, valid = warp_previous(prev, motion)
+    assert warped[2, 7] == 1.0 and warped.sum() == 1.0
+    # columns 0-2 would fetch from x < 0.5: content entering the view, no history
+    assert not valid[:, :3].any() and valid[:, 3:].all()
+
+
+affine = st.tuples(st.floats(-2, 2), st.floats(-2, 2), st.floats(-5, 5))
+
+
+@given(affine, st.tuples(st.floats(-3, 3), st.floats(-3, 3)), st.integers(2, 20), st.integers(2, 20))
+def test_warp_is_exact_on_affine_images(coeffs, shift, w, h):
+    # bilinear interpolation reproduces an affine function exactly wherever it does not clamp
+    a, b, c = coeffs
+
+    def f(pos):
+        return a * pos[..., 0] + b * pos[..., 1] + c
+
+    centres = cv.pixel_centres((w, h))
+    prev = f(centres)
+    motion = np.broadcast_to(np.asarray(shift), (h, w, 2))
+    warped, valid = warp_previous(prev, motion)
+    p = centres + motion
+    inside = (p[..., 0] >= 0.5) & (p[..., 0] <= w - 0.5) & (p[..., 1] >= 0.5) & (p[..., 1] <= h - 0.5)
+    np.testing.assert_allclose(warped[inside], f(p)[inside], atol=1e-9)
+    np.testing.assert_array_equal(valid, inside)
+
+
+@given(st.integers(1, 9), st.integers(1, 9), st.integers(1, 4))
+def test_zero_motion_is_identity(w, h, c):
+    img = np.random.default_rng(w * 100 + h * 10 + c).random((h, w, c))
+    warped, valid = warp_previous(img, np.zeros((h, w, 2)))
+    np.testing.assert_allclose(warped, img)
+    assert valid.all()
+    np.testing.assert_allclose(bilinear_sample(img, cv.pixel_centres((w, h))), img)
