@@ -536,6 +536,9 @@ class Renderer:
         if self._closed:
             return
         self._closed = True
+        # leave no released framebuffer bound: moderngl would re-bind its dead
+        # name on the next framebuffer made in a shared context
+        self.ctx.detect_framebuffer(0).use()
         self._release_scene()
         for obj in [self.fbo_shadow, self.shadow_map, self.fbo_hr_md, self.hr_depth,
                     self.hr_motion, self.fbo_accum, self.hr_accum, *self.fbo_samples,

@@ -61,8 +61,3 @@ def make_renderer(gl_ctx):
     yield make
     for renderer in reversed(made):
         renderer.close()
-    # Renderer.close() releases the framebuffer it left bound, and moderngl re-binds
-    # that dead name when the next framebuffer is made on this context
-    # (GL_INVALID_OPERATION; test_render.py::test_close_leaves_a_shared_context_clean).
-    # Park the context on framebuffer 0 so one test's renderer cannot fail the next.
-    gl_ctx.detect_framebuffer(0).use()
