@@ -16,7 +16,6 @@ import time
 from collections.abc import Callable
 
 import moderngl
-import numpy as np
 
 from datagen import __version__
 from datagen import conventions as cv
@@ -28,20 +27,12 @@ from datagen.render import (
     RenderConfig,
     Renderer,
     material_defines,
+    shadow_view_proj,
 )
 from datagen.scenes import generate
 from datagen.shaders import SHADOW_FS, SHADOW_VS, SURFACE_FS, SURFACE_VS
 
 TARGETS = {"render_vs_bare": 0.85, "cpu_seconds_per_1080p_frame": 0.8, "gpu_frames_per_s": 50.0}
-
-
-def _timed(fn: Callable[[], object], repeats: int) -> float:
-    """Seconds per call, after one warm-up call."""
-    fn()
-    start = time.perf_counter()
-    for _ in range(repeats):
-        fn()
-    return (time.perf_counter() - start) / repeats
 
 
 class BareLoop:
@@ -56,12 +47,7 @@ class BareLoop:
         cam = scene.camera
         proj = cv.perspective(cam.fov_y_deg, c.hr_width / c.hr_height, cam.near, cam.far)
         draws = [(n, m, mp) for (n, m), (_, mp) in zip(scene.walk(t), scene.walk(t_prev), strict=True)]
-        r._shadow_vp = self.shadow_vp = np.asarray(r._shadow_vp if hasattr(r, "_shadow_vp") else
-                                                   np.eye(4))
-        from datagen.render import shadow_view_proj
-
-        shadow_vp = shadow_view_proj(scene)
-        r._shadow_vp = shadow_vp
+        shadow_vp = r._shadow_vp = shadow_view_proj(scene)
         self.shadow = [self._call(SHADOW_VS, SHADOW_FS, (), n, {"u_mvp": shadow_vp @ m}) for n, m, _ in draws]
 
         def surface_calls(variant, proj_raster, size, bias):
@@ -105,6 +91,10 @@ class BareLoop:
                 t.use(TEXTURE_UNITS["u_base_tex"])
             vao.render()
 
+    def _anisotropy(self, value: float) -> None:
+        for _, gl_tex in self.r._textures.values():
+            gl_tex.anisotropy = value
+
     def frame(self) -> None:
         r, ctx = self.r, self.r.ctx
         c = r.config
@@ -113,11 +103,13 @@ class BareLoop:
         r.fbo_shadow.clear(depth=1.0)
         self._run(self.shadow)
         r.shadow_map.use(TEXTURE_UNITS["u_shadow_map"])
+        self._anisotropy(c.anisotropy)
         r.fbo_lr.use()
         r.fbo_lr.clear(depth=1.0)
         self._run(self.lr)
         r._draw_sky("GBUFFER", self.scene, self.sky_cams["lr"], c.lr_size)
         r._sky_average(self.scene, self.sky_cams["hr"][0], self.sky_cams["hr"][3], c.hr_size)
+        self._anisotropy(c.hr_anisotropy)
         r.fbo_accum.use()
         r.fbo_accum.clear(0.0, 0.0, 0.0, 0.0)
         batch = len(ACCUMULATE_UNITS)
@@ -138,12 +130,22 @@ class BareLoop:
 
 
 def bench_render(config: RenderConfig, frames: int) -> dict:
+    """Renderer vs bare loop, frames interleaved so both see the same machine."""
     scene = generate("primitives", {}, 0)
     with Renderer(config) as r:
-        renderer_s = _timed(lambda: [r.render(scene, i) for i in range(frames)], 1) / frames
         bare = BareLoop(r, scene)
-        bare_s = _timed(lambda: [bare.frame() for _ in range(frames)], 1) / frames
+        r.render(scene, 0)  # warm-up: programs, vertex arrays, textures
+        bare.frame()
+        renderer_s = bare_s = 0.0
+        for i in range(frames):
+            start = time.perf_counter()
+            r.render(scene, i)
+            middle = time.perf_counter()
+            bare.frame()
+            renderer_s += middle - start
+            bare_s += time.perf_counter() - middle
         gl = renderer_name(r.ctx)
+    renderer_s, bare_s = renderer_s / frames, bare_s / frames
     return {
         "figure": "render_vs_bare",
         "what": f"LR+G-buffer+HR frames/s, primitives, {config.hr_width}x{config.hr_height} HR, "
