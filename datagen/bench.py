@@ -26,6 +26,7 @@ from datagen.render import (
     TEXTURE_UNITS,
     RenderConfig,
     Renderer,
+    draw_order,
     material_defines,
     shadow_view_proj,
 )
@@ -52,7 +53,7 @@ class BareLoop:
 
         def surface_calls(variant, proj_raster, size, bias):
             calls = []
-            for n, m, mp in draws:
+            for n, m, mp in draw_order(draws, view, blend=False):
                 prog = r._program(SURFACE_VS, SURFACE_FS, variant, *material_defines(n.material))
                 r._set_lighting(prog, scene, size)
                 if "u_mip_bias" in prog:

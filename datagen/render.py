@@ -146,6 +146,18 @@ def srgb_to_linear(u8: np.ndarray) -> np.ndarray:
     return np.where(c <= 0.04045, c / 12.92, ((c + 0.055) / 1.055) ** 2.4)
 
 
+def draw_order(draws, view: np.ndarray, blend: bool) -> list:
+    """The (node, model, model_prev) draws of one kind, in drawing order.
+
+    By eye-space z of each node's origin: alpha-blended nodes back to front
+    (for "over"), opaque ones front to back so that the early depth test skips
+    hidden fragments.
+    """
+    todo = [d for d in draws if (d[0].material.alpha_mode == "BLEND") == blend]
+    todo.sort(key=lambda d: (view @ d[1][:, 3])[2], reverse=not blend)
+    return todo
+
+
 class _GpuMesh:
     """A mesh's buffers and, made on first use, one vertex array per program."""
 
@@ -338,9 +350,7 @@ class Renderer:
         """Draw the opaque/masked (blend=False) or alpha-blended (blend=True) nodes."""
         view, view_prev, proj_raster, proj = cam
         vp_raster, vp_cur, vp_prev = proj_raster @ view, proj @ view, proj @ view_prev
-        todo = [d for d in draws if (d[0].material.alpha_mode == "BLEND") == blend]
-        if blend:  # back to front
-            todo.sort(key=lambda d: (view @ d[1][:, 3])[2])
+        todo = draw_order(draws, view, blend)
         prepared: set[int] = set()
         for node, model, model_prev in todo:
             prog = self._program(SURFACE_VS, SURFACE_FS, variant, *material_defines(node.material))
