@@ -26,3 +26,11 @@ class SceneLoadError(DatagenError, ValueError):
 
 class GLUnavailableError(DatagenError, RuntimeError):
     """No headless OpenGL context can be created."""
+
+
+class StoreError(DatagenError, ValueError):
+    """A dataset store cannot be created, opened, read or written as asked."""
+
+
+class SchemaVersionError(StoreError):
+    """A store was written with another schema version than this package reads."""

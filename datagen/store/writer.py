@@ -1,0 +1,285 @@
+"""Writing a store: ``create_store`` once, then ``write_sequence`` once per sequence,
+from any number of processes at the same time.
+
+The complete-flag protocol: ``write_sequence`` first sets ``complete[i] = False``,
+then writes the sequence's shards one block of ``frames_per_shard`` frames at a
+time, then its per-frame scalars and metadata, and sets ``complete[i] = True``
+last. A sequence whose writer died (or ran out of disk) stays not complete and is
+simply written again; no file of it is shared with another sequence, so
+concurrent writers of different sequences cannot clobber each other.
+
+Memory: one block of every pixel array (``frames_per_shard`` frames) and the
+sequence's small per-frame arrays, whatever the sequence length.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import logging
+import os
+import shutil
+import warnings
+from collections.abc import Iterable, Iterator
+from pathlib import Path
+
+import numpy as np
+import zarr
+
+from datagen import __version__
+from datagen import conventions as cv
+from datagen.errors import StoreError
+from datagen.frame import Frame
+from datagen.store import schema
+from datagen.store.schema import ARRAYS, FRAME_ARRAYS, SPLITS, STEP_ARRAYS, Layout
+
+log = logging.getLogger(__name__)
+
+
+@contextlib.contextmanager
+def io_errors(path: object, doing: str) -> Iterator[None]:
+    """Turn an OSError (disk full, read-only, missing) into a one-line StoreError."""
+    try:
+        yield
+    except OSError as exc:
+        reason = exc.strerror or type(exc).__name__
+        where = f" ({exc.filename})" if exc.filename else ""
+        raise StoreError(f"{path}: cannot {doing}: {reason}{where}; free disk space or choose a "
+                         "writable --out, then run again (unfinished sequences stay not complete "
+                         "and are written again)") from exc
+
+
+def root_attrs(config: dict, splits: dict[str, int], frames: int, hr_size: tuple[int, int],
+               scale: float, conventions: dict, layout: Layout) -> dict:
+    """The root attributes of a new store (JSON-ready)."""
+    try:
+        lr_size = cv.lr_size(hr_size, scale)
+    except ValueError as exc:
+        raise StoreError(f"cannot create a store: {exc}") from exc
+    return _json_ready({
+        "schema_version": schema.SCHEMA_VERSION,
+        "datagen_version": __version__,
+        "config": config,
+        "conventions": conventions,
+        "store": {
+            "splits": {name: int(splits.get(name, 0)) for name in SPLITS},
+            "frames": int(frames),
+            "hr_size": [int(hr_size[0]), int(hr_size[1])],
+            "lr_size": list(lr_size),
+            "scale": float(scale),
+            "layout": layout.to_json(),
+        },
+    })
+
+
+def _json_ready(value, what: str = "store attrs"):
+    try:
+        return json.loads(json.dumps(value, allow_nan=False))
+    except (TypeError, ValueError) as exc:
+        raise StoreError(f"{what} must be plain JSON (str, int, float, bool, list, dict; no NaN): "
+                         f"{exc}") from exc
+
+
+def _check_args(splits: dict[str, int], frames: int, hr_size) -> None:
+    unknown = set(splits) - set(SPLITS)
+    if unknown:
+        raise StoreError(f"unknown split(s) {', '.join(sorted(unknown))}; valid: {', '.join(SPLITS)}")
+    bad = {k: v for k, v in splits.items() if not isinstance(v, int) or v < 0}
+    if bad:
+        raise StoreError(f"sequence counts must be integers >= 0; got {bad}")
+    if not isinstance(frames, int) or frames < 1:
+        raise StoreError(f"frames per sequence must be an integer >= 1; got {frames!r}")
+    if len(hr_size) != 2 or min(hr_size) < 1:
+        raise StoreError(f"hr_size must be (width, height) >= 1; got {hr_size!r}")
+
+
+def create_store(path: str | os.PathLike, config: dict, splits: dict[str, int], frames: int,
+                 hr_size: tuple[int, int], scale: float, conventions: dict, overwrite: bool = False,
+                 layout: Layout = schema.DEFAULT_LAYOUT) -> Path:
+    """Create an empty store of ``splits`` ({"train": S, ...}; missing splits get 0
+    sequences) with ``frames`` frames of HR ``hr_size`` (width, height) at ``scale``.
+
+    If a store with the same config, conventions and shape is already there it is
+    kept as it is (a build resumes into it). A store made otherwise raises
+    StoreError, unless ``overwrite``, which deletes it first. A path that holds
+    something other than a Zarr store is never deleted. Creation is atomic: the
+    store is built beside ``path`` and renamed into place.
+    """
+    _check_args(splits, frames, hr_size)
+    path = Path(path)
+    attrs = root_attrs(config, splits, frames, hr_size, scale, conventions, layout)
+    if path.exists():
+        if _keep_existing(path, attrs, overwrite):
+            return path
+        with io_errors(path, "remove the old store"):
+            shutil.rmtree(path)
+    tmp = path.with_name(f".{path.name}.creating-{os.getpid()}")
+    with io_errors(path, "create the store"):
+        path.parent.mkdir(parents=True, exist_ok=True)
+        shutil.rmtree(tmp, ignore_errors=True)
+        _build(tmp, attrs, scale, layout)
+        try:
+            os.rename(tmp, path)
+        except OSError:  # another process created it first: use theirs if it is the same
+            shutil.rmtree(tmp, ignore_errors=True)
+            if _keep_existing(path, attrs, overwrite=False):
+                return path
+            raise
+    log.info("created store %s (%s)", path, attrs["store"]["splits"])
+    return path
+
+
+def _keep_existing(path: Path, attrs: dict, overwrite: bool) -> bool:
+    """True to resume into the store at ``path``; False to replace it; else raise."""
+    if path.is_dir() and not any(path.iterdir()):
+        path.rmdir()
+        return False
+    if not (path / "zarr.json").is_file():
+        raise StoreError(f"{path}: exists and is not a Zarr store; choose another --out "
+                         "(datagen never deletes what it did not write)")
+    if overwrite:
+        return False
+    with io_errors(path, "read the store"):
+        old = dict(zarr.open_group(path, mode="r").attrs)
+    schema.check_version(old, path)
+    changed = [key for key in ("config", "conventions", "store") if old.get(key) != attrs[key]]
+    if changed:
+        raise StoreError(f"{path}: a store built with a different {' and '.join(changed)} is there; "
+                         f"{_first_difference(old, attrs, changed[0])}. Choose another --out, or "
+                         "pass --overwrite to delete it")
+    return True
+
+
+def _first_difference(old: dict, new: dict, key: str, prefix: str = "") -> str:
+    a, b = old.get(key), new.get(key)
+    if isinstance(a, dict) and isinstance(b, dict):
+        for sub in sorted(set(a) | set(b)):
+            if a.get(sub) != b.get(sub):
+                return _first_difference(a, b, sub, f"{prefix}{key}.")
+    return f"{prefix}{key} is {json.dumps(a)} there, {json.dumps(b)} now"
+
+
+def _build(tmp: Path, attrs: dict, scale: float, layout: Layout) -> None:
+    shape = attrs["store"]
+    sizes = schema.dim_sizes(shape["frames"], tuple(shape["hr_size"]), tuple(shape["lr_size"]))
+    root = zarr.open_group(tmp, mode="w", attributes=attrs)
+    for split, count in shape["splits"].items():
+        group = root.create_group(split, attributes={"sequences": count})
+        for spec in ARRAYS.values():
+            schema.create_array(group, spec, count, sizes, scale, layout)
+    # Metadata never changes after this point, so consolidating it is safe; it lets
+    # xarray open a split without probing every array.
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message="Consolidated metadata", category=UserWarning)
+        zarr.consolidate_metadata(tmp)
+
+
+# -- writing one sequence -----------------------------------------------------------------------
+
+
+def open_split(path: str | os.PathLike, split: str, mode: str = "r") -> tuple[zarr.Group, dict]:
+    """The split's group and the root attrs, after the schema version check."""
+    path = Path(path)
+    if not (path / "zarr.json").is_file():
+        raise StoreError(f"{path}: not a store (no zarr.json); give the path of a store made by "
+                         "`datagen build`")
+    with io_errors(path, "open the store"):
+        root = zarr.open_group(path, mode=mode)
+        attrs = dict(root.attrs)
+        schema.check_version(attrs, path)
+        if split not in root:
+            raise StoreError(f"{path}: no split {split!r}; valid: {', '.join(SPLITS)}")
+        return root[split], attrs
+
+
+def check_meta(meta: dict) -> str:
+    """``meta`` as the JSON stored per sequence; it must name ``scene`` and ``seed``."""
+    missing = [key for key in ("scene", "seed") if key not in meta]
+    if missing:
+        raise StoreError(f"sequence metadata lacks {missing}; pass at least the scene name and seed "
+                         "(and the camera rig and augmentation applied)")
+    if not isinstance(meta["scene"], str) or not isinstance(meta["seed"], int | np.integer):
+        raise StoreError(f"sequence metadata: scene must be a str and seed an int; got "
+                         f"{meta['scene']!r}, {meta['seed']!r}")
+    return json.dumps(_json_ready(meta, "sequence metadata"), sort_keys=True)
+
+
+class _Blocks:
+    """Frames gathered into shard-sized blocks and written as whole shards."""
+
+    def __init__(self, group: zarr.Group, index: int, frames: int, block: int):
+        self.group, self.index, self.frames, self.block = group, index, frames, block
+        self.arrays = {spec.name: group[spec.name] for spec in FRAME_ARRAYS + STEP_ARRAYS}
+        self.buffers = {spec.name: np.empty((min(block, frames), *self.arrays[spec.name].shape[2:]),
+                                            spec.dtype) for spec in FRAME_ARRAYS}
+        self.steps = {spec.name: np.empty(self.arrays[spec.name].shape[1:], spec.dtype)
+                      for spec in STEP_ARRAYS}
+        self.start = 0
+
+    def add(self, t: int, frame: Frame) -> None:
+        if t >= self.frames:
+            raise StoreError(f"sequence {self.index}: more than the store's {self.frames} frames "
+                             "per sequence; render as many frames as the store was made for")
+        for name, buf in self.buffers.items():
+            _put(buf, t - self.start, getattr(frame, name), name, t)
+        for name, arr in self.steps.items():
+            _put(arr, t, getattr(frame, name), name, t)
+        if t + 1 - self.start == self.block:
+            self.flush(t + 1)
+
+    def flush(self, end: int) -> None:
+        n = end - self.start
+        if n <= 0:
+            return
+        for name, buf in self.buffers.items():
+            self.arrays[name][self.index, self.start:end] = buf[:n]
+        self.start = end
+
+    def finish(self, count: int) -> None:
+        if count != self.frames:
+            raise StoreError(f"sequence {self.index}: got {count} frames, the store holds "
+                             f"{self.frames} frames per sequence; the sequence stays not complete")
+        self.flush(count)
+        for name, arr in self.steps.items():
+            self.arrays[name][self.index] = arr
+
+
+def _put(dest: np.ndarray, t: int, value, name: str, frame: int) -> None:
+    value = np.asarray(value)
+    if value.shape != dest.shape[1:]:
+        raise StoreError(f"frame {frame}: {name} has shape {value.shape}, the store expects "
+                         f"{dest.shape[1:]}; render at the store's resolution and scale")
+    dest[t] = value
+
+
+def write_sequence(store_path: str | os.PathLike, split: str, index: int, frames: Iterable[Frame],
+                   meta: dict) -> None:
+    """Write sequence ``index`` of ``split`` from ``frames`` (consumed lazily, one
+    at a time), then its metadata, then ``complete[index] = True``.
+
+    ``meta`` is JSON-ready and holds at least ``scene`` (str) and ``seed`` (int);
+    add the camera rig and the augmentation applied. A failure at any point
+    (StoreError for disk full or read-only) leaves the sequence not complete.
+    """
+    meta_json = check_meta(meta)
+    group, attrs = open_split(store_path, split, mode="r+")
+    count = group["complete"].shape[0]
+    if not 0 <= index < count:
+        raise StoreError(f"{store_path}: split {split!r} has sequences 0..{count - 1}; got {index}")
+    shape = attrs["store"]
+    doing = f"write sequence {index} of {split}"
+    with io_errors(store_path, doing):
+        group["complete"][index] = False
+        blocks = _Blocks(group, index, shape["frames"], shape["layout"]["frames_per_shard"])
+    t = -1
+    for t, frame in enumerate(frames):
+        with io_errors(store_path, doing):
+            blocks.add(t, frame)
+        del frame  # hold one frame at a time while the next is made
+    with io_errors(store_path, doing):
+        blocks.finish(t + 1)
+        group["scene"][index] = meta["scene"]
+        group["seed"][index] = int(meta["seed"])
+        group["meta"][index] = meta_json
+        group["complete"][index] = True
+    log.debug("wrote sequence %d of %s to %s", index, split, store_path)
