@@ -49,11 +49,13 @@ def available() -> list[str]:
 
 
 def load(name_or_path: str) -> Recipe:
-    """A recipe by name (``primitives``) or by path to a .toml file."""
+    """A recipe by name (``primitives``), by path to a .toml file, or a path to a
+    .gltf/.glb file (the ``gltf`` generator with an orbit camera)."""
     path = Path(name_or_path)
     if path.suffix.lower() in (".gltf", ".glb"):
-        raise SceneLoadError(f"{path}: glTF import is not available in this version; "
-                             "use a scene recipe: " + ", ".join(available()))
+        if not path.is_file():
+            raise SceneLoadError(f"{path}: no such glTF file")
+        return Recipe(path.stem, "gltf", {"path": str(path)}, f"glTF file {path}", str(path))
     if path.suffix.lower() != ".toml":
         path = scenes_dir() / f"{name_or_path}.toml"
         if not path.is_file():
@@ -72,8 +74,10 @@ def load(name_or_path: str) -> Recipe:
                              f"valid: {', '.join(sorted(RECIPE_KEYS))}")
     if "generator" not in data:
         raise SceneLoadError(f"{path}: missing 'generator'")
-    recipe = Recipe(path.stem, data["generator"], dict(data.get("params", {})),
-                    data.get("description", ""), str(path))
+    params = dict(data.get("params", {}))
+    if data["generator"] == "gltf" and isinstance(params.get("path"), str):
+        params["path"] = str(path.parent / params["path"])  # relative to the recipe
+    recipe = Recipe(path.stem, data["generator"], params, data.get("description", ""), str(path))
     _check_params(recipe)
     return recipe
 

@@ -40,6 +40,20 @@ def test_render_writes_the_spec_layout(tmp_path: Path):
     assert meta["frames"][1]["jitter_px"] == pytest.approx([0.25 - 0.5, 2 / 3 - 0.5])
 
 
+def test_render_a_glb_orbits_the_model(tmp_path: Path):
+    glb = Path(__file__).parent / "data" / "BoxTextured.glb"
+    proc = run("render", str(glb), "--frames", "2", "--res", "32x18", "--spp", "8",
+               "--out", str(tmp_path / "box"))
+    assert proc.returncode == 0, proc.stderr
+    lr = read_exr(tmp_path / "box" / "lr" / "0001.exr")
+    ids = lr["objectId"]
+    assert ids[ids.shape[0] // 2, ids.shape[1] // 2] > 0  # the model fills the middle
+    assert (ids == 0).any()  # and the sky shows around it
+    meta = json.loads((tmp_path / "box" / "sequence.json").read_text())
+    assert meta["config"]["scene"] == "BoxTextured"
+    assert meta["config"]["recipe"]["generator"] == "gltf"
+
+
 def test_render_is_deterministic(tmp_path: Path):
     for name in ("a", "b"):
         proc = run("render", "primitives", "--frames", "2", "--res", "32x18", "--spp", "8",
@@ -60,7 +74,7 @@ def test_render_is_deterministic(tmp_path: Path):
     (["render", "primitives", "--spp", "300", "--out", "x"], "out of range"),
     (["render", "primitives", "--scale", "2.5", "--out", "x"], "use one of 1.5, 1.7, 2, 3, 4"),
     (["render", "primitives", "--frames", "0", "--out", "x"], "--frames must be >= 1"),
-    (["render", "model.glb", "--out", "x"], "glTF import is not available"),
+    (["render", "model.glb", "--out", "x"], "model.glb: no such glTF file"),
     (["render", "primitives"], "--out"),
 ])
 def test_bad_input_is_one_line_and_exit_2(tmp_path: Path, args, message):

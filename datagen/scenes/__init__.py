@@ -32,4 +32,4 @@ def generate(name: str, params: dict[str, Any], seed: int) -> Scene:
 
 
 def _load_builtin() -> None:
-    from datagen.scenes import primitives  # noqa: F401  (registers itself)
+    from datagen.scenes import gltf_file, primitives  # noqa: F401  (they register themselves)
