@@ -32,4 +32,9 @@ def generate(name: str, params: dict[str, Any], seed: int) -> Scene:
 
 
 def _load_builtin() -> None:
-    from datagen.scenes import gltf_file, primitives  # noqa: F401  (they register themselves)
+    """Import every module of this package: each registers its generators."""
+    import importlib
+    import pkgutil
+
+    for module in pkgutil.iter_modules(__path__):
+        importlib.import_module(f"{__name__}.{module.name}")
