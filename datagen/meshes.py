@@ -64,3 +64,70 @@ def checker_texture(size: int = 256, squares: int = 8, a=(230, 230, 230), b=(40,
     mask = (cell[:, None] + cell[None, :]) % 2 == 0
     px = np.where(mask[..., None], np.array([*a, 255], "u1"), np.array([*b, 255], "u1"))
     return Texture(px.astype("u1"), srgb=True)
+
+
+def transformed(mesh: Mesh, matrix) -> Mesh:
+    """``mesh`` with an affine (4, 4) ``matrix`` applied; normals by the inverse
+    transpose, winding flipped where the matrix mirrors."""
+    m = np.asarray(matrix, dtype=np.float64)
+    pos = mesh.positions @ m[:3, :3].T + m[:3, 3]
+    nrm = mesh.normals @ np.linalg.inv(m[:3, :3])
+    nrm /= np.maximum(np.linalg.norm(nrm, axis=1, keepdims=True), 1e-12)
+    idx = mesh.indices[:, ::-1] if np.linalg.det(m[:3, :3]) < 0 else mesh.indices
+    return _mesh(pos, nrm, mesh.uvs, idx)
+
+
+def merge(meshes) -> Mesh:
+    """One mesh holding all of ``meshes`` (same local space): for static geometry
+    that shares a material, drawn in one call."""
+    meshes = list(meshes)
+    if not meshes:
+        return _mesh(np.zeros((0, 3)), np.zeros((0, 3)), np.zeros((0, 2)), np.zeros((0, 3)))
+    offsets = np.cumsum([0] + [len(m.positions) for m in meshes[:-1]])
+    idx = [m.indices.astype(np.int64) + o for m, o in zip(meshes, offsets, strict=True)]
+    return _mesh(np.concatenate([m.positions for m in meshes]), np.concatenate([m.normals for m in meshes]),
+                 np.concatenate([m.uvs for m in meshes]), np.concatenate(idx))
+
+
+def cylinder(radius: float = 0.5, height: float = 1.0, segments: int = 16, caps: bool = True,
+             top_radius: float | None = None) -> Mesh:
+    """A y-up cylinder (a cone frustum if ``top_radius`` differs) from y = 0 to
+    y = height; smooth sides, u around, v down the side; flat caps if ``caps``."""
+    r1 = radius if top_radius is None else top_radius
+    a = np.linspace(0, 2 * np.pi, segments + 1)
+    ring = np.stack([np.cos(a), np.zeros_like(a), -np.sin(a)], -1)
+    slope = (radius - r1) / max(height, 1e-9)
+    side_n = ring + np.array([0.0, slope, 0.0])
+    side_n /= np.linalg.norm(side_n, axis=1, keepdims=True)
+    pos = np.concatenate([ring * r1 + [0, height, 0], ring * radius])
+    nrm = np.concatenate([side_n, side_n])
+    u = a / (2 * np.pi)
+    uv = np.concatenate([np.stack([u, np.zeros_like(u)], -1), np.stack([u, np.ones_like(u)], -1)])
+    k = np.arange(segments)
+    top, bot = k, k + segments + 1
+    idx = [np.stack([top, bot, bot + 1], -1), np.stack([top, bot + 1, top + 1], -1)]
+    parts = [_mesh(pos, nrm, uv, np.concatenate(idx))]
+    if caps:
+        for y, r, sign in ((height, r1, 1.0), (0.0, radius, -1.0)):
+            centre = len(ring)
+            cp = np.concatenate([ring * r + [0, y, 0], [[0, y, 0]]])
+            cuv = np.concatenate([0.5 + 0.5 * ring[:, [0, 2]], [[0.5, 0.5]]])
+            tri = np.stack([np.full(segments, centre), k, k + 1], -1)
+            parts.append(_mesh(cp, np.tile([0, sign, 0], (len(cp), 1)), cuv,
+                               tri if sign > 0 else tri[:, ::-1]))
+    return merge(parts)
+
+
+def tube(a, b, radius: float, segments: int = 6, end_radius: float | None = None) -> Mesh:
+    """An open cylinder from point ``a`` to point ``b`` (thin poles, wires, branches)."""
+    a, b = np.asarray(a, dtype=np.float64), np.asarray(b, dtype=np.float64)
+    axis = b - a
+    length = float(np.linalg.norm(axis))
+    y = axis / max(length, 1e-12)
+    helper = np.array([1.0, 0, 0]) if abs(y[0]) < 0.9 else np.array([0, 0, 1.0])
+    x = np.cross(y, helper)
+    x /= np.linalg.norm(x)
+    z = np.cross(x, y)
+    m = np.eye(4)
+    m[:3, 0], m[:3, 1], m[:3, 2], m[:3, 3] = x, y, z, a
+    return transformed(cylinder(radius, length, segments, caps=False, top_radius=end_radius), m)
