@@ -22,13 +22,13 @@ from datagen import conventions as cv
 from datagen.gl import renderer_name
 from datagen.render import (
     ACCUMULATE_UNITS,
-    NDC_TO_UNIT,
     TEXTURE_UNITS,
     RenderConfig,
     Renderer,
+    _set,
+    _uniforms,
     draw_order,
     material_defines,
-    shadow_view_proj,
 )
 from datagen.scenes import generate
 from datagen.shaders import SHADOW_FS, SHADOW_VS, SURFACE_FS, SURFACE_VS
@@ -47,22 +47,19 @@ class BareLoop:
         view, view_prev = scene.camera.view(t), scene.camera.view(t_prev)
         cam = scene.camera
         proj = cv.perspective(cam.fov_y_deg, c.hr_width / c.hr_height, cam.near, cam.far)
-        draws = [(n, m, mp) for (n, m), (_, mp) in zip(scene.walk(t), scene.walk(t_prev), strict=True)]
-        shadow_vp = r._shadow_vp = shadow_view_proj(scene)
-        self.shadow = [self._call(SHADOW_VS, SHADOW_FS, (), n, {"u_mvp": shadow_vp @ m}) for n, m, _ in draws]
+        draws = r._prepare_draws(scene, frame_index, view, view_prev, proj)
+        self.shadow = [self._call((SHADOW_VS, SHADOW_FS), d, {"u_mvp": d.matrices["u_mvp"]})
+                       for d in draws]
 
         def surface_calls(variant, proj_raster, size, bias):
             calls = []
-            for n, m, mp in draw_order(draws, view, blend=False):
-                prog = r._program(SURFACE_VS, SURFACE_FS, variant, *material_defines(n.material))
+            for d in draw_order(draws, view, blend=False):
+                prog = r._program(SURFACE_VS, SURFACE_FS, variant, *material_defines(d.node.material))
                 r._set_lighting(prog, scene, size)
-                if "u_mip_bias" in prog:
-                    prog["u_mip_bias"].value = bias
-                calls.append(self._call(SURFACE_VS, SURFACE_FS, (variant, *material_defines(n.material)),
-                                        n, {"u_model": m, "u_mvp_raster": proj_raster @ view @ m,
-                                            "u_mvp_cur": proj @ view @ m,
-                                            "u_mvp_prev": proj @ view_prev @ mp,
-                                            "u_shadow_mvp": NDC_TO_UNIT @ shadow_vp @ m}))
+                _set(prog, "u_mip_bias", bias)
+                matrices = {**d.matrices, "u_mvp_raster": cv.gl_bytes(proj_raster @ view @ d.model)}
+                calls.append(self._call((SURFACE_VS, SURFACE_FS, variant,
+                                         *material_defines(d.node.material)), d, matrices))
             return calls
 
         jit = cv.jitter_px(frame_index, c.scale)
@@ -75,13 +72,14 @@ class BareLoop:
                          "hr": (view, view_prev, proj, proj)}
         self.scene = scene
 
-    def _call(self, vs, fs, defines, node, matrices):
-        prog = self.r._program(vs, fs, *defines)
-        vao = self.r._meshes[id(node.mesh)].vao(prog)
-        data = [(prog[k], cv.gl_bytes(v)) for k, v in matrices.items() if k in prog]
-        textures = [self.r._texture(node.material.base_color_texture)] \
-            if node.material.base_color_texture is not None else []
-        return vao, data, textures
+    def _call(self, program_key, draw, matrices: dict[str, bytes]):
+        """(vertex array, [(uniform, bytes)], textures) of one draw, resolved now."""
+        prog = self.r._program(*program_key)
+        uniforms = _uniforms(prog)
+        vao = self.r._meshes[id(draw.node.mesh)].vao(prog)
+        data = [(uniforms[k], raw) for k, raw in matrices.items() if k in uniforms]
+        texture = draw.node.material.base_color_texture
+        return vao, data, [self.r._texture(texture)] if texture is not None else []
 
     @staticmethod
     def _run(calls) -> None:

@@ -17,6 +17,7 @@ arrives. ``close()`` releases everything, in reverse order, and is idempotent.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 from dataclasses import dataclass
 
@@ -146,15 +147,28 @@ def srgb_to_linear(u8: np.ndarray) -> np.ndarray:
     return np.where(c <= 0.04045, c / 12.92, ((c + 0.055) / 1.055) ** 2.4)
 
 
-def draw_order(draws, view: np.ndarray, blend: bool) -> list:
-    """The (node, model, model_prev) draws of one kind, in drawing order.
+@dataclass(eq=False)
+class _Draw:
+    """One node's draw in one frame: its world matrices now and one frame
+    earlier, and every uniform that does not change between the frame's passes,
+    computed once (bytes for matrices, values for the rest)."""
+
+    node: Node
+    model: np.ndarray
+    model_prev: np.ndarray
+    matrices: dict[str, bytes] = dataclasses.field(default_factory=dict)
+    values: dict[str, object] = dataclasses.field(default_factory=dict)
+
+
+def draw_order(draws: list[_Draw], view: np.ndarray, blend: bool) -> list[_Draw]:
+    """The draws of one kind, in drawing order.
 
     By eye-space z of each node's origin: alpha-blended nodes back to front
     (for "over"), opaque ones front to back so that the early depth test skips
     hidden fragments.
     """
-    todo = [d for d in draws if (d[0].material.alpha_mode == "BLEND") == blend]
-    todo.sort(key=lambda d: (view @ d[1][:, 3])[2], reverse=not blend)
+    todo = [d for d in draws if (d.node.material.alpha_mode == "BLEND") == blend]
+    todo.sort(key=lambda d: (view @ d.model[:, 3])[2], reverse=not blend)
     return todo
 
 
@@ -324,16 +338,11 @@ class Renderer:
     def _bind_material(self, prog: moderngl.Program, m: Material) -> None:
         for field, uniform, _ in MATERIAL_TEXTURES:
             texture = getattr(m, field)
-            if texture is not None and uniform in prog:
+            if texture is not None and uniform in _uniforms(prog):
                 gl_tex = self._texture(texture)
                 if gl_tex.anisotropy != self._anisotropy:
                     gl_tex.anisotropy = self._anisotropy
                 gl_tex.use(TEXTURE_UNITS[uniform])
-        _set(prog, "u_base_color", tuple(m.base_color))
-        _set(prog, "u_metallic", m.metallic)
-        _set(prog, "u_roughness", m.roughness)
-        _set(prog, "u_emissive", tuple(m.emissive))
-        _set(prog, "u_alpha_cutoff", m.alpha_cutoff)
 
     def _set_lighting(self, prog: moderngl.Program, scene: Scene, size) -> None:
         sun, sky = scene.sun, scene.sky
@@ -348,34 +357,65 @@ class Renderer:
 
     def _draw_surfaces(self, variant, scene, draws, cam, blend: bool, size, mip_bias=0.0):
         """Draw the opaque/masked (blend=False) or alpha-blended (blend=True) nodes."""
-        view, view_prev, proj_raster, proj = cam
-        vp_raster, vp_cur, vp_prev = proj_raster @ view, proj @ view, proj @ view_prev
+        view, _, proj_raster, _ = cam
         todo = draw_order(draws, view, blend)
+        if not todo:
+            return
+        # the one per-pass matrix of every node, in one numpy product
+        raster = (proj_raster @ view) @ np.stack([d.model for d in todo])
+        raster = np.ascontiguousarray(raster.transpose(0, 2, 1), dtype=np.float32)
         prepared: set[int] = set()
-        for node, model, model_prev in todo:
-            prog = self._program(SURFACE_VS, SURFACE_FS, variant, *material_defines(node.material))
+        for d, mvp_raster in zip(todo, raster, strict=True):
+            prog = self._program(SURFACE_VS, SURFACE_FS, variant, *material_defines(d.node.material))
+            uniforms = _uniforms(prog)
             if id(prog) not in prepared:  # per-pass uniforms, once per program
                 prepared.add(id(prog))
                 self._set_lighting(prog, scene, size)
                 _set(prog, "u_cam_pos", tuple(np.linalg.inv(view)[:3, 3]))
                 _set(prog, "u_mip_bias", mip_bias)
-            _set_matrix(prog, "u_model", model)
-            _set_matrix(prog, "u_mvp_raster", vp_raster @ model)
-            _set_matrix(prog, "u_mvp_cur", vp_cur @ model)
-            _set_matrix(prog, "u_mvp_prev", vp_prev @ model_prev)
-            _set(prog, "u_mv_row2", tuple((view @ model)[2]))
-            _set_matrix(prog, "u_shadow_mvp", NDC_TO_UNIT @ self._shadow_vp @ model)
-            if "u_normal_mat" in prog:
-                normal_mat = np.linalg.inv(model[:3, :3]).T
-                prog["u_normal_mat"].write(np.ascontiguousarray(normal_mat.T, dtype="f4").tobytes())
-            _set(prog, "u_object_id", node.object_id)
-            self._bind_material(prog, node.material)
-            if node.material.double_sided:
+            uniforms["u_mvp_raster"].write(mvp_raster.tobytes())
+            for name, raw in d.matrices.items():
+                if name in uniforms:
+                    uniforms[name].write(raw)
+            for name, value in d.values.items():
+                if name in uniforms:
+                    uniforms[name].value = value
+            self._bind_material(prog, d.node.material)
+            if d.node.material.double_sided:
                 self.ctx.disable(moderngl.CULL_FACE)
             else:
                 self.ctx.enable(moderngl.CULL_FACE)
-            self._meshes[id(node.mesh)].vao(prog).render()
+            self._meshes[id(d.node.mesh)].vao(prog).render()
         self.ctx.disable(moderngl.CULL_FACE)
+
+    def _prepare_draws(self, scene: Scene, frame_index: int, view, view_prev, proj) -> list[_Draw]:
+        """Every node's draw record for the frame: the uniforms that stay fixed
+        across its passes, computed once."""
+        t, t_prev = scene.frame_time(frame_index), scene.frame_time(frame_index - 1)
+        self._shadow_vp = shadow_view_proj(scene)
+        shadow = NDC_TO_UNIT @ self._shadow_vp
+        draws = []
+        for (node, model), (_, model_prev) in zip(scene.walk(t), scene.walk(t_prev), strict=True):
+            m = node.material
+            normal_mat = np.linalg.inv(model[:3, :3]).T
+            draws.append(_Draw(node, model, model_prev, matrices={
+                "u_model": cv.gl_bytes(model),
+                "u_mvp_cur": cv.gl_bytes(proj @ view @ model),
+                "u_mvp_prev": cv.gl_bytes(proj @ view_prev @ model_prev),
+                "u_shadow_mvp": cv.gl_bytes(shadow @ model),
+                "u_normal_mat": np.ascontiguousarray(normal_mat.T, dtype="f4").tobytes(),
+                "u_mvp": cv.gl_bytes(self._shadow_vp @ model),
+            }, values={
+                "u_mv_row2": tuple((view @ model)[2]),
+                "u_object_id": node.object_id,
+                "u_base_color": tuple(m.base_color),
+                "u_metallic": m.metallic,
+                "u_roughness": m.roughness,
+                "u_emissive": tuple(m.emissive),
+                "u_alpha_cutoff": m.alpha_cutoff,
+                "u_alpha_factor": m.base_color[3],
+            }))
+        return draws
 
     def _draw_sky(self, variant, scene, cam, size) -> None:
         view, view_prev, proj_raster, proj = cam
@@ -389,23 +429,23 @@ class Renderer:
         self._fullscreen[id(prog)].render()
         self.ctx.depth_func = "<"
 
-    def _shadow_pass(self, scene: Scene, draws) -> None:
-        self._shadow_vp = shadow_view_proj(scene)
+    def _shadow_pass(self, draws: list[_Draw]) -> None:
         self.fbo_shadow.use()
         self.fbo_shadow.clear(depth=1.0)
         self.shadow_map.use(TEXTURE_UNITS["u_shadow_map"])  # unbound while drawn into
-        for node, model, _ in draws:
-            m = node.material
+        for d in draws:
+            m = d.node.material
             if m.alpha_mode == "BLEND":
                 continue  # glass and the like cast no shadow
             masked = m.alpha_mode == "MASK" and m.base_color_texture is not None
             prog = self._program(SHADOW_VS, SHADOW_FS, "ALPHA_MASK" if masked else "")
-            _set_matrix(prog, "u_mvp", self._shadow_vp @ model)
+            uniforms = _uniforms(prog)
+            uniforms["u_mvp"].write(d.matrices["u_mvp"])
             if masked:
-                _set(prog, "u_alpha_cutoff", m.alpha_cutoff)
-                _set(prog, "u_alpha_factor", m.base_color[3])
+                uniforms["u_alpha_cutoff"].value = m.alpha_cutoff
+                uniforms["u_alpha_factor"].value = m.base_color[3]
                 self._texture(m.base_color_texture).use(TEXTURE_UNITS["u_base_tex"])
-            self._meshes[id(node.mesh)].vao(prog).render()
+            self._meshes[id(d.node.mesh)].vao(prog).render()
 
     def _lr_pass(self, scene, draws, cam) -> None:
         size = self.config.lr_size
@@ -417,7 +457,7 @@ class Renderer:
         self._blended(self.fbo_lr_color, scene, draws, cam, size, bias)
 
     def _blended(self, fbo, scene, draws, cam, size, bias=0.0) -> None:
-        if not any(d[0].material.alpha_mode == "BLEND" for d in draws):
+        if not any(d.node.material.alpha_mode == "BLEND" for d in draws):
             return
         fbo.use()
         fbo.depth_mask = False
@@ -505,13 +545,12 @@ class Renderer:
         view, view_prev = camera.view(t), camera.view(t_prev)
         proj = cv.perspective(camera.fov_y_deg, c.hr_width / c.hr_height, camera.near, camera.far)
         jitter = cv.jitter_px(frame_index, c.scale)
-        draws = [(node, m, m_prev) for (node, m), (_, m_prev)
-                 in zip(scene.walk(t), scene.walk(t_prev), strict=True)]
+        draws = self._prepare_draws(scene, frame_index, view, view_prev, proj)
 
         ctx = self.ctx
         ctx.enable(moderngl.DEPTH_TEST)
         ctx.depth_func = "<"
-        self._shadow_pass(scene, draws)
+        self._shadow_pass(draws)
         lr_cam = (view, view_prev, cv.jittered(proj, jitter, c.lr_size), proj)
         self._lr_pass(scene, draws, lr_cam)
         self._hr_reference(scene, draws, (view, view_prev, proj, proj))
@@ -578,17 +617,27 @@ def _read_texture(tex: moderngl.Texture) -> np.ndarray:
     return data.reshape(h, w, tex.components)[::-1]
 
 
+def _uniforms(prog: moderngl.Program) -> dict[str, moderngl.Uniform]:
+    """The program's active uniforms by name, looked up once (``name in prog``
+    walks every member of the program: it cost ~100 us a draw, measured)."""
+    if prog.extra is None:
+        members = {name: prog[name] for name in prog}
+        prog.extra = {k: v for k, v in members.items() if isinstance(v, moderngl.Uniform)}
+    return prog.extra
+
+
 def _bind_units(prog: moderngl.Program) -> None:
     for name, unit in TEXTURE_UNITS.items():
-        if name in prog:
-            prog[name].value = unit
+        _set(prog, name, unit)
 
 
 def _set(prog: moderngl.Program, name: str, value) -> None:
-    if name in prog:  # a uniform a variant does not use is optimised out
-        prog[name].value = value
+    uniform = _uniforms(prog).get(name)
+    if uniform is not None:  # a uniform a variant does not use is optimised out
+        uniform.value = value
 
 
 def _set_matrix(prog: moderngl.Program, name: str, m: np.ndarray) -> None:
-    if name in prog:
-        prog[name].write(cv.gl_bytes(m))
+    uniform = _uniforms(prog).get(name)
+    if uniform is not None:
+        uniform.write(cv.gl_bytes(m))
