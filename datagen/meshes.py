@@ -131,3 +131,57 @@ def tube(a, b, radius: float, segments: int = 6, end_radius: float | None = None
     m = np.eye(4)
     m[:3, 0], m[:3, 1], m[:3, 2], m[:3, 3] = x, y, z, a
     return transformed(cylinder(radius, length, segments, caps=False, top_radius=end_radius), m)
+
+
+# -- helpers for procedural scenes (racing) ------------------------------------------
+
+
+def with_uvs(mesh: Mesh, uv) -> Mesh:
+    """``mesh`` with every vertex's UV set to ``uv`` (one texel of an atlas)."""
+    return _mesh(mesh.positions, mesh.normals, np.broadcast_to(np.asarray(uv, "f4"), mesh.uvs.shape),
+                 mesh.indices)
+
+
+def ribbon(centre, side, offsets: tuple[float, float], v=None, u: tuple[float, float] = (0.0, 1.0),
+           normal=(0.0, 1.0, 0.0)) -> Mesh:
+    """A strip along the polyline ``centre`` (n, 3): vertex pairs at ``centre + side * o`` for o in
+    ``offsets`` (the ``side`` (n, 3) unit vectors may vary along the line). ``v`` (n,) runs along
+    the strip (default: arc length), ``u`` across it. Faces are front-facing from ``normal``'s side
+    when ``side`` x ``normal`` points along the line's direction; pass a constant or an (n, 3) array
+    (e.g. up for a road, a horizontal normal for a wall)."""
+    c = np.asarray(centre, dtype=np.float64)
+    s = np.asarray(side, dtype=np.float64)
+    n = len(c)
+    if v is None:
+        v = np.concatenate([[0.0], np.cumsum(np.linalg.norm(np.diff(c, axis=0), axis=1))])
+    nrm = np.broadcast_to(np.asarray(normal, dtype=np.float64), (n, 3))
+    pos = np.concatenate([c + s * offsets[0], c + s * offsets[1]])
+    uv = np.concatenate([np.stack([np.full(n, u[0]), v], -1), np.stack([np.full(n, u[1]), v], -1)])
+    i = np.arange(n - 1)
+    quads = np.stack([i, i + 1, n + i + 1, i, n + i + 1, n + i], -1)
+    # choose the winding whose geometric normal agrees with `normal`
+    p0, p1, p2 = pos[quads[0, 0]], pos[quads[0, 1]], pos[quads[0, 2]]
+    if np.dot(np.cross(p1 - p0, p2 - p0), nrm[0]) < 0:
+        quads = quads[:, [0, 2, 1, 3, 5, 4]]
+    return _mesh(pos, np.concatenate([nrm, nrm]), uv, quads)
+
+
+def tileable_noise(rng: np.random.Generator, size: int, cells: int, octaves: int = 4) -> np.ndarray:
+    """(size, size) float value noise in [0, 1] that tiles seamlessly; ``cells`` lattice cells
+    per side at the coarsest octave, doubling per octave (amplitude halving)."""
+    total, amp, norm = np.zeros((size, size)), 1.0, 0.0
+    for o in range(octaves):
+        k = cells * 2 ** o
+        grid = rng.random((k, k))
+        x = np.arange(size) * k / size
+        i0 = np.floor(x).astype(int)
+        f = x - i0
+        f = f * f * (3 - 2 * f)
+        i0 %= k
+        i1 = (i0 + 1) % k
+        rows = grid[i0] * (1 - f)[:, None] + grid[i1] * f[:, None]
+        layer = rows[:, i0] * (1 - f)[None, :] + rows[:, i1] * f[None, :]
+        total += amp * layer
+        norm += amp
+        amp *= 0.5
+    return total / norm
