@@ -61,3 +61,24 @@ def make_renderer(gl_ctx):
     yield make
     for renderer in reversed(made):
         renderer.close()
+
+
+@pytest.fixture
+def mounted(tmp_path):
+    """mounted(dir, *mount options) mounts on dir (skips where mounting is not allowed);
+    everything is unmounted after the test."""
+    import subprocess
+
+    from store_helpers import mount
+
+    made = []
+
+    def do(target, *args: str):
+        target.mkdir(exist_ok=True)
+        mount(*args, str(target))
+        made.append(target)
+        return target
+
+    yield do
+    for target in reversed(made):
+        subprocess.run(["umount", "-l", str(target)], capture_output=True)

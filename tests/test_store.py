@@ -7,7 +7,6 @@ one test that stores real rendered frames.
 from __future__ import annotations
 
 import json
-import subprocess
 import tempfile
 import warnings
 from pathlib import Path
@@ -17,6 +16,7 @@ import pytest
 import zarr
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
+from store_helpers import CONFIG, META, make_store, mount, set_schema_version
 
 from datagen import conventions as cv
 from datagen.errors import SchemaVersionError, StoreError
@@ -26,13 +26,10 @@ from datagen.store import (
     SCHEMA_VERSION,
     Layout,
     check_version,
-    create_store,
     open_store,
     write_sequence,
 )
 from datagen.store.schema import FRAME_NAMES, PER_FRAME, chunking, dim_sizes, tile_side
-
-CONFIG = {"scenes": ["primitives"], "spp": 8, "nested": {"a": [1, 2.5, "x"], "b": None}}
 
 
 def random_frame(rng: np.random.Generator, t: int, hr_size: tuple[int, int], scale: float) -> Frame:
@@ -74,15 +71,6 @@ def assert_frames_equal(data: dict[str, np.ndarray], frames: list[Frame], crop=N
             want = want[:, y:y + h, x:x + w]
         assert data[name].dtype == np.dtype(ARRAYS[name].dtype), name
         np.testing.assert_array_equal(data[name], want.astype(ARRAYS[name].dtype), err_msg=name)
-
-
-def make_store(path, frames=3, hr=(14, 10), scale=2.0, splits=None, config=CONFIG, **kwargs) -> Path:
-    return create_store(path, config, splits or {"train": 2, "val": 1}, frames, hr, scale,
-                        cv.conventions_block(scale, 8, 0.1, 100.0), **kwargs)
-
-
-META = {"scene": "primitives", "seed": 7, "camera": {"rig": "dolly", "speed": 1.0},
-        "augmentation": ["flip_x"]}
 
 
 @pytest.fixture
@@ -314,11 +302,6 @@ def test_summary_counts_what_is_complete(store_path):
 # -- schema and version -------------------------------------------------------------------------
 
 
-def set_schema_version(path: Path, version: int) -> None:
-    root = zarr.open_group(path, mode="r+")
-    root.attrs["schema_version"] = version
-
-
 def test_another_schema_version_is_refused_with_what_to_do(store_path):
     set_schema_version(store_path, 99)
     for attempt in (lambda: open_store(store_path),
@@ -419,31 +402,6 @@ def test_an_unwritable_path_gives_a_store_error_and_no_complete(store_path):
     assert not open_store(store_path).sequences("train")[0].complete
 
 
-def mount(*args: str) -> None:
-    try:
-        done = subprocess.run(["mount", *args], capture_output=True, text=True, timeout=20)
-    except (OSError, subprocess.TimeoutExpired) as exc:
-        pytest.skip(f"cannot mount here: {exc}")
-    if done.returncode != 0:
-        pytest.skip(f"cannot mount here (needs root and CAP_SYS_ADMIN): {done.stderr.strip()}")
-
-
-@pytest.fixture
-def mounted(tmp_path):
-    """mount(dir, *options) mounts on dir; everything is unmounted after the test."""
-    made = []
-
-    def do(target: Path, *args: str) -> Path:
-        target.mkdir(exist_ok=True)
-        mount(*args, str(target))
-        made.append(target)
-        return target
-
-    yield do
-    for target in reversed(made):
-        subprocess.run(["umount", "-l", str(target)], capture_output=True)
-
-
 def test_a_read_only_store_gives_a_store_error(tmp_path, mounted):
     frames = random_frames(3, (14, 10), 2.0)
     path = make_store(tmp_path / "src" / "s")
@@ -469,3 +427,14 @@ def test_a_full_disk_leaves_the_sequence_not_complete_and_the_rest_intact(tmp_pa
     store = open_store(path)
     assert [s.complete for s in store.sequences("train")] == [True, False]
     assert_frames_equal(store.read_window("train", 0), calm)
+
+
+def test_bench_store_quick_gives_the_figures(tmp_path):
+    from datagen.store.measure import bench_store
+
+    figures = {f["figure"]: f for f in bench_store(tmp_path, quick=True)}
+    assert set(figures) == {"store_write", "store_read_window", "store_read_crop"}
+    assert figures["store_write"]["mb_per_s"] > 0 and figures["store_write"]["ratio"] > 0
+    assert figures["store_read_window"]["window"] == 8 and figures["store_read_crop"]["crop_hr"] == 256
+    assert figures["store_read_crop"]["samples_per_s"] > 0
+    json.dumps(list(figures.values()), allow_nan=False)
