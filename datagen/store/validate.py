@@ -1,0 +1,441 @@
+"""What ``datagen validate`` checks (SPEC §6), as a generator of ``Failure`` records.
+
+One record per failed check, naming the split, sequence and frame. The checks
+(``CHECKS`` has a line on each):
+
+- ``schema``: root attrs, split groups, and every array's dtype, shape and
+  dimension names against ``datagen.store.schema`` (read both from the
+  consolidated metadata and from each array's own zarr.json).
+- ``complete``: every sequence's ``complete`` flag is true. Sequences that are
+  not complete are listed and not read further (they may hold anything).
+- ``readable``: every chunk of a complete sequence decodes (a truncated or
+  damaged shard fails its index checksum).
+- ``nan``, ``inf``: no NaN in any float array; +inf only in ``depth_*``, and
+  -inf nowhere.
+- ``jitter``: ``jitter_px[t]`` equals ``conventions.jitter_px(t, scale)``.
+- ``motion_warp``, ``motion_camera``, ``motion_lr_hr``: the motion vectors,
+  against colour, against depth and cameras, and LR against HR (thresholds below).
+
+Frame 0 and frames with ``camera_cut`` have no previous frame in the store to
+compare with, so the two checks that need one skip them. Sequences are read one
+block of ``frames_per_shard`` frames at a time, keeping one previous frame: memory
+is bounded whatever the sequence length.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass, field
+
+import numpy as np
+import zarr
+
+from datagen import conventions as cv
+from datagen.reproject import bilinear_sample, warp_previous
+from datagen.store.reader import SequenceInfo, Store
+from datagen.store.schema import ARRAYS, FRAME_NAMES, SCHEMA_VERSION, STEP_NAMES, ArraySpec
+
+CHECKS: dict[str, str] = {
+    "schema": "root attrs, split groups, array dtypes, shapes and dimension names match the schema",
+    "complete": "every sequence's complete flag is true",
+    "readable": "every chunk of a complete sequence decodes",
+    "nan": "no NaN in any float array",
+    "inf": "+inf only in depth (the sky), -inf nowhere",
+    "jitter": "jitter_px equals Halton(2,3) of SPEC §4 at the store's scale",
+    "motion_warp": "warping HR frame t-1 by motion_hr explains frame t far better than no warp",
+    "motion_camera": "motion_hr equals the reprojection by depth_hr and the cameras on the static world",
+    "motion_lr_hr": "motion_lr equals motion_hr / scale sampled at the LR sample positions",
+}
+
+JITTER_TOL_PX = 1e-6
+"""|jitter_px - Halton| allowed, LR pixels (the stored values are float32)."""
+
+WARP_MIN_MOTION_PX = 0.5
+"""``motion_warp`` judges the HR pixels that move at least this far (where leaving the
+previous frame in place is visibly wrong) and whose warp stays inside the image."""
+WARP_MIN_PIXELS = (16, 0.01)
+"""...if there are at least max(16, 1% of the frame) of them; else the frame is not judged."""
+WARP_MIN_ERROR = 1e-3
+"""...and if the unwarped error there is at least this (else colour does not change: not judged)."""
+WARP_MAX_RATIO = 0.6
+"""Fail when mean |warp(t-1) - t| / mean |t-1 - t| > this, on the mean over RGB of
+c / (1 + c), c = colour * exposure (``_grey``). Measured on the
+primitives scene at 48x28 HR, 8 spp, 0.5 to 1 px of motion (the worst case:
+checker texture near the pixel frequency, where the bilinear warp blurs most):
+right motion 0.32 to 0.43, motion x2 0.80 to 0.91, sign flipped 0.94 to 1.33."""
+
+CAMERA_TOL_PX = (0.05, 0.01)
+"""``motion_camera``: a pixel agrees with the camera when |motion_hr - camera motion|
+<= 0.05 px + 1% of |camera motion| (float32 maths on both sides: measured < 1e-3 px)."""
+CAMERA_MIN_AGREE = 0.25
+"""Fail when fewer than this fraction of the finite pixels (sky included) agree. Moving
+objects disagree by design, so the check only needs part of the view to be static
+world; a frame more than 75% covered by moving objects would fail it wrongly."""
+
+LR_HR_TOL_PX = (0.05, 0.05)
+"""``motion_lr_hr``: an LR pixel agrees when |motion_lr - motion_hr(s * scale) / scale|
+<= 0.05 LR px + 5% of |motion_lr|, motion_hr sampled bilinearly at the LR sample
+position s = centre + jitter (measured: 99% of pixels within 0.07 px)."""
+LR_HR_SMOOTH = (0.10, 0.01)
+"""...on LR pixels away from depth edges: the four HR depths around the sample position
+are all sky, or finite and within 10% of each other with depth_lr within 1% of their range."""
+LR_HR_MIN_AGREE = 0.9
+"""Fail when fewer than this fraction of those pixels (at least 16) agree."""
+
+
+@dataclass(frozen=True)
+class Failure:
+    """One failed check; ``frames`` is (first, last) for a block, or None."""
+
+    check: str
+    message: str
+    split: str | None = None
+    sequence: int | None = None
+    frames: tuple[int, int] | None = None
+
+    def __str__(self) -> str:
+        where = []
+        if self.split is not None:
+            where.append(self.split if self.sequence is None else f"{self.split} sequence {self.sequence}")
+        if self.frames is not None:
+            first, last = self.frames
+            where.append(f"frame {first}" if first == last else f"frames {first}-{last}")
+        return f"{self.check}: {' '.join(where)}: {self.message}" if where else \
+            f"{self.check}: {self.message}"
+
+
+@dataclass
+class Tally:
+    """What was checked, for the summary line."""
+
+    sequences: int = 0
+    """complete sequences read."""
+    frames: int = 0
+    judged: dict[str, int] = field(default_factory=lambda: {"motion_warp": 0, "motion_camera": 0,
+                                                            "motion_lr_hr": 0})
+    """frames each motion check could judge (the others had too little motion or no history)."""
+
+
+def validate(store: Store, sequences: Sequence[SequenceInfo] | None = None,
+             progress: Callable[[], object] | None = None, tally: Tally | None = None) -> Iterator[Failure]:
+    """Every check on ``store`` (its schema) and on ``sequences`` (default: all of every
+    split). ``progress`` is called once per sequence; ``tally`` counts what was read."""
+    tally = tally if tally is not None else Tally()
+    yield from check_schema(store)
+    if sequences is None:
+        sequences = [s for split in store.splits for s in store.sequences(split)]
+    for info in sequences:
+        if not info.complete:
+            yield Failure("complete", "not complete (never written, or its write was interrupted); "
+                          "run the build again to write it", info.split, info.index)
+        else:
+            yield from check_sequence(store, info, tally)
+        if progress is not None:
+            progress()
+
+
+# -- schema -------------------------------------------------------------------------------------
+
+
+def check_schema(store: Store) -> Iterator[Failure]:
+    attrs = store.attrs
+    for key, kind in (("datagen_version", str), ("config", dict), ("conventions", dict)):
+        if not isinstance(attrs.get(key), kind):
+            yield Failure("schema", f"root attrs lack {key} (a {kind.__name__})")
+    conventions = attrs.get("conventions") or {}
+    keys = ("scale", "spp", "jitter_phase_count", "filter", "near", "far")
+    missing = [k for k in keys if k not in conventions]
+    if missing:
+        yield Failure("schema", f"root attrs conventions lack {', '.join(missing)}")
+    if conventions.get("scale", store.scale) != store.scale:
+        yield Failure("schema", f"conventions scale {conventions['scale']} differs from the store's "
+                      f"scale {store.scale}")
+    want_phases = cv.jitter_phase_count(store.scale)
+    if conventions.get("jitter_phase_count", want_phases) != want_phases:
+        yield Failure("schema", f"conventions jitter_phase_count {conventions['jitter_phase_count']}, "
+                      f"expected ceil(8 * scale^2) = {want_phases}")
+    try:
+        lr = cv.lr_size(store.hr_size, store.scale)
+    except ValueError as exc:
+        yield Failure("schema", str(exc))
+    else:
+        if tuple(lr) != tuple(store.lr_size):
+            yield Failure("schema", f"lr_size {list(store.lr_size)}, expected {list(lr)} (HR / scale)")
+    for split in store.splits:
+        yield from _check_split(store, split)
+
+
+def _check_split(store: Store, split: str) -> Iterator[Failure]:
+    count = store.attrs["store"]["splits"][split]
+    try:
+        group = store.group(split)
+    except Exception as exc:  # a damaged group: say so and go on with the others
+        yield Failure("schema", f"cannot open the group: {_one_line(exc)}", split)
+        return
+    if group.attrs.get("sequences") != count:
+        yield Failure("schema", f"group attr sequences = {group.attrs.get('sequences')}, the root attrs "
+                      f"say {count}", split)
+    present = set(group.array_keys())
+    for name in sorted(present - set(ARRAYS)):
+        yield Failure("schema", f"array {name} is not in schema version {SCHEMA_VERSION}", split)
+    for name, spec in ARRAYS.items():
+        if name not in present:
+            yield Failure("schema", f"array {name} is missing", split)
+            continue
+        want_shape = (count, *spec.shape(store.sizes))
+        for source, opener in (("", lambda n=name: group[n]),
+                               (" (in its zarr.json)", lambda n=name: zarr.open_array(
+                                   store.path / split / n, mode="r", use_consolidated=False))):
+            try:
+                problem = _array_problem(opener(), spec, want_shape)
+            except Exception as exc:  # unreadable array metadata
+                problem = f"cannot be opened: {_one_line(exc)}"
+            if problem:
+                yield Failure("schema", f"{name}{source} {problem}", split)
+                break
+
+
+def _array_problem(arr, spec: ArraySpec, shape: tuple[int, ...]) -> str | None:
+    if spec.dtype == "str":
+        dtype_ok = arr.dtype.kind in "OTU"
+    else:
+        dtype_ok = arr.dtype == np.dtype(spec.dtype)
+    if not dtype_ok:
+        return f"has dtype {arr.dtype}, expected {spec.dtype}"
+    if tuple(arr.shape) != shape:
+        return f"has shape {tuple(arr.shape)}, expected {shape}"
+    dims = tuple(arr.metadata.dimension_names or ())
+    if dims != spec.dimension_names:
+        return f"has dimension_names {dims}, expected {spec.dimension_names}"
+    return None
+
+
+# -- one sequence ---------------------------------------------------------------------------------
+
+
+def _one_line(exc: BaseException, limit: int = 200) -> str:
+    text = " ".join(f"{type(exc).__name__}: {exc}".split())
+    return text if len(text) <= limit else text[:limit - 3] + "..."
+
+
+def _read(store: Store, info: SequenceInfo, name: str, start: int, length: int):
+    """(array or None, Failure or None): one array of one block, a decode error reported."""
+    try:
+        return store.read_window(info.split, info.index, start, length, arrays=[name])[name], None
+    except Exception as exc:  # any decode error of damaged data is a finding, not a crash
+        return None, Failure("readable", f"{name} cannot be read: {_one_line(exc)}", info.split, info.index,
+                             (start, start + length - 1))
+
+
+def check_sequence(store: Store, info: SequenceInfo, tally: Tally) -> Iterator[Failure]:
+    """Every per-sequence check of one complete sequence."""
+    T = store.frames
+
+    def fail(check: str, message: str, t: int | None = None) -> Failure:
+        return Failure(check, message, info.split, info.index, None if t is None else (t, t))
+
+    steps = {}
+    for name in STEP_NAMES:
+        steps[name], failure = _read(store, info, name, 0, T)
+        if failure:
+            yield failure
+    for t in range(T):
+        for name in STEP_NAMES:
+            if steps[name] is not None:
+                yield from (fail(c, m, t) for c, m in _finite_problems(name, steps[name][t]))
+        if steps["jitter_px"] is not None:
+            want = np.asarray(cv.jitter_px(t, store.scale))
+            got = steps["jitter_px"][t].astype(np.float64)
+            if not np.all(np.abs(got - want) <= JITTER_TOL_PX):
+                yield fail("jitter", f"jitter_px ({got[0]:.6f}, {got[1]:.6f}), expected Halton "
+                           f"({want[0]:.6f}, {want[1]:.6f}) at scale {store.scale:g}", t)
+
+    block = store.layout.frames_per_shard
+    prev: dict | None = None
+    for start in range(0, T, block):
+        length = min(block, T - start)
+        data = {}
+        for name in FRAME_NAMES:
+            data[name], failure = _read(store, info, name, start, length)
+            if failure:
+                yield failure
+        for t in range(start, start + length):
+            cur = {name: None if arr is None else arr[t - start] for name, arr in data.items()}
+            cur.update({name: None if arr is None else arr[t] for name, arr in steps.items()})
+            for name in FRAME_NAMES:
+                if cur[name] is not None:
+                    yield from (fail(c, m, t) for c, m in _finite_problems(name, cur[name]))
+            for check, message in _motion_problems(store, cur, prev, tally):
+                yield fail(check, message, t)
+            prev = cur
+            tally.frames += 1
+    tally.sequences += 1
+
+
+def _finite_problems(name: str, value: np.ndarray) -> Iterator[tuple[str, str]]:
+    if value.dtype.kind != "f":
+        return
+    nan = int(np.isnan(value).sum())
+    if nan:
+        yield "nan", f"{name} has {nan} NaN value{'s' if nan > 1 else ''}"
+    neg = int(np.isneginf(value).sum())
+    pos = 0 if name.startswith("depth_") else int(np.isposinf(value).sum())
+    if neg or pos:
+        what = ", ".join(f"{n} {s}inf" for n, s in ((pos, "+"), (neg, "-")) if n)
+        allowed = ("only +inf (sky) is allowed in depth" if name.startswith("depth_")
+                   else "inf is only allowed in depth")
+        yield "inf", f"{name} has {what}; {allowed}"
+
+
+# -- motion ---------------------------------------------------------------------------------------
+
+
+def _motion_problems(store: Store, cur: dict, prev: dict | None, tally: Tally) -> Iterator[tuple[str, str]]:
+    """(check, message) for the three motion checks of one frame; skipped parts pass."""
+    need = ("motion_hr", "motion_lr", "depth_lr", "depth_hr", "jitter_px")
+    if all(cur[n] is not None for n in need):
+        result = lr_hr_agreement(cur["motion_lr"], cur["motion_hr"], cur["depth_lr"], cur["depth_hr"],
+                                 cur["jitter_px"], store.scale)
+        if result is not None:
+            tally.judged["motion_lr_hr"] += 1
+            agree, count = result
+            if agree < LR_HR_MIN_AGREE:
+                yield "motion_lr_hr", (f"only {agree:.0%} of {count} LR pixels away from depth edges have "
+                                       f"motion_lr = motion_hr / {store.scale:g} at the sample position "
+                                       f"(need {LR_HR_MIN_AGREE:.0%})")
+    if prev is None or cur["camera_cut"] is None or bool(cur["camera_cut"]):
+        return
+    if all(x is not None for x in (cur["color_hr"], prev["color_hr"], cur["motion_hr"], cur["exposure"],
+                                   prev["exposure"])):
+        result = warp_ratio(prev["color_hr"], cur["color_hr"], cur["motion_hr"], float(prev["exposure"]),
+                            float(cur["exposure"]))
+        if result is not None:
+            tally.judged["motion_warp"] += 1
+            ratio, count = result
+            if ratio > WARP_MAX_RATIO:
+                yield "motion_warp", (f"warping frame t-1 by motion_hr leaves {ratio:.2f} of the error of no "
+                                      f"warp on {count} moving pixels (need <= {WARP_MAX_RATIO}): motion "
+                                      "vectors do not follow the image (sign, scale or units?)")
+    if all(x is not None for x in (cur["motion_hr"], cur["depth_hr"], cur["view"], cur["proj"], prev["view"],
+                                   prev["proj"])):
+        result = camera_agreement(cur["motion_hr"], cur["depth_hr"], cur["view"], cur["proj"], prev["view"],
+                                  prev["proj"])
+        if result is not None:
+            tally.judged["motion_camera"] += 1
+            agree, count = result
+            if agree < CAMERA_MIN_AGREE:
+                yield "motion_camera", (f"only {agree:.0%} of {count} pixels have the motion that depth_hr "
+                                        f"and the cameras of frames t-1, t give a static world (need "
+                                        f"{CAMERA_MIN_AGREE:.0%})")
+
+
+def _grey(color: np.ndarray, exposure: float) -> np.ndarray:
+    """(H, W) mean of c / (1 + c) over RGB, c = colour * exposure: HDR highlights cannot
+    dominate the error, and one channel warps three times faster than three."""
+    c = np.maximum(np.asarray(color, np.float32) * np.float32(exposure), 0.0)
+    return (c / (1.0 + c)).mean(-1)
+
+
+def warp_ratio(prev_hr: np.ndarray, cur_hr: np.ndarray, motion_hr: np.ndarray, prev_exposure: float,
+               cur_exposure: float) -> tuple[float, int] | None:
+    """(mean error of the motion warp / mean error of no warp, pixels judged), or None
+    when the frame cannot be judged (see ``WARP_*``). Colours (H, W, 3), motion (H, W, 2)."""
+    prev, cur = _grey(prev_hr, prev_exposure), _grey(cur_hr, cur_exposure)
+    motion = np.asarray(motion_hr, np.float64)
+    finite = np.isfinite(motion).all(-1)
+    motion = np.where(finite[..., None], motion, 0.0)
+    warped, inside = warp_previous(np.nan_to_num(prev), motion)
+    sel = (finite & inside & (np.hypot(motion[..., 0], motion[..., 1]) >= WARP_MIN_MOTION_PX)
+           & np.isfinite(cur) & np.isfinite(warped) & np.isfinite(prev))
+    count = int(sel.sum())
+    if count < max(WARP_MIN_PIXELS[0], WARP_MIN_PIXELS[1] * sel.size):
+        return None
+    err_none = float(np.abs(prev - cur)[sel].mean())
+    if err_none < WARP_MIN_ERROR:
+        return None
+    return float(np.abs(warped - cur)[sel].mean()) / err_none, count
+
+
+def camera_motion(depth_hr: np.ndarray, view: np.ndarray, proj: np.ndarray, view_prev: np.ndarray,
+                  proj_prev: np.ndarray) -> np.ndarray:
+    """(H, W, 2) motion a static world would have: every HR pixel centre unprojected at
+    its depth with frame t's camera and projected with frame t-1's, minus the centre.
+    Sky (+inf depth) pixels are directions, moved by the camera rotation only."""
+    H, W = depth_hr.shape
+    centres = cv.pixel_centres((W, H))
+    ndc_x, ndc_y = 2.0 * centres[..., 0] / W - 1.0, 1.0 - 2.0 * centres[..., 1] / H
+    P, V = np.asarray(proj, np.float64), np.asarray(view, np.float64)
+    sky = np.isposinf(depth_hr)
+    z_eye = -np.where(sky | ~np.isfinite(depth_hr), 1.0, depth_hr).astype(np.float64)
+    ndc_z = np.where(sky, 1.0, (P[2, 2] * z_eye + P[2, 3]) / (P[3, 2] * z_eye + P[3, 3]))
+    ndc = np.stack([ndc_x, ndc_y, ndc_z, np.ones_like(ndc_z)], -1)
+    world = ndc @ np.linalg.inv(P @ V).T
+    point = world[..., :3] / world[..., 3:]
+    eye = ndc @ np.linalg.inv(P).T
+    direction = (eye[..., :3] / eye[..., 3:]) @ V[:3, :3]  # eye -> world rotation: R^T
+    P_prev, V_prev = np.asarray(proj_prev, np.float64), np.asarray(view_prev, np.float64)
+    p_point = cv.project_px(P_prev @ V_prev, point, (W, H))
+    clip = direction @ (P_prev[:, :3] @ V_prev[:3, :3]).T
+    p_sky = cv.ndc_to_pixel(clip[..., :2] / clip[..., 3:4], (W, H))
+    return np.where(sky[..., None], p_sky, p_point) - centres
+
+
+def camera_agreement(motion_hr: np.ndarray, depth_hr: np.ndarray, view, proj, view_prev,
+                     proj_prev) -> tuple[float, int] | None:
+    """(fraction of pixels whose motion_hr is the camera's, pixels compared), or None
+    when fewer than 16 pixels have finite motion and depth (or sky)."""
+    with np.errstate(all="ignore"):
+        expected = camera_motion(depth_hr, view, proj, view_prev, proj_prev)
+        ok = (np.isfinite(motion_hr).all(-1) & (np.isfinite(depth_hr) | np.isposinf(depth_hr))
+              & np.isfinite(expected).all(-1))
+        count = int(ok.sum())
+        if count < 16:
+            return None
+        err = np.linalg.norm(np.asarray(motion_hr, np.float64) - expected, axis=-1)
+        tol = CAMERA_TOL_PX[0] + CAMERA_TOL_PX[1] * np.linalg.norm(expected, axis=-1)
+        return float((err <= tol)[ok].mean()), count
+
+
+def lr_hr_agreement(motion_lr: np.ndarray, motion_hr: np.ndarray, depth_lr: np.ndarray, depth_hr: np.ndarray,
+                    jitter_px: np.ndarray, scale: float) -> tuple[float, int] | None:
+    """(fraction of smooth LR pixels whose motion matches HR's, pixels compared), or
+    None when fewer than 16 LR pixels are away from depth edges (``LR_HR_*``)."""
+    h, w = depth_lr.shape
+    H, W = depth_hr.shape
+    pos = (cv.pixel_centres((w, h)) + np.asarray(jitter_px, np.float64)) * scale
+    # the four HR pixels bilinear sampling reads (as reproject.bilinear_sample picks them)
+    u, v = np.clip(pos[..., 0] - 0.5, 0.0, W - 1.0), np.clip(pos[..., 1] - 0.5, 0.0, H - 1.0)
+    x0 = np.minimum(np.floor(u).astype(np.intp), max(W - 2, 0))
+    y0 = np.minimum(np.floor(v).astype(np.intp), max(H - 2, 0))
+    x1, y1 = np.minimum(x0 + 1, W - 1), np.minimum(y0 + 1, H - 1)
+    around = np.stack([depth_hr[y, x] for y in (y0, y1) for x in (x0, x1)], -1).astype(np.float64)
+    d_lr = np.asarray(depth_lr, np.float64)
+    with np.errstate(all="ignore"):
+        lo, hi = around.min(-1), around.max(-1)
+        sky = np.isposinf(d_lr) & np.isposinf(around).all(-1)
+        surface = (np.isfinite(around).all(-1) & np.isfinite(d_lr) & (hi - lo <= LR_HR_SMOOTH[0] * lo)
+                   & (np.abs(np.clip(d_lr, lo, hi) - d_lr) <= LR_HR_SMOOTH[1] * d_lr))
+        m_hr = bilinear_sample(np.nan_to_num(np.asarray(motion_hr, np.float64)), pos) / scale
+        m_lr = np.asarray(motion_lr, np.float64)
+        hr_ok = np.isfinite(motion_hr).all(-1)
+        ok = ((sky | surface) & np.isfinite(m_lr).all(-1)
+              & hr_ok[y0, x0] & hr_ok[y0, x1] & hr_ok[y1, x0] & hr_ok[y1, x1])
+        count = int(ok.sum())
+        if count < 16:
+            return None
+        err = np.linalg.norm(m_lr - m_hr, axis=-1)
+        tol = LR_HR_TOL_PX[0] + LR_HR_TOL_PX[1] * np.linalg.norm(m_lr, axis=-1)
+        return float((err <= tol)[ok].mean()), count
+
+
+def describe_thresholds() -> str:
+    """The thresholds, one line each, for ``datagen validate --help``."""
+    return "\n".join([
+        f"  motion_warp    pixels moving >= {WARP_MIN_MOTION_PX} HR px: mean |warp(t-1) - t| <= "
+        f"{WARP_MAX_RATIO} x mean |(t-1) - t|",
+        f"  motion_camera  >= {CAMERA_MIN_AGREE:.0%} of pixels within {CAMERA_TOL_PX[0]} px + "
+        f"{CAMERA_TOL_PX[1]:.0%} of the static-world reprojection",
+        f"  motion_lr_hr   >= {LR_HR_MIN_AGREE:.0%} of LR pixels off depth edges within "
+        f"{LR_HR_TOL_PX[0]} px + {LR_HR_TOL_PX[1]:.0%} of motion_hr / scale at the jittered sample",
+    ])
+
