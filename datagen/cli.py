@@ -1,20 +1,22 @@
 """The ``datagen`` command line. The only module that prints or draws progress.
 
 Exit codes: 0 success, 2 bad input (one line on stderr saying what to fix),
-1 internal error.
+1 internal error, 3 ``validate`` found a failed check (one line per failure).
 """
 
 from __future__ import annotations
 
 import argparse
 import dataclasses
+import json
 import logging
 import sys
 import textwrap
+from collections.abc import Callable
 from pathlib import Path
 
 from datagen import __version__
-from datagen.errors import ConfigError, DatagenError
+from datagen.errors import ConfigError, DatagenError, StoreError
 
 log = logging.getLogger("datagen")
 
@@ -38,6 +40,72 @@ figures (SPEC §8): render frames/s (LR + G-buffer + 16-spp HR, primitives, 1920
 scale 2) against a bare moderngl loop drawing the same passes in the same run.
 """
 
+INFO_EXAMPLES = """\
+examples:
+  datagen info storage/racing.zarr
+  datagen info storage/racing.zarr --json > info.json
+
+prints splits, scenes, sequences (complete/total), frames, LR/HR shapes of every
+array, bytes on disk and the compression ratio (uncompressed bytes of the complete
+sequences / bytes on disk).
+"""
+
+PREVIEW_EXAMPLES = """\
+examples:
+  datagen preview storage/racing.zarr --out racing.png
+  datagen preview storage/racing.zarr --split val --sequence 2 --out val2.gif
+  datagen preview storage/racing.zarr --sequence 0 --out seq0.mp4
+
+columns: LR colour upscaled nearest, HR colour (both tonemapped with the frame's
+exposure), motion_hr on the colour wheel, depth_hr (sky blue). A .png holds a few
+frames, one per row; a .gif or .mp4 every frame. Without --split/--sequence: the
+first complete sequence of the first split that has one.
+"""
+
+EXPORT_EXAMPLES = """\
+examples:
+  datagen export storage/racing.zarr --format exr --out exported/
+  datagen export storage/racing.zarr --format exr --split val --sequence 2 --out exported/ --no-preview
+
+writes OUT/SPLIT/NNNN/lr/NNNN.exr (R,G,B, Z, backward.u/v, N.X/Y/Z, albedo.R/G/B,
+roughness, metallic, objectId), OUT/SPLIT/NNNN/hr/NNNN.exr (R,G,B, Z, backward.u/v),
+OUT/SPLIT/NNNN/sequence.json (per-frame cameras, conventions, resolved config and the
+sequence's metadata) and OUT/SPLIT/NNNN/preview/NNNN.png, for complete sequences only.
+"""
+
+VALIDATE_FAILED = 3
+"""exit status of ``datagen validate`` when a check fails."""
+
+
+def validate_epilog() -> str:
+    from datagen.store.validate import CHECKS, describe_thresholds
+
+    checks = "\n".join(f"  {name:<14} {doc}" for name, doc in CHECKS.items())
+    return f"""\
+examples:
+  datagen validate storage/racing.zarr
+  datagen validate storage/racing.zarr --split val --sequence 2
+
+checks (SPEC §6); each failure prints one line: CHECK: SPLIT sequence I frame T: what is wrong
+{checks}
+
+thresholds:
+{describe_thresholds()}
+
+exit status: 0 every check passed; {VALIDATE_FAILED} a check failed; 2 not a store, another schema
+version, or a split/sequence that does not exist; 1 internal error.
+"""
+
+
+class _Parser(argparse.ArgumentParser):
+    """An ArgumentParser whose epilog may be a function, called only when help is shown
+    (the validate epilog imports the store modules, which every command need not pay for)."""
+
+    def format_help(self) -> str:
+        if callable(self.epilog):
+            self.epilog = self.epilog()
+        return super().format_help()
+
 
 def parse_res(text: str) -> tuple[int, int]:
     """'1920x1080' -> (1920, 1080), or ConfigError."""
@@ -50,14 +118,15 @@ def parse_res(text: str) -> tuple[int, int]:
     return w, h
 
 
-def _positive(name: str):
+def _int_at_least(name: str, minimum: int = 1) -> Callable[[str], int]:
+    """An argparse type: an integer >= ``minimum``, else an error naming the flag."""
     def check(text: str) -> int:
         try:
             value = int(text)
         except ValueError:
             raise argparse.ArgumentTypeError(f"{name} must be an integer, got {text!r}") from None
-        if value < 1:
-            raise argparse.ArgumentTypeError(f"{name} must be >= 1, got {value}")
+        if value < minimum:
+            raise argparse.ArgumentTypeError(f"{name} must be >= {minimum}, got {value}")
         return value
     return check
 
@@ -103,8 +172,6 @@ def cmd_render(args) -> int:
 
 
 def cmd_bench(args) -> int:
-    import json
-
     from datagen.bench import run_bench
 
     result = run_bench(quick=args.quick, progress=lambda msg: print(msg, file=sys.stderr))
@@ -116,6 +183,158 @@ def cmd_bench(args) -> int:
     return 0
 
 
+# -- store commands ---------------------------------------------------------------------------------
+
+
+def _open(path: str):
+    from datagen.store import open_store
+
+    return open_store(path)
+
+
+def _bar(total: int, unit: str, desc: str):
+    """A tqdm bar on stderr, drawn only when stderr is a terminal."""
+    from tqdm import tqdm
+
+    return tqdm(total=total, unit=unit, desc=desc, disable=None, leave=False)
+
+
+def select_sequences(store, split: str | None, sequence: int | None, one: bool = False) -> list:
+    """The sequences named by --split/--sequence (SequenceInfo records).
+
+    No --split: every split, or with --sequence or ``one`` the first split with a
+    complete sequence. No --sequence: every sequence of those splits, or with
+    ``one`` the first complete one. A split or sequence that does not exist is a
+    StoreError listing the valid ones."""
+    if split is not None and split not in store.splits:
+        raise StoreError(f"{store.path}: no split {split!r}; valid: {', '.join(store.splits)}")
+    if split is None and (one or sequence is not None):
+        split = next((s for s in store.splits if store.sequences(s, complete_only=True)),
+                     next((s for s in store.splits if store.sequence_count(s)), store.splits[0]))
+    splits = store.splits if split is None else (split,)
+    found = [info for s in splits for info in store.sequences(s)]
+    if sequence is not None:
+        count = store.sequence_count(split)
+        if not 0 <= sequence < count:
+            have = f"sequences 0..{count - 1}" if count else "no sequences"
+            raise StoreError(f"{store.path}: split {split!r} has {have}; got --sequence {sequence}")
+        return [found[sequence]]
+    if one:
+        done = [info for info in found if info.complete]
+        if not done:
+            raise StoreError(f"{store.path}: split {split!r} has no complete sequence to show; "
+                             "run the build (or pass another --split)")
+        return done[:1]
+    return found
+
+
+def _size(n: float) -> str:
+    for unit in ("B", "kB", "MB", "GB", "TB"):
+        if n < 1000 or unit == "TB":
+            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
+        n /= 1000
+    return ""
+
+
+def format_summary(s: dict) -> str:
+    """What ``datagen info`` prints for ``Store.summary()``."""
+    (W, H), (w, h) = s["hr_size"], s["lr_size"]
+    lines = [
+        f"store       {s['path']}  (schema {s['schema_version']}, written by datagen {s['datagen_version']})",
+        f"frames      {s['frames_per_sequence']} per sequence; HR {W}x{H}, LR {w}x{h} "
+        f"(scale {s['scale']:g}), {s['spp']} spp",
+        "",
+        f"{'split':<8}{'sequences':>10}{'complete':>10}{'frames':>8}  scenes (complete sequences)",
+    ]
+    rows = [(split, row["sequences"], row["complete"], row["frames"], row["scenes"])
+            for split, row in s["splits"].items()]
+    rows.append(("total", s["sequences"], s["complete_sequences"], s["frames"], s["scenes"]))
+    for name, total, complete, frames, scenes in rows:
+        names = ", ".join(f"{scene} ({n})" for scene, n in sorted(scenes.items())) or "-"
+        lines.append(f"{name:<8}{total:>10}{complete:>10}{frames:>8}  {names}")
+    lines += ["", "arrays (shape per sequence, dtype, dimension names)"]
+    for name, a in s["arrays"].items():
+        shape = str(tuple(a["shape"]))
+        lines.append(f"  {name:<13}{shape:<22}{a['dtype']:<9}{', '.join(a['dims'])}")
+    layout = s["layout"]
+    tiles = f"{layout['tile_hr']} px HR tiles" if layout["tile_hr"] else "whole-frame chunks"
+    ratio = f"{s['compression_ratio']:.2f}x" if s["compression_ratio"] else "-"
+    lines += ["",
+              f"layout      {tiles}, {layout['frames_per_shard']} frames per shard, {layout['codec']} "
+              f"level {layout['level']}",
+              f"bytes       {_size(s['disk_bytes'])} on disk; {_size(s['logical_bytes'])} uncompressed in "
+              f"complete sequences; compression ratio {ratio}"]
+    return "\n".join(lines)
+
+
+def cmd_info(args) -> int:
+    summary = _open(args.store).summary()
+    print(json.dumps(summary, indent=2) if args.json else format_summary(summary))
+    return 0
+
+
+def cmd_validate(args) -> int:
+    from datagen.store.validate import Tally, validate
+
+    store = _open(args.store)
+    sequences = select_sequences(store, args.split, args.sequence)
+    tally, failures = Tally(), []
+    with _bar(len(sequences), "sequence", "validate") as bar:
+        for failure in validate(store, sequences, progress=bar.update, tally=tally):
+            bar.clear()
+            print(failure, flush=True)
+            failures.append(failure)
+    judged = ", ".join(f"{name} {n}" for name, n in tally.judged.items())
+    what = (f"{tally.sequences} complete sequence(s) of {len(sequences)}, {tally.frames} frames; "
+            f"frames judged by {judged}")
+    if failures:
+        checks = sorted({f.check for f in failures})
+        print(f"FAILED: {len(failures)} failure(s) of {', '.join(checks)} in {store.path} ({what})")
+        return VALIDATE_FAILED
+    print(f"OK: {store.path} passes every check ({what})")
+    return 0
+
+
+def cmd_preview(args) -> int:
+    from datagen.preview import check_format, write_preview
+
+    check_format(args.out)
+    store = _open(args.store)
+    (info,) = select_sequences(store, args.split, args.sequence, one=True)
+    with _bar(store.frames, "frame", "preview") as bar:
+        shape = write_preview(store, info, args.out, rows=args.rows, max_width=args.max_width,
+                              progress=bar.update)
+    frames = f"{shape[0]} frames of " if len(shape) == 4 else ""
+    print(f"wrote {args.out}: {frames}{shape[-2]}x{shape[-3]} of {info.split} sequence {info.index} "
+          f"({info.scene or 'unknown scene'})")
+    return 0
+
+
+def cmd_export(args) -> int:
+    from datagen.store.export import FORMATS, export_exr
+
+    if args.format not in FORMATS:
+        raise ConfigError(f"unknown --format {args.format!r}; valid: {', '.join(FORMATS)}")
+    store = _open(args.store)
+    sequences = select_sequences(store, args.split, args.sequence)
+    # one sequence asked for by index is exported or refused; of many, the complete ones
+    done = sequences if args.sequence is not None else [info for info in sequences if info.complete]
+    with _bar(len(done) * store.frames, "frame", "export") as bar:
+        export_exr(store, done, args.out, previews=not args.no_preview, progress=bar.update)
+    skipped = len(sequences) - len(done)
+    note = f"; skipped {skipped} sequence(s) that are not complete" if skipped else ""
+    print(f"exported {len(done)} sequence(s), {len(done) * store.frames} frames, to {args.out}{note}")
+    return 0
+
+
+def _selection_args(p: argparse.ArgumentParser, default: str) -> None:
+    p.add_argument("store", metavar="STORE", help="path of a store made by `datagen build`")
+    p.add_argument("--split", metavar="S", help=f"train, val or test (default: {default})")
+    p.add_argument("--sequence", metavar="I", type=_int_at_least("--sequence", 0),
+                   help="sequence index within --split (without --split: within the first split that "
+                        "has a complete sequence)")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="datagen",
@@ -125,14 +344,14 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--version", action="version", version=f"datagen {__version__}")
     parser.add_argument("-v", "--verbose", action="store_true", help="log progress details")
-    sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True, parser_class=_Parser)
     fmt = argparse.RawDescriptionHelpFormatter
 
     p = sub.add_parser("render", help="render one sequence to OpenEXR + PNG previews",
                        epilog=RENDER_EXAMPLES, formatter_class=fmt,
                        description="Render one sequence of a scene for inspection.")
     p.add_argument("scene", metavar="SCENE", help="recipe name in scenes/ or path to a .toml")
-    p.add_argument("--frames", type=_positive("--frames"), default=8, help="frames (default 8)")
+    p.add_argument("--frames", type=_int_at_least("--frames"), default=8, help="frames (default 8)")
     p.add_argument("--res", default="1920x1080", help="HR (target) WIDTHxHEIGHT (default 1920x1080)")
     p.add_argument("--scale", type=float, default=2.0, help="LR = HR / scale: 1.5, 1.7, 2, 3 or 4")
     p.add_argument("--spp", type=int, default=16, help="HR samples per pixel, 8-256 (default 16)")
@@ -145,6 +364,44 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--quick", action="store_true", help="smaller sizes, for a smoke run")
     p.add_argument("--out", metavar="FILE.json", help="also write the JSON here")
     p.set_defaults(func=cmd_bench)
+
+    p = sub.add_parser("info", help="summary of a store: splits, scenes, shapes, bytes",
+                       epilog=INFO_EXAMPLES, formatter_class=fmt,
+                       description="Summarise a Zarr store: splits, scenes, sequences, frames, shapes, "
+                                   "bytes on disk and compression ratio.")
+    p.add_argument("store", metavar="STORE", help="path of a store made by `datagen build`")
+    p.add_argument("--json", action="store_true", help="print the summary as JSON")
+    p.set_defaults(func=cmd_info)
+
+    p = sub.add_parser("validate", help="schema and numeric checks of a store (SPEC §6)",
+                       epilog=validate_epilog, formatter_class=fmt,
+                       description="Check a store: schema, dtypes, NaN/inf, complete flags, jitter, and "
+                                   "motion vectors against colour, depth, cameras and each other. "
+                                   f"Exit status {VALIDATE_FAILED} if any check fails.")
+    _selection_args(p, "every split")
+    p.set_defaults(func=cmd_validate)
+
+    p = sub.add_parser("preview", help="contact sheet (.png) or video (.gif, .mp4) of a stored sequence",
+                       epilog=PREVIEW_EXAMPLES, formatter_class=fmt,
+                       description="Look at a stored sequence: LR, HR, motion and depth side by side.")
+    _selection_args(p, "the first split with a complete sequence")
+    p.add_argument("--out", required=True, metavar="FILE", help="FILE.png, FILE.gif or FILE.mp4")
+    p.add_argument("--rows", type=_int_at_least("--rows"), default=4,
+                   help="frames in a .png sheet, spread over the sequence (default 4)")
+    p.add_argument("--max-width", type=_int_at_least("--max-width"), default=3840,
+                   help="shrink tiles (every k-th pixel) so the picture is at most this wide (default 3840)")
+    p.set_defaults(func=cmd_preview)
+
+    p = sub.add_parser("export", help="stored sequences to OpenEXR folders (SPEC §3 layout)",
+                       epilog=EXPORT_EXAMPLES, formatter_class=fmt,
+                       description="Write complete sequences of a store as per-frame OpenEXR files with "
+                                   "the per-sequence metadata as JSON, the layout `datagen render` writes.")
+    _selection_args(p, "every split")
+    p.add_argument("--format", required=True, help="output format: exr (the only one so far)")
+    p.add_argument("--out", required=True, metavar="DIR",
+                   help="output folder; sequences go to DIR/SPLIT/NNNN")
+    p.add_argument("--no-preview", action="store_true", help="skip the PNG previews")
+    p.set_defaults(func=cmd_export)
     return parser
 
 
@@ -161,6 +418,11 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("datagen: interrupted", file=sys.stderr)
         return 130
+    except BrokenPipeError:  # the reader went away (`datagen validate STORE | head`): stop quietly
+        import os
+
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # no second error at exit
+        return 141  # 128 + SIGPIPE, what a shell reports for a writer killed by the signal
     except Exception as exc:  # internal error: say so, keep the traceback for reports
         import traceback
 

@@ -1,0 +1,402 @@
+"""`datagen info`, `validate`, `preview` and `export` through the real command line.
+
+One good store of real rendered frames is built once per session (primitives,
+HR 48x28 at scale 2, 8 spp, 6 frames, train 2 + val 1 sequences, shards of 4
+frames so that reads cross a shard boundary). The camera dollies at 20 m/s so
+that HR motion is about 1 px per frame, enough for the motion checks to judge
+every frame. Each fault test breaks a copy of it in one way.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import zarr
+from PIL import Image
+from store_helpers import set_schema_version
+
+from datagen import conventions as cv
+from datagen.exr import HR_LAYOUT, LR_LAYOUT, read_exr
+from datagen.images import tonemap
+from datagen.store import Layout, create_store, open_store, write_sequence
+
+DATAGEN = [sys.executable, "-m", "datagen"]
+HR, SCALE, SPP, T = (48, 28), 2.0, 8, 6
+SEQUENCES = {"train": 2, "val": 1}
+PARAMS = {"camera_speed": 20.0}
+LAYOUT = Layout(tile_hr=16, frames_per_shard=4, level=1)
+VALIDATE_FAILED = 3
+
+
+def run(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess:
+    env = {**os.environ, "LP_NUM_THREADS": "1"}
+    return subprocess.run([*DATAGEN, *map(str, args)], capture_output=True, text=True, env=env, cwd=cwd,
+                          timeout=120)
+
+
+@pytest.fixture(scope="session")
+def good_store(gl_session_ctx, tmp_path_factory) -> Path:
+    from datagen.render import RenderConfig, Renderer
+    from datagen.scenes import generate
+
+    config = RenderConfig(*HR, SCALE, SPP, shadow_map_size=256)
+    cam = generate("primitives", PARAMS, 0).camera
+    path = create_store(tmp_path_factory.mktemp("good") / "store", {"scene": "primitives", "params": PARAMS},
+                        SEQUENCES, T, HR, SCALE, cv.conventions_block(SCALE, SPP, cam.near, cam.far),
+                        layout=LAYOUT)
+    ctx = gl_session_ctx
+    ctx.__enter__()
+    renderer = Renderer(config, ctx=ctx)
+    try:
+        for split, count in SEQUENCES.items():
+            for index in range(count):
+                seed = 10 * index + len(split)
+                scene = generate("primitives", PARAMS, seed)
+                write_sequence(path, split, index, (renderer.render(scene, t) for t in range(T)),
+                               {"scene": "primitives", "seed": seed, "camera": {"rig": "dolly"}})
+    finally:
+        renderer.close()
+        error = ctx.error
+        ctx.__exit__(None, None, None)
+    assert error == "GL_NO_ERROR"
+    return path
+
+
+@pytest.fixture
+def store(good_store, tmp_path) -> Path:
+    """A copy of the good store, to break."""
+    return Path(shutil.copytree(good_store, tmp_path / "store"))
+
+
+def edit(path: Path, split: str, name: str):
+    return zarr.open_array(path / split / name, mode="r+")
+
+
+def failed(proc: subprocess.CompletedProcess) -> dict[str, list[str]]:
+    """The failure lines of `datagen validate`, by check."""
+    out: dict[str, list[str]] = {}
+    for line in proc.stdout.splitlines():
+        check = line.split(":", 1)[0]
+        if re.fullmatch(r"[a-z_]+", check):
+            out.setdefault(check, []).append(line)
+    return out
+
+
+def assert_one_line_error(proc: subprocess.CompletedProcess, message: str) -> None:
+    assert proc.returncode == 2, (proc.stdout, proc.stderr)
+    assert message in proc.stderr
+    assert "Traceback" not in proc.stderr
+    assert len(proc.stderr.strip().splitlines()) == 1, proc.stderr
+
+
+# -- validate -------------------------------------------------------------------------------------
+
+
+def test_validate_passes_on_the_good_store(good_store):
+    proc = run("validate", good_store)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert proc.stdout.splitlines()[-1].startswith(f"OK: {good_store} passes every check")
+    # every frame with a previous one judged by the warp and camera checks, every frame by LR/HR
+    assert "3 complete sequence(s) of 3, 18 frames" in proc.stdout
+    assert "motion_warp 15, motion_camera 15, motion_lr_hr 18" in proc.stdout
+
+
+def test_validate_catches_nan_in_colour(store):
+    edit(store, "train", "color_hr")[1, 2, 5, 7, 1] = np.nan
+    proc = run("validate", store)
+    assert proc.returncode == VALIDATE_FAILED
+    assert failed(proc) == {"nan": ["nan: train sequence 1 frame 2: color_hr has 1 NaN value"]}
+    assert proc.stdout.splitlines()[-1].startswith("FAILED: 1 failure(s) of nan")
+
+
+def test_validate_catches_a_wrong_jitter(store):
+    jitter = edit(store, "train", "jitter_px")
+    jitter[0, 3] = cv.jitter_px(4, SCALE)
+    proc = run("validate", store)
+    assert proc.returncode == VALIDATE_FAILED
+    lines = failed(proc)["jitter"]
+    assert len(lines) == 1 and lines[0].startswith("jitter: train sequence 0 frame 3: jitter_px (0.125000, ")
+    assert "expected Halton (-0.375000, -0.055556) at scale 2" in lines[0]
+
+
+def flip_or_scale(store: Path, split: str, index: int, factor: float,
+                  names=("motion_lr", "motion_hr")) -> None:
+    for name in names:
+        arr = edit(store, split, name)
+        arr[index] = arr[index] * factor
+
+
+def test_validate_catches_motion_with_the_sign_flipped(store):
+    flip_or_scale(store, "val", 0, -1.0)
+    proc = run("validate", store)
+    assert proc.returncode == VALIDATE_FAILED
+    found = failed(proc)
+    assert [line.split(":")[1] for line in found["motion_warp"]] == [
+        f" val sequence 0 frame {t}" for t in range(1, T)]
+    assert "motion vectors do not follow the image" in found["motion_warp"][0]
+    assert len(found["motion_camera"]) == T - 1
+    assert all("val sequence 0" in line for lines in found.values() for line in lines)
+
+
+def test_validate_catches_motion_scaled_2x(store):
+    flip_or_scale(store, "train", 1, 2.0)
+    proc = run("validate", store)
+    assert proc.returncode == VALIDATE_FAILED
+    found = failed(proc)
+    assert [line.split(":")[1] for line in found["motion_warp"]] == [
+        f" train sequence 1 frame {t}" for t in range(1, T)]
+    assert [line.split(":")[1] for line in found["motion_camera"]] == [
+        f" train sequence 1 frame {t}" for t in range(1, T)]
+    assert set(found) == {"motion_warp", "motion_camera"}  # LR and HR still agree with each other
+
+
+def test_validate_catches_lr_motion_that_disagrees_with_hr(store):
+    flip_or_scale(store, "train", 0, 2.0, names=("motion_lr",))
+    proc = run("validate", store)
+    assert proc.returncode == VALIDATE_FAILED
+    assert [line.split(":")[1] for line in failed(proc)["motion_lr_hr"]] == [
+        f" train sequence 0 frame {t}" for t in range(T)]
+    assert set(failed(proc)) == {"motion_lr_hr"}
+
+
+def test_validate_catches_a_missing_complete(store):
+    edit(store, "train", "complete")[1] = False
+    proc = run("validate", store)
+    assert proc.returncode == VALIDATE_FAILED
+    assert failed(proc) == {"complete": [
+        "complete: train sequence 1: not complete (never written, or its write was interrupted); "
+        "run the build again to write it"]}
+
+
+def test_validate_catches_a_truncated_shard(store):
+    (shard,) = [f for f in (store / "train" / "color_hr" / "c" / "1" / "1").rglob("*") if f.is_file()]
+    os.truncate(shard, shard.stat().st_size // 2)  # sequence 1, frames 4-5 (4 frames per shard)
+    proc = run("validate", store)
+    assert proc.returncode == VALIDATE_FAILED
+    (line,) = failed(proc)["readable"]
+    assert line.startswith("readable: train sequence 1 frames 4-5: color_hr cannot be read: ")
+
+
+def test_validate_refuses_another_schema_version(store):
+    meta = json.loads((store / "zarr.json").read_text())
+    meta["attributes"]["schema_version"] = 99
+    (store / "zarr.json").write_text(json.dumps(meta))
+    proc = run("validate", store)
+    assert_one_line_error(proc, "store schema version 99 (written by datagen 0.1.0) is not supported")
+    assert "Rebuild the store with this version" in proc.stderr
+    assert proc.stdout == ""
+
+
+def test_validate_one_split_and_sequence(store):
+    edit(store, "train", "complete")[1] = False
+    assert run("validate", store, "--split", "val").returncode == 0
+    proc = run("validate", store, "--split", "train", "--sequence", "0")
+    assert proc.returncode == 0 and "1 complete sequence(s) of 1, 6 frames" in proc.stdout
+
+
+# -- info -----------------------------------------------------------------------------------------
+
+
+def test_info_prints_the_summary(good_store):
+    proc = run("info", good_store)
+    assert proc.returncode == 0, proc.stderr
+    out = proc.stdout
+    assert "6 per sequence; HR 48x28, LR 24x14 (scale 2), 8 spp" in out
+    assert re.search(r"^train\s+2\s+2\s+12\s+primitives \(2\)$", out, re.M)
+    assert re.search(r"^val\s+1\s+1\s+6\s+primitives \(1\)$", out, re.M)
+    assert re.search(r"^total\s+3\s+3\s+18\s+primitives \(3\)$", out, re.M)
+    assert re.search(r"^  color_hr\s+\(6, 28, 48, 3\)\s+float16\s+sequence, frame, y_hr, x_hr, rgb$", out,
+                     re.M)
+    assert re.search(r"compression ratio \d+\.\d\dx$", out, re.M)
+
+
+def test_info_json_is_the_store_summary(good_store):
+    proc = run("info", good_store, "--json")
+    assert proc.returncode == 0, proc.stderr
+    assert json.loads(proc.stdout) == json.loads(json.dumps(open_store(good_store).summary()))
+
+
+# -- preview --------------------------------------------------------------------------------------
+
+
+def test_preview_png_is_a_sheet_of_frames(good_store, tmp_path):
+    out = tmp_path / "sub" / "sheet.png"
+    proc = run("preview", good_store, "--out", out)
+    assert proc.returncode == 0, proc.stderr
+    assert "train sequence 0" in proc.stdout
+    sheet = np.asarray(Image.open(out).convert("RGB"))
+    # rows: frames 0, 2, 3, 5; columns LR, HR, motion, depth; 2 px gaps
+    assert sheet.shape == (4 * (HR[1] + 2) + 2, 4 * (HR[0] + 2) + 2, 3)
+    data = open_store(good_store).read_window("train", 0, arrays=["color_hr", "exposure"])
+    for row, t in enumerate((0, 2, 3, 5)):
+        y = 2 + row * (HR[1] + 2) + 16  # below the label
+        tile = sheet[y:2 + row * (HR[1] + 2) + HR[1], HR[0] + 4:2 * HR[0] + 4]
+        np.testing.assert_array_equal(tile, tonemap(data["color_hr"][t, 16:], data["exposure"][t]))
+
+
+def test_preview_gif_has_every_frame_side_by_side(good_store, tmp_path):
+    import imageio.v3 as iio
+
+    out = tmp_path / "v.gif"
+    proc = run("preview", good_store, "--split", "train", "--sequence", "1", "--out", out)
+    assert proc.returncode == 0, proc.stderr
+    assert iio.imread(out, index=None).shape == (T, HR[1] + 4, 4 * (HR[0] + 2) + 2, 3)
+
+
+def test_preview_mp4(good_store, tmp_path):
+    pytest.importorskip("imageio_ffmpeg")
+    import imageio.v2 as iio2
+
+    out = tmp_path / "v.mp4"
+    proc = run("preview", good_store, "--split", "val", "--out", out)
+    assert proc.returncode == 0, proc.stderr
+    frames = iio2.mimread(out, format="FFMPEG")
+    assert len(frames) == T and frames[0].shape == (32, 208, 3)  # (32, 202) padded to multiples of 16
+
+
+# -- export ---------------------------------------------------------------------------------------
+
+
+def test_export_writes_exrs_that_read_back_as_the_store(good_store, tmp_path):
+    out = tmp_path / "exported"
+    proc = run("export", good_store, "--format", "exr", "--out", out)
+    assert proc.returncode == 0, proc.stderr
+    assert f"exported 3 sequence(s), 18 frames, to {out}" in proc.stdout
+    store = open_store(good_store)
+    for split, count in SEQUENCES.items():
+        for index in range(count):
+            folder = out / split / f"{index:04d}"
+            assert sorted(p.name for p in (folder / "lr").iterdir()) == [f"{t:04d}.exr" for t in range(T)]
+            assert len(list((folder / "preview").iterdir())) == T
+    folder, data = out / "train" / "0001", store.read_window("train", 1)
+    for t in range(T):
+        for buffer, layout in (("lr", LR_LAYOUT), ("hr", HR_LAYOUT)):
+            channels = read_exr(folder / buffer / f"{t:04d}.exr")
+            assert set(channels) == {row[0] for row in layout}
+            for name, field, comp, dtype in layout:
+                want = data[field][t] if comp is None else data[field][t][..., comp]
+                assert channels[name].dtype == dtype, name
+                np.testing.assert_array_equal(channels[name], want, err_msg=f"{buffer} {t} {name}")
+    doc = json.loads((folder / "sequence.json").read_text())
+    assert doc["conventions"] == store.conventions and doc["config"] == store.config
+    assert doc["sequence"] == {"split": "train", "index": 1, "scene": "primitives", "seed": 15,
+                               "meta": {"scene": "primitives", "seed": 15, "camera": {"rig": "dolly"}}}
+    assert [f["jitter_px"] for f in doc["frames"]] == data["jitter_px"].astype(np.float64).tolist()
+    assert [f["view"] for f in doc["frames"]] == data["view"].astype(np.float64).tolist()
+    assert doc["lr_size"] == [24, 14] and doc["hr_size"] == [48, 28] and doc["frame_count"] == T
+
+
+def test_exported_exrs_open_with_openimageio(good_store, tmp_path):
+    oiio = pytest.importorskip("OpenImageIO")
+    proc = run("export", good_store, "--format", "exr", "--split", "val", "--sequence", "0", "--no-preview",
+               "--out", tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    assert not (tmp_path / "val" / "0000" / "preview").exists() and not (tmp_path / "train").exists()
+    data = open_store(good_store).read_window("val", 0, 5, 1)
+    for buffer, layout in (("lr", LR_LAYOUT), ("hr", HR_LAYOUT)):
+        image = oiio.ImageInput.open(str(tmp_path / "val" / "0000" / buffer / "0005.exr"))
+        assert image is not None, oiio.geterror()
+        spec = image.spec()
+        pixels = image.read_image("float")
+        names = list(spec.channelnames)
+        assert set(names) == {row[0] for row in layout}
+        w, h = (24, 14) if buffer == "lr" else HR
+        assert (spec.width, spec.height) == (w, h)
+        for name, field, comp, _ in layout:
+            want = data[field][0] if comp is None else data[field][0][..., comp]
+            got = pixels[..., names.index(name)]
+            if name == "objectId":  # "float" reads a uint channel normalised; read it as it is
+                k = names.index(name)
+                got = image.read_image(0, 0, k, k + 1, oiio.UINT32)[..., 0]
+            np.testing.assert_array_equal(got, want.astype(got.dtype), err_msg=name)
+        image.close()
+
+
+def test_export_skips_sequences_that_are_not_complete(store, tmp_path):
+    edit(store, "train", "complete")[0] = False
+    proc = run("export", store, "--format", "exr", "--no-preview", "--out", tmp_path / "e")
+    assert proc.returncode == 0, proc.stderr
+    assert "exported 2 sequence(s), 12 frames" in proc.stdout and "skipped 1 sequence(s)" in proc.stdout
+    assert sorted(p.name for p in (tmp_path / "e" / "train").iterdir()) == ["0001"]
+    proc = run("export", store, "--format", "exr", "--split", "train", "--sequence", "0",
+               "--out", tmp_path / "f")
+    assert_one_line_error(proc, "train sequence 0 is not complete")
+
+
+# -- bad input ------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("command", [
+    ["info"], ["validate"], ["preview", "--out", "x.png"], ["export", "--format", "exr", "--out", "x"]])
+@pytest.mark.parametrize("where, message", [
+    ("missing", "not a store (no zarr.json)"),
+    ("plain", "not a datagen store (its root attrs have no schema_version)"),
+])
+def test_a_path_that_is_not_a_store(tmp_path, command, where, message):
+    if where == "plain":
+        zarr.open_group(tmp_path / where, mode="w")
+    proc = run(command[0], tmp_path / where, *command[1:], cwd=tmp_path)
+    assert_one_line_error(proc, message)
+    assert not (tmp_path / "x").exists() and not (tmp_path / "x.png").exists()
+
+
+@pytest.mark.parametrize("command", [["info"], ["preview", "--out", "x.png"]])
+def test_another_schema_version_is_refused(store, tmp_path, command):
+    set_schema_version(store, 0)
+    proc = run(command[0], store, *command[1:], cwd=tmp_path)
+    assert_one_line_error(proc, "store schema version 0")
+    assert "Rebuild the store with this version (`datagen build --overwrite`)" in proc.stderr
+
+
+@pytest.mark.parametrize("args, message", [
+    (["validate", "--split", "nope"], "no split 'nope'; valid: train, val, test"),
+    (["export", "--format", "exr", "--out", "x", "--split", "train", "--sequence", "2"],
+     "split 'train' has sequences 0..1; got --sequence 2"),
+    (["preview", "--out", "x.png", "--split", "test"], "split 'test' has no complete sequence to show"),
+    (["preview", "--out", "x.png", "--split", "test", "--sequence", "0"],
+     "split 'test' has no sequences; got --sequence 0"),
+    (["export", "--format", "tiff", "--out", "x"], "unknown --format 'tiff'; valid: exr"),
+    (["preview", "--out", "x.jpg"], "unknown preview format '.jpg'; valid: .png, .gif, .mp4"),
+])
+def test_bad_selection_or_format_is_one_line_and_exit_2(good_store, tmp_path, args, message):
+    proc = run(args[0], good_store, *args[1:], cwd=tmp_path)
+    assert_one_line_error(proc, message)
+    assert not (tmp_path / "x").exists()
+
+
+def test_export_into_a_path_under_a_file(good_store, tmp_path):
+    (tmp_path / "file").write_text("in the way")
+    proc = run("export", good_store, "--format", "exr", "--out", tmp_path / "file" / "out")
+    assert_one_line_error(proc, "cannot write the export: Not a directory")
+    assert "choose a writable --out" in proc.stderr
+
+
+def test_export_to_a_read_only_disk(good_store, tmp_path, mounted):
+    ro = mounted(tmp_path / "ro", "-t", "tmpfs", "-o", "ro,size=1m", "tmpfs")
+    proc = run("export", good_store, "--format", "exr", "--out", ro / "out")
+    assert_one_line_error(proc, "cannot write the export: Read-only file system")
+
+
+def test_export_to_a_full_disk(good_store, tmp_path, mounted):
+    disk = mounted(tmp_path / "small", "-t", "tmpfs", "-o", "size=64k", "tmpfs")
+    proc = run("export", good_store, "--format", "exr", "--out", disk / "out")
+    assert_one_line_error(proc, "cannot write the export: ")
+    assert "No space left on device" in proc.stderr
+
+
+@pytest.mark.parametrize("command", ["info", "validate", "preview", "export"])
+def test_help_has_examples(command):
+    proc = run(command, "--help")
+    assert proc.returncode == 0 and "examples:" in proc.stdout
+    if command == "validate":
+        assert "exit status: 0 every check passed; 3 a check failed" in proc.stdout
+        assert "motion_warp" in proc.stdout and "0.6" in proc.stdout
+
