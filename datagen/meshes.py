@@ -146,9 +146,9 @@ def ribbon(centre, side, offsets: tuple[float, float], v=None, u: tuple[float, f
            normal=(0.0, 1.0, 0.0)) -> Mesh:
     """A strip along the polyline ``centre`` (n, 3): vertex pairs at ``centre + side * o`` for o in
     ``offsets`` (the ``side`` (n, 3) unit vectors may vary along the line). ``v`` (n,) runs along
-    the strip (default: arc length), ``u`` across it. Faces are front-facing from ``normal``'s side
-    when ``side`` x ``normal`` points along the line's direction; pass a constant or an (n, 3) array
-    (e.g. up for a road, a horizontal normal for a wall)."""
+    the strip (default: arc length), ``u`` across it. ``normal`` (a constant or (n, 3)) is the
+    shading normal, and the winding is chosen so that faces are front-facing from its side
+    (up for a road, a horizontal normal for a wall)."""
     c = np.asarray(centre, dtype=np.float64)
     s = np.asarray(side, dtype=np.float64)
     n = len(c)

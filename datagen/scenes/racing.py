@@ -61,6 +61,8 @@ class Track:
             centre = (np.roll(centre, -2, 0) + np.roll(centre, -1, 0) + centre + np.roll(centre, 1, 0)
                       + np.roll(centre, 2, 0)) / 5
         self.centre = centre
+        self.length = float(np.linalg.norm(centre - np.roll(centre, 1, 0), axis=1).sum())
+        self.s = np.linspace(0.0, self.length, n, endpoint=False)
         fwd = np.roll(self.centre, -1, 0) - np.roll(self.centre, 1, 0)
         self.tangent = fwd / np.linalg.norm(fwd, axis=1, keepdims=True)
         self.side = np.cross(self.tangent, UP)
@@ -158,7 +160,7 @@ def curb_texture() -> Texture:
     return Texture(_rgba(px))
 
 
-def chain_link_texture(size: int = 256, cells: int = 16, wire_px: float = 2.0) -> Texture:
+def chain_link_texture(size: int = 256, cells: int = 12, wire_px: float = 5.0) -> Texture:
     """A diamond chain-link pattern, alpha 255 on the wires and 0 between them."""
     y, x = np.mgrid[0:size, 0:size] + 0.5
     period = size / cells
@@ -405,7 +407,7 @@ def racing(seed: int = 0, track_length: float = 520.0, track_width: float = 12.0
     c, _ = track.offset_line(outside * (half + 5.5), 0.0, loop)
     fence = vertical_strip(c, 0.0, 3.2, 1.0, 1.0, -track.side[loop] * outside)
     add("fence", fence, Material(base_color_texture=chain_link_texture(), metallic=0.7, roughness=0.45,
-                                 alpha_mode="MASK", alpha_cutoff=0.25, double_sided=True), FENCE_ID)
+                                 alpha_mode="MASK", alpha_cutoff=0.5, double_sided=True), FENCE_ID)
     fence_post = cylinder(0.04, 3.3, 6, caps=False)
     fposts = [transformed(fence_post, translation(track.offset_line(outside * (half + 5.55), 0.0,
                                                                     np.array([i]))[0][0]))
