@@ -25,6 +25,7 @@ examples:
   datagen render primitives --out storage/render/primitives
   datagen render primitives --frames 4 --res 640x360 --scale 2 --spp 32 --out /tmp/p
   datagen render path/to/recipe.toml --seed 7 --out /tmp/r
+  datagen render scenes/assets/Duck.glb --frames 30 --out /tmp/duck   # orbit camera, first animation
 
 writes DIR/lr/NNNN.exr (R,G,B, Z, backward.u/v, N.X/Y/Z, albedo.R/G/B, roughness,
 metallic, objectId), DIR/hr/NNNN.exr (R,G,B, Z, backward.u/v), DIR/sequence.json
@@ -350,7 +351,8 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("render", help="render one sequence to OpenEXR + PNG previews",
                        epilog=RENDER_EXAMPLES, formatter_class=fmt,
                        description="Render one sequence of a scene for inspection.")
-    p.add_argument("scene", metavar="SCENE", help="recipe name in scenes/ or path to a .toml")
+    p.add_argument("scene", metavar="SCENE",
+                   help="recipe name in scenes/, or a path to a .toml recipe or a .gltf/.glb file")
     p.add_argument("--frames", type=_int_at_least("--frames"), default=8, help="frames (default 8)")
     p.add_argument("--res", default="1920x1080", help="HR (target) WIDTHxHEIGHT (default 1920x1080)")
     p.add_argument("--scale", type=float, default=2.0, help="LR = HR / scale: 1.5, 1.7, 2, 3 or 4")
