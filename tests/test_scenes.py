@@ -12,7 +12,7 @@ import pytest
 from datagen.recipes import load
 from datagen.scene import Scene
 
-SCENES = ["city", "forest"]
+SCENES = ["city", "forest", "showroom"]
 TIMES = (0.0, 0.7, 3.1, 9.6)
 HR, SCALE, SPP = (64, 36), 2.0, 8
 REFERENCE_WIDTH = 960
