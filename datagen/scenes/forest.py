@@ -173,7 +173,7 @@ def sway(base: np.ndarray, amplitude: float, freq: float, phase: float):
 
 
 @register("forest")
-def forest(seed: int = 0, size: float = 80.0, trees: int = 110, swaying_trees: int = 16,
+def forest(seed: int = 0, size: float = 80.0, trees: int = 80, swaying_trees: int = 16,
            leaf_cards: int = 150, grass_clumps: int = 9000, trail_width: float = 1.6, walk_speed: float = 1.2,
            eye_height: float = 1.7, wind: float = 1.0, fps: float = 30.0) -> Scene:
     rng = np.random.default_rng(seed)
