@@ -16,7 +16,7 @@ SCHEDULER ?=
 OUT       ?=
 STORE     ?=
 
-.PHONY: install test lint dataset render bench train preview clean
+.PHONY: install test lint dataset render bench train preview clean sheets
 
 install: $(STAMP)
 
@@ -62,3 +62,6 @@ clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache
 
 comma := ,
+
+sheets: install
+	LP_NUM_THREADS=$${LP_NUM_THREADS:-2} $(BIN)/python -m datagen.sheet --out docs/images
