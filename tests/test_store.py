@@ -122,7 +122,7 @@ def test_round_trip_arrays_and_attrs(lr, scale, frames, per_shard, tile, codec, 
         assert store.sequences("train", complete_only=True) == []
 
 
-@settings(max_examples=15, deadline=None)
+@settings(max_examples=10, deadline=None)
 @given(data=st.data())
 def test_crop_is_the_same_area_at_both_resolutions(data, tmp_path_factory):
     scale = data.draw(st.sampled_from([2.0, 3.0]), "scale")

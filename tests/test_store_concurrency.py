@@ -55,3 +55,34 @@ def test_two_processes_write_different_sequences_of_one_store(tmp_path):
         for name in PER_FRAME:
             want = np.stack([np.asarray(getattr(f, name)) for f in frames_of(index)])
             np.testing.assert_array_equal(data[name], want, err_msg=f"sequence {index} {name}")
+
+
+FORKED_READ = """
+import multiprocessing, sys
+import numpy as np
+from datagen.store import open_store
+
+store = open_store(sys.argv[1])
+parent = store.read_window("train", 0, 0, 2)["color_hr"]
+
+def child(_):
+    return store.read_window("train", 0, 0, 2)["color_hr"].tobytes() == parent.tobytes()
+
+with multiprocessing.get_context("fork").Pool(2) as pool:
+    print(pool.map(child, range(2)))
+"""
+
+
+def test_a_store_opened_before_a_fork_reads_in_the_children(tmp_path):
+    """Training loaders fork workers (PyTorch's default on Linux): the zarr engine must
+    work in a child forked after the parent opened and read the store."""
+    import subprocess
+    import sys
+
+    path = create_store(tmp_path / "s", {"test": "fork"}, {"train": 1}, T, HR, SCALE,
+                        cv.conventions_block(SCALE, 8, 0.1, 100.0), layout=LAYOUT)
+    write_sequence(path, "train", 0, frames_of(0), {"scene": "synthetic", "seed": 100})
+    done = subprocess.run([sys.executable, "-c", FORKED_READ, str(path)], capture_output=True, text=True,
+                          timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "[True, True]"

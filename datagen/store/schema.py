@@ -127,13 +127,13 @@ def dim_sizes(frames: int, hr_size: tuple[int, int], lr_size: tuple[int, int]) -
 class Layout:
     """How pixel arrays are chunked, sharded and compressed."""
 
-    tile_hr: int | None = 128
+    tile_hr: int | None = 256
     """square HR chunk side in pixels (LR chunks: tile_hr / scale), or None for one
     chunk per whole frame."""
-    frames_per_shard: int = 8
+    frames_per_shard: int = 4
     """frames in one shard file (and in one write block of the writer: a worker holds
     this many frames of every pixel array in memory)."""
-    codec: str = "zstd"
+    codec: str = "blosc-zstd"
     """``zstd`` or ``blosc-zstd`` (blosc with byte shuffle)."""
     level: int = 3
     """compression level."""

@@ -209,7 +209,10 @@ class _Blocks:
 
     def __init__(self, group: zarr.Group, index: int, frames: int, block: int):
         self.group, self.index, self.frames, self.block = group, index, frames, block
-        self.arrays = {spec.name: group[spec.name] for spec in FRAME_ARRAYS + STEP_ARRAYS}
+        # Skipping zarr's per-chunk "is it all fill value?" test makes tiled writes ~20%
+        # faster (measured); chunks of sky or NaN are stored, small once compressed.
+        self.arrays = {spec.name: group[spec.name].with_config({"write_empty_chunks": True})
+                       for spec in FRAME_ARRAYS + STEP_ARRAYS}
         self.buffers = {spec.name: np.empty((min(block, frames), *self.arrays[spec.name].shape[2:]),
                                             spec.dtype) for spec in FRAME_ARRAYS}
         self.steps = {spec.name: np.empty(self.arrays[spec.name].shape[1:], spec.dtype)
