@@ -139,11 +139,22 @@ def test_validate_catches_motion_with_the_sign_flipped(store):
     proc = run("validate", store)
     assert proc.returncode == VALIDATE_FAILED
     found = failed(proc)
-    assert [line.split(":")[1] for line in found["motion_warp"]] == [
-        f" val sequence 0 frame {t}" for t in range(1, T)]
-    assert "motion vectors do not follow the image" in found["motion_warp"][0]
+    warp = found["motion_warp"]
+    assert [line.split(":")[1] for line in warp] == [f" val sequence 0 frame {t}" for t in range(1, T)] + [
+        " val sequence 0"]  # every frame, then the sequence as a whole
+    assert "motion_hr x -1 explains the frame from frame t-1 better than motion_hr itself" in warp[0]
+    assert "of the error of no warp over 5 frames (need <= 0.8)" in warp[-1]
     assert len(found["motion_camera"]) == T - 1
     assert all("val sequence 0" in line for lines in found.values() for line in lines)
+
+
+def test_frames_after_a_camera_cut_are_not_judged_against_the_previous_frame(store):
+    flip_or_scale(store, "val", 0, -1.0)
+    edit(store, "val", "camera_cut")[0, 3] = True
+    proc = run("validate", store)
+    frames = {line.split(":")[1] for line in proc.stdout.splitlines() if line.startswith("motion_camera")}
+    assert frames == {f" val sequence 0 frame {t}" for t in (1, 2, 4, 5)}
+    assert "motion_warp 14, motion_camera 14" in proc.stdout
 
 
 def test_validate_catches_motion_scaled_2x(store):
@@ -151,8 +162,9 @@ def test_validate_catches_motion_scaled_2x(store):
     proc = run("validate", store)
     assert proc.returncode == VALIDATE_FAILED
     found = failed(proc)
-    assert [line.split(":")[1] for line in found["motion_warp"]] == [
-        f" train sequence 1 frame {t}" for t in range(1, T)]
+    frames = [line.split(":")[1] for line in found["motion_warp"] if " frame " in line.split(":")[1]]
+    assert frames == [f" train sequence 1 frame {t}" for t in range(1, T)]  # (the sequence may fail too)
+    assert "motion_hr x 0.5 explains the frame" in found["motion_warp"][0]
     assert [line.split(":")[1] for line in found["motion_camera"]] == [
         f" train sequence 1 frame {t}" for t in range(1, T)]
     assert set(found) == {"motion_warp", "motion_camera"}  # LR and HR still agree with each other
@@ -398,5 +410,5 @@ def test_help_has_examples(command):
     assert proc.returncode == 0 and "examples:" in proc.stdout
     if command == "validate":
         assert "exit status: 0 every check passed; 3 a check failed" in proc.stdout
-        assert "motion_warp" in proc.stdout and "0.6" in proc.stdout
+        assert "per sequence sum e(1) <= 0.8 sum e(0)" in proc.stdout
 
