@@ -117,6 +117,16 @@ def test_validate_catches_nan_in_colour(store):
     assert proc.stdout.splitlines()[-1].startswith("FAILED: 1 failure(s) of nan")
 
 
+def test_validate_allows_only_plus_inf_and_only_in_depth(store):
+    edit(store, "train", "depth_lr")[0, 4, 3, 2] = -np.inf
+    edit(store, "val", "exposure")[0, 1] = np.inf
+    proc = run("validate", store)
+    assert proc.returncode == VALIDATE_FAILED
+    assert failed(proc)["inf"] == [
+        "inf: train sequence 0 frame 4: depth_lr has 1 -inf; only +inf (sky) is allowed in depth",
+        "inf: val sequence 0 frame 1: exposure has 1 +inf; inf is only allowed in depth"]
+
+
 def test_validate_catches_a_wrong_jitter(store):
     jitter = edit(store, "train", "jitter_px")
     jitter[0, 3] = cv.jitter_px(4, SCALE)
