@@ -1,5 +1,8 @@
 """``datagen bench``: the SPEC §8 figures, each a ratio measured in one run.
 
+Figures so far: render_vs_bare (below) and the store's write, window-read,
+crop-read and writer peak-memory figures (datagen.store.measure.bench_store).
+
 render_vs_bare: frames/s of ``Renderer.render`` (shadow, LR G-buffer, spp HR
 samples accumulated on the GPU, HR motion/depth, one read-back) against a bare
 moderngl loop issuing the same passes: the same programs, vertex arrays,
@@ -12,6 +15,7 @@ from __future__ import annotations
 
 import os
 import platform
+import tempfile
 import time
 from collections.abc import Callable
 
@@ -32,6 +36,7 @@ from datagen.render import (
 )
 from datagen.scenes import generate
 from datagen.shaders import SHADOW_FS, SHADOW_VS, SURFACE_FS, SURFACE_VS
+from datagen.store.measure import bench_store
 
 TARGETS = {"render_vs_bare": 0.85, "cpu_seconds_per_1080p_frame": 0.8, "gpu_frames_per_s": 50.0}
 
@@ -165,6 +170,9 @@ def run_bench(quick: bool = False, progress: Callable[[str], None] = lambda _: N
     frames = 2 if quick else 4
     progress(f"render vs bare loop at {config.hr_width}x{config.hr_height}, {frames} frames ...")
     figures = [bench_render(config, frames)]
+    progress("store write/read/crop against the bare codec ...")
+    with tempfile.TemporaryDirectory(prefix="datagen-bench-") as tmp:
+        figures += bench_store(tmp, quick)
     return {
         "datagen_version": __version__,
         "machine": {"platform": platform.platform(), "processor": platform.processor(),

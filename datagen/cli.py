@@ -38,7 +38,9 @@ examples:
   datagen bench --out storage/bench.json
 
 figures (SPEC §8): render frames/s (LR + G-buffer + 16-spp HR, primitives, 1920x1080,
-scale 2) against a bare moderngl loop drawing the same passes in the same run.
+scale 2) against a bare moderngl loop drawing the same passes in the same run; store
+write and window-read MB/s and crop samples/s against the bare codec; peak memory of
+a process writing one 1080p sequence. Results: docs/benchmarks.md.
 """
 
 INFO_EXAMPLES = """\
