@@ -67,7 +67,8 @@ def test_render_is_deterministic(tmp_path: Path):
 
 
 @pytest.mark.parametrize("args, message", [
-    (["render", "nosuchscene", "--out", "x"], "unknown scene 'nosuchscene'; valid: primitives"),
+    (["render", "nosuchscene", "--out", "x"],
+     "unknown scene 'nosuchscene'; valid: city, forest, primitives, racing, showroom"),
     (["render", "primitives", "--res", "33x18", "--out", "x"], "not divisible by scale"),
     (["render", "primitives", "--res", "1920by1080", "--out", "x"], "WIDTHxHEIGHT"),
     (["render", "primitives", "--spp", "4", "--out", "x"], "spp 4 is out of range; use 8 to 256"),
