@@ -45,6 +45,26 @@ vec3 sky_radiance(vec3 dir, bool with_sun) {
 }
 """
 
+OUTPUTS = """
+#if defined(GBUFFER)
+layout(location = 0) out vec4 out_color;
+layout(location = 1) out vec2 out_motion;
+layout(location = 2) out float out_depth;
+layout(location = 3) out vec4 out_normal;
+layout(location = 4) out vec4 out_albedo;
+layout(location = 5) out vec2 out_material;
+layout(location = 6) out uint out_object_id;
+#elif defined(COLOR)
+layout(location = 0) out vec4 out_color;
+#else
+layout(location = 0) out vec2 out_motion;
+layout(location = 1) out float out_depth;
+#endif
+"""
+"""The render targets of each variant, shared by the surface and sky shaders:
+GBUFFER is the LR G-buffer's 7 targets, COLOR one HR sample, MOTION_DEPTH the HR
+motion and depth (the renderer's framebuffers attach them in this order)."""
+
 SURFACE_VS = """
 in vec3 in_pos;
 in vec3 in_normal;
@@ -103,20 +123,7 @@ uniform float u_mip_bias;
 uniform uint u_object_id;
 uniform vec3 u_cam_pos;
 
-#if defined(GBUFFER)
-layout(location = 0) out vec4 out_color;
-layout(location = 1) out vec2 out_motion;
-layout(location = 2) out float out_depth;
-layout(location = 3) out vec4 out_normal;
-layout(location = 4) out vec4 out_albedo;
-layout(location = 5) out vec2 out_material;
-layout(location = 6) out uint out_object_id;
-#elif defined(COLOR)
-layout(location = 0) out vec4 out_color;
-#else
-layout(location = 0) out vec2 out_motion;
-layout(location = 1) out float out_depth;
-#endif
+""" + OUTPUTS + """
 
 vec4 base_color() {
     vec4 c = u_base_color;
@@ -239,20 +246,7 @@ uniform mat4 u_inv_vp_raster;  // inverse of proj_raster @ view rotation
 uniform mat4 u_vp_cur;         // unjittered proj @ view rotation, current
 uniform mat4 u_vp_prev;        // unjittered proj @ view rotation, previous
 
-#if defined(GBUFFER)
-layout(location = 0) out vec4 out_color;
-layout(location = 1) out vec2 out_motion;
-layout(location = 2) out float out_depth;
-layout(location = 3) out vec4 out_normal;
-layout(location = 4) out vec4 out_albedo;
-layout(location = 5) out vec2 out_material;
-layout(location = 6) out uint out_object_id;
-#elif defined(COLOR)
-layout(location = 0) out vec4 out_color;
-#else
-layout(location = 0) out vec2 out_motion;
-layout(location = 1) out float out_depth;
-#endif
+""" + OUTPUTS + """
 
 void main() {
     vec2 ndc = gl_FragCoord.xy / u_size * 2.0 - 1.0;

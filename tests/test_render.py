@@ -30,7 +30,9 @@ from datagen.scene import (
     Sun,
     Texture,
     TransformFn,
+    rotation_x,
     rotation_y,
+    rotation_z,
     static,
     translation,
 )
@@ -40,21 +42,7 @@ NO_SUN_DISC = Sky(sun_disc=0.0)  # keep a 50x-bright sun disc out of colour comp
 MOTION_TOL_PX = 0.01
 
 
-def rot_x(angle: float) -> np.ndarray:
-    c, s = np.cos(angle), np.sin(angle)
-    m = np.eye(4)
-    m[1, 1], m[1, 2], m[2, 1], m[2, 2] = c, -s, s, c
-    return m
-
-
-def rot_z(angle: float) -> np.ndarray:
-    c, s = np.cos(angle), np.sin(angle)
-    m = np.eye(4)
-    m[0, 0], m[0, 1], m[1, 0], m[1, 1] = c, -s, s, c
-    return m
-
-
-FACING_Z = rot_x(np.pi / 2)
+FACING_Z = rotation_x(np.pi / 2)
 """Turns the y-up plane mesh to face +z (towards a camera looking down -z), texture upright."""
 
 
@@ -231,7 +219,7 @@ def test_sharp_edges_move_by_the_jitter(make_renderer, hr, scale):
     renderer = make_renderer(hr=hr, scale=scale)
     size = renderer.config.lr_size
     alpha = np.arctan(0.618)  # golden slope: the rows sample the edge at well-spread sub-pixel offsets
-    rot = rot_z(alpha)
+    rot = rotation_z(alpha)
     corner = np.array([-1.0, 1.0, -10.0])  # the wall's top-left corner, world = camera space here
     centre = corner + rot[:3, :3] @ [20.0, -20.0, 0.0]
     wall = Rect(9, static(translation(centre) @ rot @ FACING_Z), (40.0, 40.0))
@@ -399,7 +387,7 @@ def test_reference_is_the_box_filtered_pixel_footprint(make_renderer):
     fraction of [x, x+1) x [y, y+1) the wall covers, not of a footprint shifted
     by half a pixel; the LR colour is the wall or black at its one sample."""
     renderer = make_renderer(hr=(48, 27), scale=1.5, spp=256)
-    wall = Rect(6, static(translation((-0.7, 0.4, -6.0)) @ rot_z(0.35) @ FACING_Z), (3.0, 2.0),
+    wall = Rect(6, static(translation((-0.7, 0.4, -6.0)) @ rotation_z(0.35) @ FACING_Z), (3.0, 2.0),
                 Material(base_color=(0.0, 0.0, 0.0, 1.0), emissive=(1.0, 1.0, 1.0)))
     base = make_scene([wall], static(cv.look_at((0, 0, 0), (0, 0, -1))))
     scene = dataclasses.replace(base, sun=Sun(irradiance=0.0), sky=Sky(intensity=0.0, sun_disc=0.0))

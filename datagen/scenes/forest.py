@@ -17,23 +17,22 @@ import numpy as np
 
 from datagen import conventions as cv
 from datagen.meshes import cylinder, merge, plane, transformed, tube
-from datagen.scene import Camera, Material, Mesh, Node, Scene, Sky, Sun, Texture, rotation_y, translation
+from datagen.scene import (
+    Camera,
+    Material,
+    Mesh,
+    Node,
+    Scene,
+    Sky,
+    Sun,
+    Texture,
+    rotation_x,
+    rotation_y,
+    rotation_z,
+    translation,
+)
 from datagen.scenes import register
 from datagen.scenes.city import noise_texture
-
-
-def rot_x(angle: float) -> np.ndarray:
-    c, s = np.cos(angle), np.sin(angle)
-    m = np.eye(4)
-    m[1, 1], m[1, 2], m[2, 1], m[2, 2] = c, -s, s, c
-    return m
-
-
-def rot_z(angle: float) -> np.ndarray:
-    c, s = np.cos(angle), np.sin(angle)
-    m = np.eye(4)
-    m[0, 0], m[0, 1], m[1, 0], m[1, 1] = c, -s, s, c
-    return m
 
 
 def card(width: float, height: float, centred: bool = False) -> Mesh:
@@ -55,7 +54,7 @@ def card_batch(centres: np.ndarray, sizes: np.ndarray, yaw: np.ndarray, tilt: np
     two = merge([base, transformed(base, rotation_y(np.pi / 2))])
     scale = np.stack([sizes[:, 0], sizes[:, 1], sizes[:, 0]], -1)
     local = two.positions[None].astype(np.float64) * scale[:, None]
-    rot = np.stack([rotation_y(a)[:3, :3] @ rot_x(b)[:3, :3] for a, b in zip(yaw, tilt, strict=True)])
+    rot = np.stack([rotation_y(a)[:3, :3] @ rotation_x(b)[:3, :3] for a, b in zip(yaw, tilt, strict=True)])
     pos = np.einsum("nij,nvj->nvi", rot, local) + centres[:, None]
     nrm = np.einsum("nij,vj->nvi", rot, two.normals.astype(np.float64))
     idx = two.indices[None].astype(np.int64) + (np.arange(n) * len(two.positions))[:, None, None]
@@ -168,7 +167,7 @@ def sway(base: np.ndarray, amplitude: float, freq: float, phase: float):
     def transform(t: float) -> np.ndarray:
         ax = amplitude * np.sin(2 * np.pi * freq * t + phase)
         az = 0.7 * amplitude * np.sin(2 * np.pi * freq * 1.37 * t + 2 * phase)
-        return translation(base) @ rot_x(ax) @ rot_z(az) @ translation(-base)
+        return translation(base) @ rotation_x(ax) @ rotation_z(az) @ translation(-base)
     return transform
 
 
