@@ -86,6 +86,16 @@ def test_bad_input_is_one_line_and_exit_2(tmp_path: Path, args, message):
     assert not (tmp_path / "x").exists()
 
 
+def test_broken_glb_is_one_line_and_exit_2(tmp_path: Path):
+    good = (Path(__file__).parent / "data" / "BoxTextured.glb").read_bytes()
+    bad = tmp_path / "broken.glb"
+    bad.write_bytes(good[: len(good) // 2])  # truncated mid-chunk
+    proc = run("render", str(bad), "--res", "32x18", "--spp", "8", "--out", str(tmp_path / "o"))
+    assert proc.returncode == 2
+    assert proc.stderr.count("\n") == 1 and "broken.glb" in proc.stderr and "Traceback" not in proc.stderr
+    assert not (tmp_path / "o").exists()
+
+
 def test_bad_recipe_names_the_file_and_key(tmp_path: Path):
     recipe = tmp_path / "mine.toml"
     recipe.write_text('generator = "primitives"\n[params]\nboxez = 3\n')
