@@ -76,6 +76,19 @@ OUT/SPLIT/NNNN/sequence.json (per-frame cameras, conventions, resolved config an
 sequence's metadata) and OUT/SPLIT/NNNN/preview/NNNN.png, for complete sequences only.
 """
 
+BUILD_EXAMPLES = """\
+examples:
+  datagen build racing                                  # pipelines/dataset.toml -> storage/racing.zarr
+  datagen build racing city --workers 2                 # several scenes -> storage/racing+city.zarr
+  datagen build primitives --sequences 2 --frames 2 --res 32x18 --spp 8 --out /tmp/tiny.zarr
+  datagen build --recipe pipelines/dataset.toml --seed 7 --out storage/seed7.zarr
+  datagen build racing --scheduler tcp://10.0.0.5:8786  # an existing cluster (`dask scheduler`)
+
+flags override the recipe (default pipelines/dataset.toml). Re-running the same
+command skips complete sequences (resume); another config on an existing store is
+refused unless --overwrite. Ends with the `datagen info` summary.
+"""
+
 VALIDATE_FAILED = 3
 """exit status of ``datagen validate`` when a check fails."""
 
@@ -183,6 +196,53 @@ def cmd_bench(args) -> int:
         Path(args.out).parent.mkdir(parents=True, exist_ok=True)
         Path(args.out).write_text(text + "\n")
     print(text)
+    return 0
+
+
+def cmd_build(args) -> int:
+    from tqdm import tqdm
+
+    from datagen import recipes
+    from datagen.pipeline import build, load_config
+
+    overrides = {"scenes": args.scenes or None, "sequences": args.sequences, "frames": args.frames,
+                 "res": args.res, "scale": args.scale, "spp": args.spp, "seed": args.seed,
+                 "workers": args.workers, "scheduler": args.scheduler}
+    if args.res is not None:
+        parse_res(args.res)
+    config = load_config(args.recipe, **overrides)
+    for name in config.scenes:  # every scene checked before a cluster starts
+        recipes.load(name)
+    if not args.verbose:  # distributed logs every worker start and stop at INFO
+        import distributed  # noqa: F401  (configures its loggers on import)
+
+        for name in list(logging.root.manager.loggerDict):
+            if name == "distributed" or name.startswith("distributed."):
+                logging.getLogger(name).setLevel(logging.WARNING)
+    out = args.out or str(Path("storage") / ("+".join(Path(s).stem for s in config.scenes) + ".zarr"))
+    bar = None
+
+    def progress(done: int, total: int, fps: float) -> None:
+        nonlocal bar
+        if bar is None:
+            bar = tqdm(total=total, initial=done, unit="seq", desc=f"build {out}", file=sys.stderr)
+            return
+        bar.set_postfix_str(f"{fps:.2f} frames/s")
+        bar.update(done - bar.n)
+
+    def on_cluster(link: str) -> None:
+        print(f"Dask dashboard: {link}", file=sys.stderr, flush=True)
+
+    try:
+        result = build(config, out, overwrite=args.overwrite, progress=progress,
+                       on_cluster=on_cluster)
+    finally:
+        if bar is not None:
+            bar.close()
+    rate = f", {result['frames_per_s']:.2f} frames/s" if result["frames"] else ""
+    print(f"built {out}: rendered {result['rendered']} sequence(s) ({result['frames']} frames) in "
+          f"{result['seconds']:.1f} s{rate}; skipped {result['skipped']} already complete\n")
+    print(format_summary(_open(out).summary()))
     return 0
 
 
@@ -362,6 +422,31 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, default=0, help="scene seed (default 0)")
     p.add_argument("--out", required=True, metavar="DIR", help="output folder")
     p.set_defaults(func=cmd_render)
+
+    p = sub.add_parser("build", help="render scenes on Dask into a Zarr store (resumable)",
+                       epilog=BUILD_EXAMPLES, formatter_class=fmt,
+                       description="Plan sequences from a build recipe, render them on a Dask cluster "
+                                   "(a LocalCluster of single-threaded worker processes by default) and "
+                                   "stream them into a Zarr store.")
+    p.add_argument("scenes", nargs="*", metavar="SCENE",
+                   help="scene recipe names (default: the recipe's scenes)")
+    p.add_argument("--recipe", metavar="FILE.toml",
+                   help="build recipe (default pipelines/dataset.toml)")
+    p.add_argument("--out", metavar="STORE",
+                   help="store path (default storage/SCENE[+SCENE...].zarr)")
+    p.add_argument("--sequences", type=_int_at_least("--sequences"), help="sequences per scene")
+    p.add_argument("--frames", type=_int_at_least("--frames"), help="frames per sequence")
+    p.add_argument("--res", help="HR (target) WIDTHxHEIGHT")
+    p.add_argument("--scale", type=float, help="LR = HR / scale: 1.5, 1.7, 2, 3 or 4")
+    p.add_argument("--spp", type=_int_at_least("--spp"), help="HR samples per pixel, 8-256")
+    p.add_argument("--seed", type=_int_at_least("--seed", 0), help="master seed")
+    p.add_argument("--workers", type=_int_at_least("--workers", 0),
+                   help="local worker processes, one thread each (default: one per core)")
+    p.add_argument("--scheduler", metavar="ADDR",
+                   help="existing Dask scheduler, e.g. tcp://HOST:8786 (default: a LocalCluster)")
+    p.add_argument("--overwrite", action="store_true",
+                   help="delete a store of another config at --out and start fresh")
+    p.set_defaults(func=cmd_build)
 
     p = sub.add_parser("bench", help="benchmarks of SPEC §8", epilog=BENCH_EXAMPLES,
                        formatter_class=fmt, description="Measure the §8 figures as ratios in one run.")

@@ -1,0 +1,133 @@
+"""``build(config, out)``: plan the sequences, create (or resume into) the store,
+render what is not complete on a Dask cluster and stream it into the store.
+
+The parent process never makes a GL context: every frame is rendered inside a
+worker process (``datagen.pipeline.worker``), so workers may be forked or
+spawned safely. Dask starts local workers with spawn by default.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import logging
+import os
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+from datagen import conventions as cv
+from datagen.errors import ConfigError
+from datagen.pipeline.plan import BuildConfig, SequenceTask, plan, split_sizes
+
+log = logging.getLogger(__name__)
+
+SCHEDULER_TIMEOUT_S = 3
+"""how long to wait for a --scheduler address before giving up."""
+
+
+def store_config(config: BuildConfig, recipes_by_name: dict) -> dict:
+    """The resolved config recorded in the store's attrs."""
+    return {
+        "build": config.recorded(),
+        "render": dataclasses.asdict(config.render_config()),
+        "scenes": {name: {"generator": r.generator, "params": r.params}
+                   for name, r in recipes_by_name.items()},
+    }
+
+
+def _conventions(config: BuildConfig, tasks: list[SequenceTask], recipes_by_name: dict) -> dict:
+    """The conventions block; near/far span every scene's camera (each sequence's own
+    camera is in its metadata)."""
+    cams = []
+    for name, recipe in recipes_by_name.items():
+        first = next(t for t in tasks if t.scene == name)
+        cams.append(recipe.build(first.seed).camera)  # pure Python, no GL
+    return cv.conventions_block(config.scale, config.spp, min(c.near for c in cams),
+                                max(c.far for c in cams))
+
+
+@contextlib.contextmanager
+def _client(config: BuildConfig):
+    """A distributed.Client: to ``config.scheduler``, or to a new LocalCluster of
+    single-threaded worker processes."""
+    from distributed import Client, LocalCluster
+
+    if config.scheduler:
+        try:
+            client = Client(config.scheduler, timeout=f"{SCHEDULER_TIMEOUT_S}s")
+        except (OSError, TimeoutError) as exc:
+            raise ConfigError(
+                f"cannot reach the Dask scheduler at {config.scheduler} within "
+                f"{SCHEDULER_TIMEOUT_S} s ({type(exc).__name__}); start one with `dask scheduler` "
+                "(and workers with `dask worker ADDRESS`), or check the host and port") from None
+        with client:
+            yield client
+        return
+    workers = config.workers or os.cpu_count() or 1
+    cluster = LocalCluster(n_workers=workers, threads_per_worker=1, processes=True,
+                           dashboard_address=":0", silence_logs=logging.WARNING)
+    with cluster, Client(cluster) as client:
+        yield client
+
+
+def build(config: BuildConfig, out: str | os.PathLike, overwrite: bool = False,
+          progress: Callable[[int, int, float], None] | None = None,
+          on_cluster: Callable[[str], None] | None = None) -> dict:
+    """Build the store at ``out`` for ``config``; return a summary.
+
+    Sequences already complete in an existing store of the same config are skipped
+    (resume); another config there is a StoreError unless ``overwrite``.
+    ``progress(done, total, frames_per_s)`` is called once at the start and after each
+    finished sequence (``done`` counts skipped ones); ``on_cluster(dashboard_link)``
+    once the cluster is up.
+    """
+    from datagen import recipes
+    from datagen.store import open_store
+    from datagen.store.writer import create_store
+
+    config.check()
+    recipes_by_name = {name: recipes.load(name) for name in config.scenes}  # unknown -> exit 2
+    tasks = plan(config)
+    out = Path(out)
+    with contextlib.ExitStack() as stack:
+        # an existing cluster is reached before the store is touched, so a wrong address
+        # leaves nothing behind; a LocalCluster starts only if there is work for it
+        client = stack.enter_context(_client(config)) if config.scheduler else None
+        create_store(out, store_config(config, recipes_by_name), split_sizes(tasks), config.frames,
+                     config.hr_size, config.scale, _conventions(config, tasks, recipes_by_name),
+                     overwrite=overwrite)
+        store = open_store(out)
+        done_already = {(s, info.index) for s in store.splits for info in store.sequences(s)
+                        if info.complete}
+        pending = [t for t in tasks if (t.split, t.index) not in done_already]
+        total, done, frames = len(tasks), len(tasks) - len(pending), 0
+        start = time.perf_counter()
+        if progress:
+            progress(done, total, 0.0)
+        if pending:
+            from distributed import as_completed
+
+            from datagen.pipeline.worker import render_sequence_task
+
+            if client is None:
+                client = stack.enter_context(_client(config))
+            if on_cluster:
+                on_cluster(client.dashboard_link)
+            config_dict = dataclasses.asdict(config)
+            futures = [client.submit(render_sequence_task, str(out.resolve()), task, config_dict,
+                                     key=f"sequence-{task.split}-{task.index}-{os.getpid()}",
+                                     pure=False, retries=2)
+                       for task in pending]
+            for future in as_completed(futures):
+                result = future.result()
+                done += 1
+                frames += result["frames"]
+                log.info("sequence %s %d (%s) in %.1f s", result["split"], result["index"],
+                         result["scene"], result["seconds"])
+                if progress:
+                    progress(done, total, frames / max(time.perf_counter() - start, 1e-9))
+    seconds = time.perf_counter() - start
+    return {"store": str(out), "sequences": total, "skipped": total - len(pending),
+            "rendered": len(pending), "frames": frames, "seconds": seconds,
+            "frames_per_s": frames / seconds if frames else 0.0}

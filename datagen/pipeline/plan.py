@@ -1,0 +1,254 @@
+"""Build configs and the plan: which sequences to render, with which seed, into which split.
+
+A ``BuildConfig`` comes from a TOML recipe (``pipelines/dataset.toml`` by default)
+with command-line flags laid over it by ``dataclasses.replace``. ``plan(config)``
+is a pure function of the config: the same config always gives the same tasks,
+seeds and splits, so a build can be resumed or repeated anywhere.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import tomllib
+import zlib
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from datagen.errors import ConfigError
+from datagen.store.schema import SPLITS
+
+
+def pipelines_dir() -> Path:
+    """The folder of build recipes: ``pipelines/`` beside the package."""
+    return Path(__file__).resolve().parent.parent.parent / "pipelines"
+
+
+def default_recipe() -> Path:
+    return pipelines_dir() / "dataset.toml"
+
+
+@dataclass(frozen=True)
+class Splits:
+    """Fractions of each scene's sequences per split, assigned by whole sequence."""
+
+    train: float = 0.8
+    """fraction of a scene's sequences for training."""
+    val: float = 0.1
+    """fraction for validation (rounded to whole sequences)."""
+    test: float = 0.1
+    """fraction for test (rounded to whole sequences)."""
+
+
+@dataclass(frozen=True)
+class BuildConfig:
+    """Everything a build depends on. ``workers`` and ``scheduler`` say where it runs,
+    not what it makes, so they are not recorded in the store (a resume may use others)."""
+
+    scenes: tuple[str, ...] = ("racing",)
+    """scene recipe names in scenes/ (or paths to .toml recipes)."""
+    sequences: int = 6
+    """sequences per scene."""
+    frames: int = 12
+    """frames per sequence."""
+    res: str = "640x360"
+    """HR (target) resolution, WIDTHxHEIGHT."""
+    scale: float = 2.0
+    """LR = HR / scale; one of 1.5, 1.7, 2, 3, 4."""
+    spp: int = 16
+    """HR reference samples per pixel (8-256)."""
+    seed: int = 0
+    """master seed; every sequence's seed derives from (seed, scene, sequence number)."""
+    shadow_map_size: int = 2048
+    """sun shadow map size in texels."""
+    splits: Splits = field(default_factory=Splits)
+    """train/val/test fractions per scene, by whole sequence."""
+    holdout_scene: str = ""
+    """a scene whose sequences all go to test ("" for none); it must be one of ``scenes``."""
+    workers: int = 0
+    """worker processes of the local cluster (one thread each); 0 = one per CPU core."""
+    scheduler: str = ""
+    """address of an existing Dask scheduler (tcp://HOST:PORT); "" starts a LocalCluster."""
+
+    @property
+    def hr_size(self) -> tuple[int, int]:
+        try:
+            w, h = (int(v) for v in self.res.lower().split("x"))
+        except ValueError:
+            raise ConfigError(f"res {self.res!r} is not WIDTHxHEIGHT, e.g. 640x360") from None
+        return w, h
+
+    def render_config(self):
+        from datagen.render import RenderConfig
+
+        w, h = self.hr_size
+        return RenderConfig(hr_width=w, hr_height=h, scale=self.scale, spp=self.spp,
+                            shadow_map_size=self.shadow_map_size)
+
+    def check(self) -> None:
+        """ConfigError naming the key of the first out-of-range value."""
+        if not self.scenes:
+            raise ConfigError("scenes is empty; name at least one scene")
+        if len(set(self.scenes)) != len(self.scenes):
+            raise ConfigError(f"scenes {list(self.scenes)} names a scene twice")
+        for key in ("sequences", "frames"):
+            value = getattr(self, key)
+            if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+                raise ConfigError(f"{key} must be an integer >= 1, got {value!r}")
+        if not isinstance(self.workers, int) or self.workers < 0:
+            raise ConfigError(f"workers must be an integer >= 0 (0 = one per core), got {self.workers!r}")
+        if not isinstance(self.seed, int) or self.seed < 0:
+            raise ConfigError(f"seed must be an integer >= 0, got {self.seed!r}")
+        w, h = self.hr_size
+        if w < 1 or h < 1:
+            raise ConfigError(f"res {self.res!r} must be positive")
+        if not 64 <= self.shadow_map_size <= 8192:
+            raise ConfigError(f"shadow_map_size must be 64 to 8192, got {self.shadow_map_size}")
+        try:
+            self.render_config().check()
+        except ConfigError as exc:
+            raise ConfigError(f"{exc} (keys scale, spp, res)") from None
+        fractions = dataclasses.asdict(self.splits)
+        for name, value in fractions.items():
+            if not isinstance(value, int | float) or not 0 <= value <= 1:
+                raise ConfigError(f"splits.{name} must be a fraction in [0, 1], got {value!r}")
+        if abs(sum(fractions.values()) - 1) > 1e-6:
+            raise ConfigError(f"splits fractions must sum to 1; got {fractions}")
+        if self.holdout_scene and self.holdout_scene not in self.scenes:
+            raise ConfigError(f"holdout_scene {self.holdout_scene!r} is not among scenes "
+                              f"{list(self.scenes)}")
+        if self.scheduler and "://" not in self.scheduler:
+            raise ConfigError(f"scheduler {self.scheduler!r} is not an address like tcp://HOST:8786")
+
+    def recorded(self) -> dict:
+        """The config as stored in the store's attrs: what the data depends on."""
+        d = dataclasses.asdict(self)
+        for key in ("workers", "scheduler"):
+            d.pop(key)
+        d["scenes"] = list(self.scenes)
+        return d
+
+
+def _keys(cls) -> list[str]:
+    return [f.name for f in dataclasses.fields(cls)]
+
+
+def config_from_dict(data: dict, where: str = "recipe") -> BuildConfig:
+    """A checked BuildConfig from a recipe's table; unknown keys are a ConfigError
+    listing the valid ones."""
+    unknown = set(data) - set(_keys(BuildConfig))
+    if unknown:
+        raise ConfigError(f"{where}: unknown key(s) {', '.join(sorted(unknown))}; "
+                          f"valid: {', '.join(_keys(BuildConfig))}")
+    values = dict(data)
+    if "splits" in values:
+        table = values["splits"]
+        if not isinstance(table, dict):
+            raise ConfigError(f"{where}: splits must be a table like {{train = 0.8, val = 0.1, test = 0.1}}")
+        bad = set(table) - set(_keys(Splits))
+        if bad:
+            raise ConfigError(f"{where}: unknown key(s) splits.{', splits.'.join(sorted(bad))}; "
+                              f"valid: {', '.join(_keys(Splits))}")
+        values["splits"] = Splits(**{**dataclasses.asdict(Splits(train=0, val=0, test=0)), **table})
+    if "scenes" in values:
+        scenes = values["scenes"]
+        if isinstance(scenes, str) or not all(isinstance(s, str) for s in scenes):
+            raise ConfigError(f"{where}: scenes must be a list of names, e.g. [\"racing\"]")
+        values["scenes"] = tuple(scenes)
+    if "scale" in values and isinstance(values["scale"], int):
+        values["scale"] = float(values["scale"])
+    types = {"sequences": int, "frames": int, "spp": int, "seed": int, "workers": int,
+             "shadow_map_size": int, "res": str, "scale": float, "holdout_scene": str, "scheduler": str}
+    for key, kind in types.items():
+        if key in values and (not isinstance(values[key], kind) or isinstance(values[key], bool)):
+            raise ConfigError(f"{where}: {key} must be a {kind.__name__}, got {values[key]!r}")
+    config = BuildConfig(**values)
+    try:
+        config.check()
+    except ConfigError as exc:
+        raise ConfigError(f"{where}: {exc}") from None
+    return config
+
+
+def load_config(path: str | Path | None = None, **overrides) -> BuildConfig:
+    """The recipe at ``path`` (default ``pipelines/dataset.toml``) with ``overrides``
+    (None values ignored) laid over it, checked."""
+    path = Path(path) if path is not None else default_recipe()
+    if not path.is_file():
+        raise ConfigError(f"{path}: no such build recipe; see pipelines/README.md")
+    try:
+        data = tomllib.loads(path.read_text())
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"{path}: not valid TOML ({exc})") from exc
+    config = config_from_dict(data, str(path))
+    changes = {k: v for k, v in overrides.items() if v is not None}
+    if changes:
+        if "scenes" in changes:
+            changes["scenes"] = tuple(changes["scenes"])
+            if config.holdout_scene and config.holdout_scene not in changes["scenes"]:
+                changes.setdefault("holdout_scene", "")
+        config = dataclasses.replace(config, **changes)
+        config.check()
+    return config
+
+
+@dataclass(frozen=True)
+class SequenceTask:
+    """One sequence to render: where it goes and how it is made."""
+
+    split: str
+    """train, val or test."""
+    index: int
+    """index within the split."""
+    scene: str
+    """scene recipe name."""
+    number: int
+    """sequence number within the scene (0 .. sequences-1)."""
+    seed: int
+    """the scene seed, derived from (config.seed, scene, number)."""
+
+
+def _scene_key(scene: str) -> int:
+    return zlib.crc32(scene.encode())
+
+
+def sequence_seed(master: int, scene: str, number: int) -> int:
+    """A 31-bit seed, a pure function of (master seed, scene name, sequence number)."""
+    ss = np.random.SeedSequence(master, spawn_key=(_scene_key(scene), number))
+    return int(ss.generate_state(1, np.uint32)[0] >> 1)
+
+
+def split_counts(n: int, splits: Splits) -> dict[str, int]:
+    """Sequences per split for a scene of ``n`` (val and test rounded; train the rest)."""
+    val = min(n, round(n * splits.val))
+    test = min(n - val, round(n * splits.test))
+    return {"train": n - val - test, "val": val, "test": test}
+
+
+def plan(config: BuildConfig) -> list[SequenceTask]:
+    """Every sequence of the build, in a fixed order, with its split and index."""
+    next_index = dict.fromkeys(SPLITS, 0)
+    tasks = []
+    for scene in config.scenes:
+        n = config.sequences
+        if scene == config.holdout_scene:
+            assignment = ["test"] * n
+        else:
+            counts = split_counts(n, config.splits)
+            assignment = [name for name in SPLITS for _ in range(counts[name])]
+            rng = np.random.default_rng(np.random.SeedSequence(config.seed,
+                                                               spawn_key=(_scene_key(scene),)))
+            assignment = [assignment[i] for i in rng.permutation(n)]
+        for number, split in enumerate(assignment):
+            tasks.append(SequenceTask(split, next_index[split], scene, number,
+                                      sequence_seed(config.seed, scene, number)))
+            next_index[split] += 1
+    return tasks
+
+
+def split_sizes(tasks: list[SequenceTask]) -> dict[str, int]:
+    sizes = dict.fromkeys(SPLITS, 0)
+    for task in tasks:
+        sizes[task.split] += 1
+    return sizes

@@ -1,0 +1,70 @@
+"""What runs inside a Dask worker process: one cached Renderer (one GL context)
+per process, created on first use and reused by every task the worker runs.
+
+This is an importable module on purpose: Dask ships a reference to
+``render_sequence_task`` and the worker imports this module once, so the cache
+below lives as long as the worker process. (A function defined in a script is
+shipped by value and its cache would be rebuilt for every task.)
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import time
+
+from datagen import __version__
+
+log = logging.getLogger(__name__)
+
+_cache: dict = {"config": None, "renderer": None}
+
+
+def _renderer(render_config):
+    """This process's Renderer for ``render_config``: made on first use, reused after,
+    and remade only if another config arrives."""
+    if _cache["renderer"] is not None and _cache["config"] == render_config:
+        return _cache["renderer"]
+    close_renderer()
+    # One llvmpipe thread per single-threaded worker process (measured in NOTES):
+    # read by Mesa when the context is made, so set it before the first one.
+    os.environ.setdefault("LP_NUM_THREADS", "1")
+    from datagen.render import Renderer
+
+    _cache["renderer"] = Renderer(render_config)
+    _cache["config"] = render_config
+    log.info("worker %d: made a GL context for %s", os.getpid(), render_config)
+    return _cache["renderer"]
+
+
+def close_renderer() -> None:
+    """Release this process's Renderer and context, if any (idempotent)."""
+    renderer, _cache["renderer"], _cache["config"] = _cache["renderer"], None, None
+    if renderer is not None:
+        renderer.close()
+
+
+def render_sequence_task(store_path: str, task, build_config: dict) -> dict:
+    """Render ``task`` (a plan.SequenceTask) with this process's Renderer and stream its
+    frames into the store; the sequence's ``complete`` flag is set last by the writer.
+    Returns a small summary: split, index, scene, frames, seconds."""
+    from datagen import recipes
+    from datagen.pipeline.plan import config_from_dict
+    from datagen.store.writer import write_sequence
+
+    start = time.perf_counter()
+    config = config_from_dict(build_config, "build config")
+    renderer = _renderer(config.render_config())
+    recipe = recipes.load(task.scene)
+    scene = recipe.build(task.seed)
+    cam = scene.camera
+    meta = {
+        "scene": recipe.name, "seed": task.seed, "sequence_number": task.number,
+        "split": task.split, "generator": recipe.generator, "params": recipe.params,
+        "camera": {"fov_y_deg": cam.fov_y_deg, "near": cam.near, "far": cam.far},
+        "fps": scene.fps, "augmentation": {}, "datagen_version": __version__,
+    }
+    frames = (renderer.render(scene, i) for i in range(config.frames))
+    write_sequence(store_path, task.split, task.index, frames, meta)
+    return {"split": task.split, "index": task.index, "scene": recipe.name,
+            "frames": config.frames, "seconds": time.perf_counter() - start}

@@ -1,0 +1,193 @@
+"""`datagen build` on a real LocalCluster of 2 worker processes: tiny builds end to end,
+resume, refusal of another config, --overwrite, determinism, and bad input."""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+import zarr
+
+from datagen.errors import ConfigError
+from datagen.pipeline import BuildConfig, Splits, build, load_config, plan
+from datagen.store import open_store
+from datagen.store.validate import validate
+
+DATAGEN = [sys.executable, "-m", "datagen"]
+TINY = BuildConfig(scenes=("primitives",), sequences=3, frames=3, res="32x18", scale=2.0, spp=8,
+                   shadow_map_size=256, splits=Splits(train=0.34, val=0.33, test=0.33), workers=2)
+TINY_FLAGS = ("primitives", "--sequences", "2", "--frames", "2", "--res", "32x18", "--spp", "8",
+              "--workers", "2")
+
+
+def run(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess:
+    env = {**os.environ, "LP_NUM_THREADS": "1"}
+    return subprocess.run([*DATAGEN, *args], capture_output=True, text=True, env=env, cwd=cwd,
+                          timeout=120)
+
+
+def arrays(path: Path) -> dict[str, np.ndarray]:
+    root = zarr.open_group(path, mode="r")
+    return {f"{split}/{name}": root[split][name][...]
+            for split in ("train", "val", "test") for name in sorted(root[split].array_keys())}
+
+
+def assert_same_arrays(a: Path, b: Path) -> None:
+    left, right = arrays(a), arrays(b)
+    assert left.keys() == right.keys()
+    for name, x in left.items():
+        y = right[name]
+        if x.dtype.kind in "fc":
+            assert np.array_equal(x, y, equal_nan=True), name
+        else:
+            assert (x == y).all(), name
+
+
+@pytest.fixture(scope="module")
+def tiny_store(tmp_path_factory) -> tuple[Path, dict]:
+    out = tmp_path_factory.mktemp("build") / "tiny.zarr"
+    calls = []
+    summary = build(TINY, out, progress=lambda *a: calls.append(a))
+    summary["progress"] = calls
+    return out, summary
+
+
+def test_build_completes_and_validates(tiny_store):
+    out, summary = tiny_store
+    assert summary["rendered"] == 3 and summary["skipped"] == 0 and summary["frames"] == 9
+    assert summary["progress"][0] == (0, 3, 0.0) and summary["progress"][-1][:2] == (3, 3)
+    store = open_store(out)
+    assert {s: store.sequence_count(s) for s in store.splits} == {"train": 1, "val": 1, "test": 1}
+    assert all(info.complete for s in store.splits for info in store.sequences(s))
+    assert store.config["build"]["sequences"] == 3 and "workers" not in store.config["build"]
+    assert store.config["render"]["spp"] == 8
+    assert list(validate(store)) == []
+
+
+def test_second_run_skips_everything(tiny_store, tmp_path):
+    out, _ = tiny_store
+    before = arrays(out)
+    summary = build(dataclasses.replace(TINY, workers=1), out)  # workers do not change the data
+    assert summary["rendered"] == 0 and summary["skipped"] == 3
+    after = arrays(out)
+    for name, x in before.items():
+        assert np.array_equal(x, after[name], equal_nan=x.dtype.kind in "fc"), name
+
+
+def test_two_builds_are_identical(tiny_store, tmp_path):
+    out, _ = tiny_store
+    other = tmp_path / "again.zarr"
+    build(TINY, other)
+    assert_same_arrays(out, other)
+
+
+def test_resume_renders_only_what_is_not_complete(tiny_store, tmp_path):
+    out, _ = tiny_store
+    copy = tmp_path / "partial.zarr"
+    shutil.copytree(out, copy)
+    zarr.open_group(copy, mode="r+")["val"]["complete"][0] = False
+    summary = build(TINY, copy)
+    assert summary["rendered"] == 1 and summary["skipped"] == 2
+    assert_same_arrays(out, copy)
+
+
+def test_cli_end_to_end_refuses_another_config_and_overwrites(tmp_path):
+    out = tmp_path / "cli.zarr"
+    proc = run("build", *TINY_FLAGS, "--out", str(out))
+    assert proc.returncode == 0, proc.stderr
+    assert "rendered 2 sequence(s)" in proc.stdout and "primitives (2)" in proc.stdout
+    assert "compression ratio" in proc.stdout and "Dask dashboard" in proc.stderr
+    assert run("validate", str(out)).returncode == 0
+
+    proc = run("build", *TINY_FLAGS, "--frames", "3", "--out", str(out))
+    assert proc.returncode == 2
+    assert "different config" in proc.stderr and "frames is 2 there, 3 now" in proc.stderr
+    assert "--overwrite" in proc.stderr
+
+    proc = run("build", *TINY_FLAGS, "--frames", "3", "--out", str(out), "--overwrite")
+    assert proc.returncode == 0, proc.stderr
+    assert open_store(out).frames == 3
+
+
+def test_default_out_is_named_after_the_scenes(tmp_path):
+    proc = run("build", *TINY_FLAGS, "--sequences", "1", "--frames", "1", cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    assert open_store(tmp_path / "storage" / "primitives.zarr").frames == 1
+
+
+def test_unknown_scene_exits_2_before_any_cluster(tmp_path):
+    proc = run("build", "primitives", "nosuch", "--out", str(tmp_path / "x.zarr"))
+    assert proc.returncode == 2
+    assert "unknown scene 'nosuch'" in proc.stderr and "racing" in proc.stderr
+    assert not (tmp_path / "x.zarr").exists()
+
+
+def test_unreachable_scheduler_exits_2_quickly(tmp_path):
+    start = time.monotonic()
+    proc = run("build", *TINY_FLAGS, "--scheduler", "tcp://127.0.0.1:1",
+               "--out", str(tmp_path / "x.zarr"))
+    assert proc.returncode == 2
+    assert "tcp://127.0.0.1:1" in proc.stderr and "dask scheduler" in proc.stderr
+    assert time.monotonic() - start < 20
+    assert not (tmp_path / "x.zarr").exists()
+
+
+def test_recipe_with_unknown_key_exits_2_listing_valid_keys(tmp_path):
+    recipe = tmp_path / "bad.toml"
+    recipe.write_text('scenes = ["primitives"]\nframez = 3\n')
+    proc = run("build", "--recipe", str(recipe))
+    assert proc.returncode == 2
+    assert "unknown key(s) framez" in proc.stderr and "frames" in proc.stderr
+    assert len(proc.stderr.strip().splitlines()) == 1
+
+
+@pytest.mark.parametrize("flags, key", [
+    (("--scale", "2.5"), "scale"), (("--spp", "1000"), "spp"), (("--res", "33x18"), "scale"),
+])
+def test_out_of_range_values_exit_2(tmp_path, flags, key):
+    proc = run("build", "primitives", *flags, "--out", str(tmp_path / "x.zarr"))
+    assert proc.returncode == 2 and key in proc.stderr
+
+
+# -- the plan (pure logic) ----------------------------------------------------------------------------
+
+
+def test_default_recipe_loads_and_flags_override():
+    config = load_config()
+    assert config.scenes == ("racing",) and config.res == "640x360"
+    config = load_config(scenes=["racing", "city"], frames=4, spp=None)
+    assert config.scenes == ("racing", "city") and config.frames == 4 and config.spp == 16
+
+
+def test_plan_is_deterministic_with_whole_sequence_splits_and_holdout():
+    config = BuildConfig(scenes=("racing", "city"), sequences=10, holdout_scene="city")
+    tasks = plan(config)
+    assert tasks == plan(config)
+    assert [t.split for t in tasks if t.scene == "city"] == ["test"] * 10
+    racing = [t for t in tasks if t.scene == "racing"]
+    assert sorted(t.split for t in racing).count("train") == 8
+    assert len({t.seed for t in tasks}) == 20
+    for split in ("train", "val", "test"):
+        assert [t.index for t in tasks if t.split == split] == list(range(sum(
+            t.split == split for t in tasks)))
+    assert plan(dataclasses.replace(config, seed=1)) != tasks
+
+
+def test_bad_recipe_values_name_the_key(tmp_path):
+    recipe = tmp_path / "r.toml"
+    recipe.write_text("sequences = 0\n")
+    with pytest.raises(ConfigError, match="sequences"):
+        load_config(recipe)
+    recipe.write_text("[splits]\ntrain = 0.5\nval = 0.1\ntest = 0.1\n")
+    with pytest.raises(ConfigError, match="sum to 1"):
+        load_config(recipe)
+    recipe.write_text('holdout_scene = "city"\n')
+    with pytest.raises(ConfigError, match="holdout_scene"):
+        load_config(recipe)
