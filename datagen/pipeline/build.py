@@ -4,6 +4,13 @@ render what is not complete on a Dask cluster and stream it into the store.
 The parent process never makes a GL context: every frame is rendered inside a
 worker process (``datagen.pipeline.worker``), so workers may be forked or
 spawned safely. Dask starts local workers with spawn by default.
+
+Faults: a task that raises is retried twice (``TASK_RETRIES``); a task whose
+worker process dies (SIGKILL, out of memory) is rescheduled by Dask up to
+``distributed.scheduler.allowed-failures`` times (3 by default). Either way the
+sequence is written again from its first frame, and its ``complete`` flag is set
+only by the attempt that finishes, so a killed attempt never leaves a sequence
+marked complete. Re-running after the client itself dies skips what is complete.
 """
 
 from __future__ import annotations
@@ -13,6 +20,7 @@ import dataclasses
 import logging
 import os
 import time
+import urllib.parse
 from collections.abc import Callable
 from pathlib import Path
 
@@ -24,6 +32,39 @@ log = logging.getLogger(__name__)
 
 SCHEDULER_TIMEOUT_S = 3
 """how long to wait for a --scheduler address before giving up."""
+
+TASK_RETRIES = 2
+"""how often a sequence task that raised is tried again (worker deaths are counted
+apart, by Dask's ``distributed.scheduler.allowed-failures``)."""
+
+
+def local_store_path(out: str | os.PathLike) -> Path:
+    """``out`` as a path on this machine: a plain path or a ``file://`` URL.
+
+    Every worker writes its sequences straight into the store, so the path must
+    name the same folder on the client and on every worker (local disk for a
+    LocalCluster; a shared file system such as NFS or Lustre for a cluster).
+    Object-store URLs (s3://, gs://, ...) are refused: the store is created by an
+    atomic rename, which object stores do not have (docs/cluster.md).
+    """
+    text = os.fspath(out)
+    if "://" not in text:
+        return Path(text)
+    url = urllib.parse.urlparse(text)
+    if url.scheme == "file" and url.netloc in ("", "localhost"):
+        return Path(urllib.parse.unquote(url.path))
+    raise ConfigError(
+        f"--out {text}: only local or shared file-system paths (or file:// URLs) are supported, not "
+        f"{url.scheme}://; build to a disk every worker mounts and copy the store afterwards "
+        "(e.g. `aws s3 sync`); see docs/cluster.md")
+
+
+def local_cluster_env(workers: int) -> dict[str, str]:
+    """Environment of LocalCluster worker processes: llvmpipe threads shared out so
+    that ``workers`` single-threaded processes do not oversubscribe the cores (NOTES:
+    one llvmpipe thread per worker is fastest when there are as many workers as
+    cores). Overrides an inherited LP_NUM_THREADS meant for one process."""
+    return {"LP_NUM_THREADS": str(max(1, (os.cpu_count() or 1) // workers))}
 
 
 def store_config(config: BuildConfig, recipes_by_name: dict) -> dict:
@@ -62,13 +103,42 @@ def _client(config: BuildConfig):
                 f"{SCHEDULER_TIMEOUT_S} s ({type(exc).__name__}); start one with `dask scheduler` "
                 "(and workers with `dask worker ADDRESS`), or check the host and port") from None
         with client:
+            _check_workers(client, config.scheduler)
             yield client
         return
     workers = config.workers or os.cpu_count() or 1
     cluster = LocalCluster(n_workers=workers, threads_per_worker=1, processes=True,
-                           dashboard_address=":0", silence_logs=logging.WARNING)
+                           dashboard_address=":0", silence_logs=logging.WARNING,
+                           env=local_cluster_env(workers))
     with cluster, Client(cluster) as client:
         yield client
+
+
+def _datagen_version() -> str:
+    from datagen import __version__
+
+    return __version__
+
+
+def _check_workers(client, address: str) -> None:
+    """Refuse a cluster whose workers run another datagen (or none); warn if it has
+    no workers yet (tasks wait for them: an adaptive or queued cluster may be slow)."""
+    from datagen import __version__
+
+    if not client.scheduler_info(n_workers=-1)["workers"]:
+        log.warning("the scheduler at %s has no workers yet; sequences wait until `dask worker %s` "
+                    "processes join", address, address)
+        return
+    try:
+        versions = client.run(_datagen_version)
+    except Exception as exc:  # the worker cannot unpickle a datagen function
+        raise ConfigError(f"the workers of {address} cannot import datagen ({type(exc).__name__}: "
+                          f"{exc}); install datagen {__version__} on every worker "
+                          "(docs/cluster.md)") from None
+    other = {worker: v for worker, v in versions.items() if v != __version__}
+    if other:
+        raise ConfigError(f"workers of {address} run another datagen version ({other}); this client "
+                          f"is {__version__}: install the same version on every worker")
 
 
 def build(config: BuildConfig, out: str | os.PathLike, overwrite: bool = False,
@@ -89,7 +159,7 @@ def build(config: BuildConfig, out: str | os.PathLike, overwrite: bool = False,
     config.check()
     recipes_by_name = {name: recipes.load(name) for name in config.scenes}  # unknown -> exit 2
     tasks = plan(config)
-    out = Path(out)
+    out = local_store_path(out)
     with contextlib.ExitStack() as stack:
         # an existing cluster is reached before the store is touched, so a wrong address
         # leaves nothing behind; a LocalCluster starts only if there is work for it
@@ -117,7 +187,7 @@ def build(config: BuildConfig, out: str | os.PathLike, overwrite: bool = False,
             config_dict = dataclasses.asdict(config)
             futures = [client.submit(render_sequence_task, str(out.resolve()), task, config_dict,
                                      key=f"sequence-{task.split}-{task.index}-{os.getpid()}",
-                                     pure=False, retries=2)
+                                     pure=False, retries=TASK_RETRIES)
                        for task in pending]
             for future in as_completed(futures):
                 result = future.result()

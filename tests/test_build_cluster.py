@@ -1,0 +1,272 @@
+"""`datagen build` on real clusters and under real faults: a `dask scheduler` and two
+`dask worker` subprocesses reached through --scheduler, SIGKILL of a worker mid-build,
+SIGKILL of the client and a re-run. Every store is compared array by array with a
+fault-free reference build of the same recipe on a LocalCluster of 2 processes."""
+
+from __future__ import annotations
+
+import os
+import re
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import psutil
+import pytest
+import zarr
+
+from datagen.errors import ConfigError, StoreError
+from datagen.pipeline import build, load_config
+from datagen.pipeline.build import local_cluster_env, local_store_path
+from datagen.store import open_store
+from datagen.store.validate import validate
+
+DATAGEN = [sys.executable, "-m", "datagen"]
+SEQUENCES = 6
+# 32 frames a sequence (about a second of work each on a loaded 2-core machine), so
+# that a kill lands while sequences are being rendered and written.
+RECIPE = f"""\
+scenes = ["primitives"]
+sequences = {SEQUENCES}
+frames = 32
+res = "32x18"
+scale = 2.0
+spp = 8
+shadow_map_size = 256
+seed = 5
+workers = 2
+
+[splits]
+train = 0.5
+val = 0.25
+test = 0.25
+"""
+ENV = {**os.environ, "LP_NUM_THREADS": "1"}
+
+
+def datagen(*args: str) -> subprocess.CompletedProcess:
+    return subprocess.run([*DATAGEN, *args], capture_output=True, text=True, env=ENV, timeout=180)
+
+
+def read_arrays(path: Path) -> dict[str, np.ndarray]:
+    root = zarr.open_group(path, mode="r")
+    return {f"{split}/{name}": root[split][name][...]
+            for split in ("train", "val", "test") for name in sorted(root[split].array_keys())}
+
+
+def assert_same_arrays(a: Path, b: Path) -> None:
+    left, right = read_arrays(a), read_arrays(b)
+    assert left.keys() == right.keys()
+    for name, x in left.items():
+        assert np.array_equal(x, right[name], equal_nan=x.dtype.kind == "f"), name
+
+
+def complete_sequences(path: Path) -> set[tuple[str, int]]:
+    """(split, index) of every complete sequence; empty while the store is not there yet."""
+    try:
+        store = open_store(path)
+    except StoreError:
+        return set()
+    return {(s, info.index) for s in store.splits for info in store.sequences(s) if info.complete}
+
+
+def wait_for(predicate, what: str, timeout: float = 120, poll: float = 0.05):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(poll)
+    raise AssertionError(f"timed out after {timeout} s waiting for {what}")
+
+
+def assert_complete_ones_match(path: Path, reference: Path) -> None:
+    """Every sequence marked complete holds exactly the reference's arrays."""
+    store, ref = zarr.open_group(path, mode="r"), zarr.open_group(reference, mode="r")
+    for split, index in complete_sequences(path):
+        for name in ref[split].array_keys():
+            x, y = store[split][name][index], ref[split][name][index]
+            assert np.array_equal(x, y, equal_nan=np.asarray(x).dtype.kind == "f"), (split, index, name)
+
+
+@pytest.fixture(scope="module")
+def recipe(tmp_path_factory) -> Path:
+    path = tmp_path_factory.mktemp("recipe") / "faults.toml"
+    path.write_text(RECIPE)
+    return path
+
+
+@pytest.fixture(scope="module")
+def reference(recipe, tmp_path_factory) -> Path:
+    """The fault-free build, through the Python API on a LocalCluster of 2 processes."""
+    out = tmp_path_factory.mktemp("reference") / "ref.zarr"
+    summary = build(load_config(recipe), out)
+    assert summary["rendered"] == SEQUENCES
+    return out
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def alive_in_groups(groups: set[int]) -> list[psutil.Process]:
+    alive = []
+    for proc in psutil.process_iter(["status"]):
+        try:
+            if os.getpgid(proc.pid) in groups and proc.info["status"] != psutil.STATUS_ZOMBIE:
+                alive.append(proc)
+        except (ProcessLookupError, psutil.Error):
+            pass
+    return alive
+
+
+def stop_groups(procs: list[subprocess.Popen]) -> None:
+    """SIGTERM each process group, SIGKILL what is left after 15 s."""
+    for proc in procs:
+        with_group(proc, signal.SIGTERM)
+    deadline = time.monotonic() + 15
+    for proc in procs:
+        try:
+            proc.wait(max(0.1, deadline - time.monotonic()))
+        except subprocess.TimeoutExpired:
+            pass
+    for proc in procs:
+        with_group(proc, signal.SIGKILL)
+        proc.wait()
+
+
+def with_group(proc: subprocess.Popen, sig: int) -> None:
+    try:
+        os.killpg(proc.pid, sig)
+    except ProcessLookupError:
+        pass
+
+
+@pytest.fixture(scope="module")
+def dask_cluster(tmp_path_factory):
+    """`dask scheduler` and two `dask worker` processes (one thread each) on 127.0.0.1,
+    each in its own process group; yields (address, distributed.Client)."""
+    from distributed import Client
+
+    scratch = tmp_path_factory.mktemp("dask")
+    address = f"tcp://127.0.0.1:{free_port()}"
+    common = {"env": ENV, "cwd": scratch, "start_new_session": True,
+              "stdout": subprocess.DEVNULL, "stderr": subprocess.DEVNULL}
+    procs = [subprocess.Popen([sys.executable, "-m", "distributed.cli.dask_scheduler", "--host",
+                               "127.0.0.1", "--port", address.rsplit(":", 1)[1], "--no-dashboard"],
+                              **common)]
+    client = None
+    try:
+        for _ in range(2):
+            procs.append(subprocess.Popen(
+                [sys.executable, "-m", "distributed.cli.dask_worker", address, "--nthreads", "1",
+                 "--nworkers", "1", "--no-dashboard", "--host", "127.0.0.1",
+                 "--local-directory", str(scratch)], **common))
+        client = Client(address, timeout="60s")
+        client.wait_for_workers(2, timeout=120)
+        yield address, client
+    finally:
+        if client is not None:
+            client.close()
+        stop_groups(procs)
+        groups = {proc.pid for proc in procs}
+        assert not alive_in_groups(groups), "dask scheduler/worker processes outlived the test"
+
+
+def test_build_through_a_dask_scheduler_and_two_dask_workers(dask_cluster, recipe, reference, tmp_path):
+    address, _ = dask_cluster
+    out = tmp_path / "scheduler.zarr"
+    proc = datagen("build", "--recipe", str(recipe), "--scheduler", address, "--out", out.as_uri())
+    assert proc.returncode == 0, proc.stderr
+    assert f"rendered {SEQUENCES} sequence(s)" in proc.stdout and "compression ratio" in proc.stdout
+    assert list(validate(open_store(out))) == []
+    assert_same_arrays(reference, out)
+
+
+def test_sigkill_of_a_worker_mid_build_still_gives_the_reference_arrays(dask_cluster, recipe, reference,
+                                                                         tmp_path):
+    address, client = dask_cluster
+    out = tmp_path / "worker-killed.zarr"
+    pids_before = client.run(os.getpid)
+    build_proc = subprocess.Popen([*DATAGEN, "build", "--recipe", str(recipe), "--scheduler", address,
+                                   "--out", str(out)], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                                  text=True, env=ENV)
+    try:
+        wait_for(lambda: complete_sequences(out), "the first complete sequence")
+        # a worker that is running a sequence right now (the nanny of `dask worker` restarts it)
+        busy = wait_for(lambda: [w for w, keys in client.processing().items() if keys],
+                        "a worker with a sequence in hand", poll=0.01)
+        victim = busy[0]
+        done_at_kill = complete_sequences(out)
+        os.kill(pids_before[victim], signal.SIGKILL)
+        stdout, stderr = build_proc.communicate(timeout=180)
+    finally:
+        if build_proc.poll() is None:
+            build_proc.kill()
+            build_proc.wait()
+    assert len(done_at_kill) < SEQUENCES, "the build ended before the fault; make sequences longer"
+    assert build_proc.returncode == 0, stderr
+    assert f"rendered {SEQUENCES} sequence(s)" in stdout
+    # the killed worker process is gone and its nanny started a new one
+    client.wait_for_workers(2, timeout=120)
+    assert pids_before[victim] not in client.run(os.getpid).values()
+    assert not psutil.pid_exists(pids_before[victim]) or \
+        psutil.Process(pids_before[victim]).status() == psutil.STATUS_ZOMBIE
+    assert list(validate(open_store(out))) == []
+    assert_same_arrays(reference, out)
+
+
+def test_sigkill_of_the_client_then_rerun_resumes_to_the_reference_arrays(recipe, reference, tmp_path):
+    out = tmp_path / "client-killed.zarr"
+    args = [*DATAGEN, "build", "--recipe", str(recipe), "--out", str(out)]
+    client = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=ENV,
+                              start_new_session=True)
+    try:
+        wait_for(lambda: complete_sequences(out), "the first complete sequence")
+        workers = psutil.Process(client.pid).children(recursive=True)
+        os.kill(client.pid, signal.SIGKILL)
+        client.wait()
+        # the LocalCluster's worker processes watch their parent and exit with it
+        _, alive = psutil.wait_procs(workers, timeout=60)
+    finally:
+        with_group(client, signal.SIGKILL)
+    assert not alive, f"worker processes outlived the killed client: {alive}"
+    done = complete_sequences(out)
+    assert 1 <= len(done) < SEQUENCES, "the build ended before the kill; make sequences longer"
+    assert_complete_ones_match(out, reference)  # a sequence cut short is never marked complete
+
+    proc = datagen(*args[3:])
+    assert proc.returncode == 0, proc.stderr
+    assert f"skipped {len(done)} already complete" in proc.stdout
+    assert f"rendered {SEQUENCES - len(done)} sequence(s)" in proc.stdout
+    # the bar: sequences done of total, ETA, frames/s; the dashboard address; the summary
+    assert re.search(rf"{SEQUENCES}/{SEQUENCES} \[\d+:\d+<\d+:\d+", proc.stderr), proc.stderr
+    assert "frames/s" in proc.stderr and "Dask dashboard: http" in proc.stderr
+    assert "compression ratio" in proc.stdout
+    assert list(validate(open_store(out))) == []
+    assert_same_arrays(reference, out)
+
+
+# -- store URLs and worker environment (no cluster) ---------------------------------------------------
+
+
+def test_store_path_accepts_paths_and_file_urls_and_refuses_object_stores(tmp_path):
+    assert local_store_path(tmp_path / "a b.zarr") == tmp_path / "a b.zarr"
+    assert local_store_path((tmp_path / "a b.zarr").as_uri()) == tmp_path / "a b.zarr"
+    with pytest.raises(ConfigError, match="s3://"):
+        local_store_path("s3://bucket/racing.zarr")
+    proc = datagen("build", "primitives", "--out", "gs://bucket/racing.zarr")
+    assert proc.returncode == 2 and len(proc.stderr.strip().splitlines()) == 1
+    assert "gs://" in proc.stderr and "docs/cluster.md" in proc.stderr
+
+
+def test_local_workers_share_the_cores_among_llvmpipe_threads():
+    cores = os.cpu_count() or 1
+    assert local_cluster_env(1) == {"LP_NUM_THREADS": str(cores)}
+    assert local_cluster_env(cores * 4) == {"LP_NUM_THREADS": "1"}
