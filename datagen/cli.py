@@ -233,16 +233,23 @@ def cmd_build(args) -> int:
     def on_cluster(link: str) -> None:
         print(f"Dask dashboard: {link}", file=sys.stderr, flush=True)
 
+    from distributed import KilledWorker
+
     try:
         result = build(config, out, overwrite=args.overwrite, progress=progress,
                        on_cluster=on_cluster)
+    except KilledWorker as exc:  # a sequence's worker died allowed-failures + 1 times
+        print(f"datagen build: error: {exc}; the workers keep dying on it (out of memory? a GL driver "
+              "crash?); complete sequences are kept, so fix the cause and run the same command "
+              "again to resume", file=sys.stderr)
+        return 1
     finally:
         if bar is not None:
             bar.close()
     rate = f", {result['frames_per_s']:.2f} frames/s" if result["frames"] else ""
-    print(f"built {out}: rendered {result['rendered']} sequence(s) ({result['frames']} frames) in "
-          f"{result['seconds']:.1f} s{rate}; skipped {result['skipped']} already complete\n")
-    print(format_summary(_open(out).summary()))
+    print(f"built {result['store']}: rendered {result['rendered']} sequence(s) ({result['frames']} "
+          f"frames) in {result['seconds']:.1f} s{rate}; skipped {result['skipped']} already complete\n")
+    print(format_summary(_open(result["store"]).summary()))
     return 0
 
 
