@@ -75,6 +75,30 @@ def lr_size(hr_size: tuple[int, int], scale: float) -> tuple[int, int]:
     return round(w), round(h)
 
 
+def crop_step(scale: float) -> int:
+    """The smallest HR step whose LR counterpart is whole pixels: 2 at scale 2, 3 at 1.5,
+    10 at 1.7. Aligned crops start and end on multiples of it."""
+    return next(k for k in range(1, 101) if abs(k / scale - round(k / scale)) < 1e-6)
+
+
+def transform_px_vector(v, hflip: bool = False, vflip: bool = False, quarter_turns: int = 0) -> np.ndarray:
+    """A pixel-space vector (..., 2) (x right, y down: motion, jitter) under the image
+    transform "flip left-right if ``hflip``, then top-bottom if ``vflip``, then turn
+    ``quarter_turns`` x 90 degrees counter-clockwise as seen on screen" (``np.rot90``).
+
+    A flip negates its component; one counter-clockwise quarter turn maps (vx, vy) to
+    (vy, -vx): right becomes up, down becomes right.
+    """
+    out = np.array(v, dtype=np.float64)
+    if hflip:
+        out[..., 0] = -out[..., 0]
+    if vflip:
+        out[..., 1] = -out[..., 1]
+    for _ in range(quarter_turns % 4):
+        out = np.stack([out[..., 1], -out[..., 0]], -1)
+    return out
+
+
 def perspective(fov_y_deg: float, aspect: float, near: float, far: float) -> np.ndarray:
     """OpenGL perspective projection (like gluPerspective), float64 (4, 4)."""
     f = 1.0 / math.tan(math.radians(fov_y_deg) / 2.0)

@@ -17,6 +17,8 @@ from pathlib import Path
 import numpy as np
 
 from datagen.errors import ConfigError
+from datagen.pipeline import vary as vary_mod
+from datagen.pipeline.augment import Augmentation, AugmentConfig, augment_from_dict, draw
 from datagen.store.schema import SPLITS
 
 
@@ -70,19 +72,32 @@ class BuildConfig:
     """worker processes of the local cluster (one thread each); 0 = one per CPU core."""
     scheduler: str = ""
     """address of an existing Dask scheduler (tcp://HOST:PORT); "" starts a LocalCluster."""
+    augment: AugmentConfig = field(default_factory=AugmentConfig)
+    """the ``[augment]`` table: flips, rotations, exposure, colour, stride, crop (drawn per
+    sequence in ``plan``; see datagen/pipeline/augment.py)."""
+    vary: dict = field(default_factory=dict)
+    """the ``[vary.SCENE]`` tables: per-sequence ranges or choices of a scene generator's
+    parameters (see datagen/pipeline/vary.py); tables of scenes not built are ignored."""
 
     @property
-    def hr_size(self) -> tuple[int, int]:
+    def render_size(self) -> tuple[int, int]:
+        """The (width, height) every frame is rendered at: ``res``."""
         try:
             w, h = (int(v) for v in self.res.lower().split("x"))
         except ValueError:
             raise ConfigError(f"res {self.res!r} is not WIDTHxHEIGHT, e.g. 640x360") from None
         return w, h
 
+    @property
+    def hr_size(self) -> tuple[int, int]:
+        """The HR (width, height) the store holds: ``augment.crop`` if set, else ``res``.
+        (Odd quarter turns need it square, so they do not change it.)"""
+        return self.augment.crop_size() or self.render_size
+
     def render_config(self):
         from datagen.render import RenderConfig
 
-        w, h = self.hr_size
+        w, h = self.render_size
         return RenderConfig(hr_width=w, hr_height=h, scale=self.scale, spp=self.spp,
                             shadow_map_size=self.shadow_map_size)
 
@@ -100,7 +115,7 @@ class BuildConfig:
             raise ConfigError(f"workers must be an integer >= 0 (0 = one per core), got {self.workers!r}")
         if not isinstance(self.seed, int) or self.seed < 0:
             raise ConfigError(f"seed must be an integer >= 0, got {self.seed!r}")
-        w, h = self.hr_size
+        w, h = self.render_size
         if w < 1 or h < 1:
             raise ConfigError(f"res {self.res!r} must be positive")
         if not 64 <= self.shadow_map_size <= 8192:
@@ -120,6 +135,11 @@ class BuildConfig:
                               f"{list(self.scenes)}")
         if self.scheduler and "://" not in self.scheduler:
             raise ConfigError(f"scheduler {self.scheduler!r} is not an address like tcp://HOST:8786")
+        self.augment.check(self.render_size, self.scale)
+        vary_mod.check_vary(self.vary, "vary")
+        for scene in self.scenes:
+            if scene in self.vary:
+                vary_mod.check_params(scene, self.vary[scene])
 
     def recorded(self) -> dict:
         """The config as stored in the store's attrs: what the data depends on."""
@@ -142,6 +162,10 @@ def config_from_dict(data: dict, where: str = "recipe") -> BuildConfig:
         raise ConfigError(f"{where}: unknown key(s) {', '.join(sorted(unknown))}; "
                           f"valid: {', '.join(_keys(BuildConfig))}")
     values = dict(data)
+    if "augment" in values:
+        values["augment"] = augment_from_dict(values["augment"], where)
+    if "vary" in values:
+        values["vary"] = vary_mod.check_vary(values["vary"], where)
     if "splits" in values:
         table = values["splits"]
         if not isinstance(table, dict):
@@ -207,6 +231,11 @@ class SequenceTask:
     """sequence number within the scene (0 .. sequences-1)."""
     seed: int
     """the scene seed, derived from (config.seed, scene, number)."""
+    augmentation: Augmentation = Augmentation()
+    """the augmentation drawn for this sequence (the worker applies it)."""
+    params: tuple = ()
+    """(name, value) pairs of the scene parameters drawn from ``config.vary``, laid
+    over the recipe's params."""
 
 
 def _scene_key(scene: str) -> int:
@@ -217,6 +246,14 @@ def sequence_seed(master: int, scene: str, number: int) -> int:
     """A 31-bit seed, a pure function of (master seed, scene name, sequence number)."""
     ss = np.random.SeedSequence(master, spawn_key=(_scene_key(scene), number))
     return int(ss.generate_state(1, np.uint32)[0] >> 1)
+
+
+def sequence_rng(master: int, scene: str, number: int, stream: str, key: str) -> np.random.Generator:
+    """The generator of one augmentation or variation key of one sequence: a pure function
+    of (master seed, scene, sequence number, stream, key)."""
+    ss = np.random.SeedSequence(master, spawn_key=(_scene_key(scene), number, zlib.crc32(stream.encode()),
+                                                   zlib.crc32(key.encode())))
+    return np.random.default_rng(ss)
 
 
 def split_counts(n: int, splits: Splits) -> dict[str, int]:
@@ -241,8 +278,14 @@ def plan(config: BuildConfig) -> list[SequenceTask]:
                                                                spawn_key=(_scene_key(scene),)))
             assignment = [assignment[i] for i in rng.permutation(n)]
         for number, split in enumerate(assignment):
+            def rng_for(stream: str, number: int = number, scene: str = scene):
+                return lambda key: sequence_rng(config.seed, scene, number, stream, key)
+
+            augmentation = draw(config.augment, config.render_size, config.scale, rng_for("augment"))
+            params = vary_mod.draw_params(config.vary.get(scene, {}), rng_for("vary"))
             tasks.append(SequenceTask(split, next_index[split], scene, number,
-                                      sequence_seed(config.seed, scene, number)))
+                                      sequence_seed(config.seed, scene, number), augmentation,
+                                      tuple((k, vary_mod.freeze(v)) for k, v in params.items())))
             next_index[split] += 1
     return tasks
 

@@ -45,10 +45,14 @@ def close_renderer() -> None:
 
 
 def render_sequence_task(store_path: str, task, build_config: dict) -> dict:
-    """Render ``task`` (a plan.SequenceTask) with this process's Renderer and stream its
-    frames into the store; the sequence's ``complete`` flag is set last by the writer.
-    Returns a small summary: split, index, scene, frames, seconds."""
+    """Render ``task`` (a plan.SequenceTask) with this process's Renderer, apply its
+    augmentation (drawn by ``plan``) and stream its frames into the store; the
+    sequence's ``complete`` flag is set last by the writer. Returns a small summary:
+    split, index, scene, frames, seconds."""
+    import dataclasses
+
     from datagen import recipes
+    from datagen.pipeline.augment import with_stride
     from datagen.pipeline.plan import config_from_dict
     from datagen.store.writer import write_sequence
 
@@ -56,15 +60,18 @@ def render_sequence_task(store_path: str, task, build_config: dict) -> dict:
     config = config_from_dict(build_config, "build config")
     renderer = _renderer(config.render_config())
     recipe = recipes.load(task.scene)
-    scene = recipe.build(task.seed)
+    varied = dict(task.params)
+    recipe = dataclasses.replace(recipe, params={**recipe.params, **varied})
+    aug = task.augmentation
+    scene = with_stride(recipe.build(task.seed), aug.stride)
     cam = scene.camera
     meta = {
         "scene": recipe.name, "seed": task.seed, "sequence_number": task.number,
         "split": task.split, "generator": recipe.generator, "params": recipe.params,
-        "camera": {"fov_y_deg": cam.fov_y_deg, "near": cam.near, "far": cam.far},
-        "fps": scene.fps, "augmentation": {}, "datagen_version": __version__,
+        "varied": varied, "camera": {"fov_y_deg": cam.fov_y_deg, "near": cam.near, "far": cam.far},
+        "fps": scene.fps, "augmentation": aug.to_json(), "datagen_version": __version__,
     }
-    frames = (renderer.render(scene, i) for i in range(config.frames))
+    frames = (aug.apply(renderer.render(scene, i), config.scale) for i in range(config.frames))
     write_sequence(store_path, task.split, task.index, frames, meta)
     return {"split": task.split, "index": task.index, "scene": recipe.name,
             "frames": config.frames, "seconds": time.perf_counter() - start}

@@ -33,6 +33,9 @@ UP = np.array([0.0, 1.0, 0.0])
 MIN_RADIUS = 28.0
 """Metres: the tightest bend of the centre line (the inner lane then turns at >= 23.5 m)."""
 
+SHOTS = ("chase", "trackside")
+"""Camera rigs of the alternating shot list; ``first_shot`` picks the one it opens with."""
+
 LANES = (-4.5, -1.5, 1.5, 4.5)
 """Lateral offsets (m, + = driver's right) of the four lanes of a 12 m track."""
 
@@ -339,11 +342,21 @@ def racing(seed: int = 0, track_length: float = 520.0, track_width: float = 12.0
            speed_min: float = 38.0, speed_max: float = 62.0, car_colors: list | None = None,
            trees: int = 90, sun_elevation_deg: float = 40.0, sun_azimuth_deg: float | None = None,
            shot_seconds: float = 2.5, duration: float = 30.0, fov_y_deg: float = 45.0,
-           chase_lag: float = 0.1, fps: float = 30.0) -> Scene:
+           chase_lag: float = 0.1, fps: float = 30.0, time_of_day: float | None = None,
+           first_shot: str = "chase") -> Scene:
     """Build the circuit. Speeds in m/s; ``car_colors`` linear RGB triples (seeded if None);
-    shots alternate chase / trackside every ``shot_seconds`` until ``duration``."""
+    shots alternate chase / trackside every ``shot_seconds`` until ``duration``, starting
+    with ``first_shot`` ("chase" or "trackside"). ``time_of_day`` (hours, 0-24), when set,
+    places the sun by the clock (``sun_by_clock``) instead of ``sun_elevation_deg`` and
+    the seeded or given azimuth."""
     if not 1 <= cars <= len(LANES):
         raise ValueError(f"racing: cars={cars}, expected 1..{len(LANES)} (one lane each)")
+    if first_shot not in SHOTS:
+        raise ValueError(f"racing: first_shot={first_shot!r}, expected one of {', '.join(SHOTS)}")
+    if time_of_day is not None and not 0 <= time_of_day <= 24:
+        raise ValueError(f"racing: time_of_day={time_of_day}, expected hours 0-24")
+    if car_colors is not None and len(car_colors) < cars:
+        raise ValueError(f"racing: {len(car_colors)} car_colors for {cars} cars; give one per car")
     rng = np.random.default_rng(seed)
     for _ in range(200):  # redraw until no bend is tighter than MIN_RADIUS (deterministic per seed)
         track = Track(control_points(rng, track_length))
@@ -497,13 +510,14 @@ def racing(seed: int = 0, track_length: float = 520.0, track_width: float = 12.0
     rigs, cuts = [], []
     n_shots = max(int(np.ceil(duration / shot_seconds)), 1)
     cam_points = []
+    first = SHOTS.index(first_shot)
     for k in range(n_shots):
         t0, t1 = k * shot_seconds, (k + 1) * shot_seconds
         if k:
             cuts.append(t0)
         hero = (k // 2) % cars
         s0, v, lane = car_paths[hero]
-        if k % 2 == 0:
+        if (k + first) % 2 == 0:
             rigs.append(_chase_rig(track, s0, v, lane, chase_lag))
         else:
             tm = (t0 + t1) / 2
@@ -547,8 +561,9 @@ def racing(seed: int = 0, track_length: float = 520.0, track_width: float = 12.0
         return rigs[k](t)
 
     camera = Camera(view=view, fov_y_deg=fov_y_deg, near=0.5, far=1000.0, cuts=tuple(cuts))
-    sun, sky = sun_and_sky(sun_elevation_deg,
-                           rng.uniform(0, 360) if sun_azimuth_deg is None else sun_azimuth_deg)
+    azimuth = rng.uniform(0, 360) if sun_azimuth_deg is None else sun_azimuth_deg
+    sun, sky = sun_and_sky(*(sun_by_clock(time_of_day) if time_of_day is not None
+                             else (sun_elevation_deg, azimuth)))
     return Scene("racing", tuple(nodes), camera, sun=sun, sky=sky, fps=fps,
                  bounds=np.stack([bounds_lo, bounds_hi]))
 
@@ -570,6 +585,17 @@ def _pan_rig(track: Track, eye: np.ndarray, s0: float, v: float, lane: float, la
         q, _, qs = track.frame(s0 + v * (t - lag))
         return cv.look_at(eye, q + qs * lane + UP * 0.8)
     return view
+
+
+def sun_by_clock(hours: float, noon_elevation_deg: float = 60.0) -> tuple[float, float]:
+    """(elevation, azimuth) in degrees of a sun that rises at +x (azimuth 90 in the
+    ``sun_and_sky`` convention) at 6:00, culminates at ``noon_elevation_deg`` towards -z
+    (azimuth 180) at 12:00 and sets at -x (azimuth 270) at 18:00. Before 6 and after 18
+    it stays on the horizon (``sun_and_sky`` lifts it to 2 degrees): dawn and dusk light."""
+    day = (hours - 6.0) / 12.0  # 0 at sunrise, 1 at sunset
+    elevation = noon_elevation_deg * np.sin(np.pi * np.clip(day, 0.0, 1.0))
+    azimuth = 90.0 + 180.0 * float(np.clip(day, 0.0, 1.0))
+    return float(elevation), azimuth
 
 
 def sun_and_sky(elevation_deg: float, azimuth_deg: float) -> tuple[Sun, Sky]:

@@ -12,7 +12,9 @@ One record per failed check, naming the split, sequence and frame. The checks
   damaged shard fails its index checksum).
 - ``nan``, ``inf``: no NaN in any float array; +inf only in ``depth_*``, and
   -inf nowhere.
-- ``jitter``: ``jitter_px[t]`` equals ``conventions.jitter_px(t, scale)``.
+- ``jitter``: ``jitter_px[t]`` equals ``conventions.jitter_px(t, scale)``, flipped and
+  turned as the sequence's recorded augmentation says (``meta["augmentation"]``:
+  ``hflip``, ``vflip``, ``quarter_turns``; see ``conventions.transform_px_vector``).
 - ``motion_warp``: warping HR frame t-1 by ``motion_hr`` must explain frame t
   far better than no warp over the sequence, and in each frame better than half,
   twice or minus the motion would.
@@ -49,7 +51,8 @@ CHECKS: dict[str, str] = {
     "readable": "every chunk of a complete sequence decodes",
     "nan": "no NaN in any float array",
     "inf": "+inf only in depth (the sky), -inf nowhere",
-    "jitter": "jitter_px equals Halton(2,3) of SPEC §4 at the store's scale",
+    "jitter": "jitter_px equals Halton(2,3) of SPEC §4 at the store's scale (turned by the recorded "
+              "flips and rotation)",
     "motion_warp": "warping HR frame t-1 by motion_hr explains frame t far better than no warp "
                    "(and better than half, twice or minus the motion)",
     "motion_camera": "motion_hr equals the reprojection by depth_hr and the cameras on the static world",
@@ -274,11 +277,12 @@ def check_sequence(store: Store, info: SequenceInfo, tally: Tally) -> Iterator[F
             if steps[name] is not None:
                 yield from (fail(c, m, t) for c, m in _finite_problems(name, steps[name][t]))
         if steps["jitter_px"] is not None:
-            want = np.asarray(cv.jitter_px(t, store.scale))
+            want = expected_jitter(t, store.scale, info.meta)
             got = steps["jitter_px"][t].astype(np.float64)
             if not np.all(np.abs(got - want) <= JITTER_TOL_PX):
                 yield fail("jitter", f"jitter_px ({got[0]:.6f}, {got[1]:.6f}), expected Halton "
-                           f"({want[0]:.6f}, {want[1]:.6f}) at scale {store.scale:g}", t)
+                           f"({want[0]:.6f}, {want[1]:.6f}) at scale {store.scale:g}"
+                           f"{_augmentation_note(info.meta)}", t)
 
     block = store.layout.frames_per_shard
     prev: dict | None = None
@@ -304,6 +308,22 @@ def check_sequence(store: Store, info: SequenceInfo, tally: Tally) -> Iterator[F
     if problem:
         yield fail("motion_warp", problem)
     tally.sequences += 1
+
+
+def _geometry(meta: dict) -> tuple[bool, bool, int]:
+    aug = meta.get("augmentation") or {}
+    return bool(aug.get("hflip", False)), bool(aug.get("vflip", False)), int(aug.get("quarter_turns", 0))
+
+
+def expected_jitter(t: int, scale: float, meta: dict) -> np.ndarray:
+    """SPEC §4's jitter of frame t, flipped and turned by the sequence's recorded augmentation."""
+    return cv.transform_px_vector(cv.jitter_px(t, scale), *_geometry(meta))
+
+
+def _augmentation_note(meta: dict) -> str:
+    hflip, vflip, turns = _geometry(meta)
+    return (f" after the recorded hflip={hflip}, vflip={vflip}, quarter_turns={turns}"
+            if hflip or vflip or turns else "")
 
 
 def _finite_problems(name: str, value: np.ndarray) -> Iterator[tuple[str, str]]:

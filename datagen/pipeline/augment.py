@@ -1,0 +1,340 @@
+"""Augmentation of rendered sequences: what a recipe's ``[augment]`` table allows
+(``AugmentConfig``), the concrete choices drawn for one sequence (``Augmentation``),
+and applying them to a ``Frame``.
+
+The choices are drawn in ``plan()`` from generators seeded by the sequence, so they
+are a pure function of the build config; the worker only applies them, and the
+store records them per sequence (``meta["augmentation"]``).
+
+Geometry, in this order: an aligned crop of HR (LR cropped to the same area), then
+a left-right flip, a top-bottom flip, and ``quarter_turns`` x 90 degrees
+counter-clockwise as seen on screen (``np.rot90``). Every per-pixel array moves;
+motion vectors and jitter turn with the image (``conventions.transform_px_vector``),
+and ``proj`` is left-multiplied by the matching NDC transform (``ndc_matrix``), so
+that projecting a world point with the stored view and proj lands on the augmented
+pixel grid. World normals stay world-space. Colour: white balance and a hue rotation
+about the grey axis in linear RGB, then the exposure scale, on ``color_lr`` and
+``color_hr`` only (albedo is material data); the stored ``exposure`` is divided by
+the same 2**ev so that exposure * colour displays as before.
+
+Temporal stride k renders every stored frame k frame intervals apart (``with_stride``:
+the scene's fps divided by k), never by dropping frames, so motion still points at
+the previous stored frame and camera cuts land on stored frames.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from dataclasses import dataclass
+
+import numpy as np
+
+from datagen import conventions as cv
+from datagen.errors import ConfigError
+from datagen.frame import Frame
+from datagen.scene import Scene
+
+LUMA = np.array([0.2126, 0.7152, 0.0722])
+"""Rec.709 luminance weights: white-balance gains keep the luminance of grey."""
+
+FLOAT16_MAX = 65504.0
+MAX_EV = 8.0
+MAX_STRIDE = 16
+
+
+@dataclass(frozen=True)
+class AugmentConfig:
+    """The recipe's ``[augment]`` table: what may be drawn per sequence. The defaults
+    change nothing."""
+
+    hflip: float = 0.0
+    """probability of a left-right flip (motion.x and jitter.x negated)."""
+    vflip: float = 0.0
+    """probability of a top-bottom flip (motion.y and jitter.y negated)."""
+    rot90: float | tuple[int, ...] = 0.0
+    """a probability p of a counter-clockwise quarter-turn rotation, by a number of turns
+    drawn from those the frame allows (1, 2, 3 if the stored frame is square, else 2);
+    or a list of allowed quarter turns (0-3) drawn uniformly. Odd turns swap width and
+    height, so they need a square stored frame (``res`` or ``crop``)."""
+    exposure_ev: tuple[float, float] = (0.0, 0.0)
+    """[lo, hi]: colour scaled by 2**ev, ev uniform in [lo, hi]; ``exposure`` divided by it."""
+    white_balance: float = 0.0
+    """max per-channel gain deviation: gains 1 +- this, normalised to keep grey's luminance."""
+    hue_deg: float = 0.0
+    """max hue rotation about the grey axis in linear RGB, degrees (uniform in +-this)."""
+    stride: tuple[int, ...] = (1,)
+    """temporal strides to choose from: stored frames are rendered k frame intervals apart."""
+    crop: str = ""
+    """"WxH": an aligned HR crop of this size at a random offset (multiples of the scale's
+    crop step, so that LR is whole pixels); the store holds the crop size. "" = no crop."""
+
+    def crop_size(self) -> tuple[int, int] | None:
+        if not self.crop:
+            return None
+        try:
+            w, h = (int(v) for v in self.crop.lower().split("x"))
+        except ValueError:
+            raise ConfigError(f"augment.crop {self.crop!r} is not WIDTHxHEIGHT, e.g. \"256x256\", "
+                              "or \"\" for none") from None
+        return w, h
+
+    def allowed_turns(self, stored_size: tuple[int, int]) -> tuple[int, ...]:
+        """The quarter turns that can be drawn (0 included)."""
+        square = stored_size[0] == stored_size[1]
+        if isinstance(self.rot90, tuple):
+            return self.rot90
+        return (0, 1, 2, 3) if square else (0, 2)
+
+    def check(self, render_size: tuple[int, int], scale: float) -> None:
+        """ConfigError naming the ``augment.`` key of the first bad value."""
+        for key in ("hflip", "vflip"):
+            _probability(key, getattr(self, key))
+        lo, hi = self.exposure_ev
+        if not -MAX_EV <= lo <= hi <= MAX_EV:
+            raise ConfigError(f"augment.exposure_ev must be [lo, hi] with -{MAX_EV:g} <= lo <= hi <= "
+                              f"{MAX_EV:g} (stops), got {list(self.exposure_ev)}")
+        if not 0 <= self.white_balance <= 0.5:
+            raise ConfigError(f"augment.white_balance must be a gain deviation in [0, 0.5], "
+                              f"got {self.white_balance!r}")
+        if not 0 <= self.hue_deg <= 180:
+            raise ConfigError(f"augment.hue_deg must be in [0, 180] degrees, got {self.hue_deg!r}")
+        if not self.stride or any(not 1 <= k <= MAX_STRIDE for k in self.stride):
+            raise ConfigError(f"augment.stride must be a list of strides 1..{MAX_STRIDE}, e.g. [1, 2], "
+                              f"got {list(self.stride)}")
+        stored = render_size
+        size = self.crop_size()
+        if size is not None:
+            step = cv.crop_step(scale)
+            w, h = size
+            if not (0 < w <= render_size[0] and 0 < h <= render_size[1]):
+                raise ConfigError(f"augment.crop {self.crop} does not fit in res "
+                                  f"{render_size[0]}x{render_size[1]}; choose a smaller crop")
+            if w % step or h % step:
+                raise ConfigError(f"augment.crop {self.crop}: width and height must be multiples of "
+                                  f"{step} at scale {scale:g} so that the LR crop is whole pixels")
+            stored = size
+        if isinstance(self.rot90, tuple):
+            if not self.rot90 or any(k not in (0, 1, 2, 3) for k in self.rot90):
+                raise ConfigError(f"augment.rot90 must be a probability or a list of quarter turns "
+                                  f"0-3, got {list(self.rot90)}")
+            if stored[0] != stored[1] and any(k % 2 for k in self.rot90):
+                raise ConfigError(
+                    f"augment.rot90: quarter turns 1 and 3 swap width and height, and the stored "
+                    f"frame {stored[0]}x{stored[1]} is not square; allow only [0, 2], or set "
+                    f"augment.crop to a square such as \"{min(stored)}x{min(stored)}\"")
+        else:
+            _probability("rot90", self.rot90)
+
+
+def _probability(key: str, value) -> None:
+    if not isinstance(value, int | float) or isinstance(value, bool) or not 0 <= value <= 1:
+        raise ConfigError(f"augment.{key} must be a probability in [0, 1], got {value!r}")
+
+
+def augment_from_dict(table: dict, where: str) -> AugmentConfig:
+    """An AugmentConfig from a recipe's ``[augment]`` table (types checked, ranges not:
+    see ``AugmentConfig.check``); unknown keys are a ConfigError listing the valid ones."""
+    if not isinstance(table, dict):
+        raise ConfigError(f"{where}: augment must be a table, e.g. [augment] hflip = 0.5")
+    valid = [f.name for f in dataclasses.fields(AugmentConfig)]
+    unknown = set(table) - set(valid)
+    if unknown:
+        raise ConfigError(f"{where}: unknown key(s) augment.{', augment.'.join(sorted(unknown))}; "
+                          f"valid: {', '.join(valid)}")
+    values = dict(table)
+
+    def bad(key: str, expected: str):
+        return ConfigError(f"{where}: augment.{key} must be {expected}, got {values[key]!r}")
+
+    for key in ("hflip", "vflip", "white_balance", "hue_deg"):
+        if key in values:
+            if not _is_number(values[key]):
+                raise bad(key, "a number")
+            values[key] = float(values[key])
+    if "rot90" in values:
+        rot = values["rot90"]
+        if isinstance(rot, list | tuple):
+            if not all(isinstance(k, int) and not isinstance(k, bool) for k in rot):
+                raise bad("rot90", "a probability or a list of quarter turns 0-3")
+            values["rot90"] = tuple(rot)
+        elif _is_number(rot):
+            values["rot90"] = float(rot)
+        else:
+            raise bad("rot90", "a probability or a list of quarter turns 0-3")
+    if "exposure_ev" in values:
+        ev = values["exposure_ev"]
+        if not isinstance(ev, list | tuple) or len(ev) != 2 or not all(_is_number(x) for x in ev):
+            raise bad("exposure_ev", "[lo, hi] in stops, e.g. [-1.0, 1.0]")
+        values["exposure_ev"] = (float(ev[0]), float(ev[1]))
+    if "stride" in values:
+        stride = values["stride"]
+        stride = [stride] if isinstance(stride, int) and not isinstance(stride, bool) else stride
+        if not isinstance(stride, list | tuple) or not all(
+                isinstance(k, int) and not isinstance(k, bool) for k in stride):
+            raise bad("stride", "a list of integer strides, e.g. [1, 2]")
+        values["stride"] = tuple(stride)
+    if "crop" in values and not isinstance(values["crop"], str):
+        raise bad("crop", "a string \"WxH\" or \"\"")
+    return AugmentConfig(**values)
+
+
+def _is_number(value) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool)
+
+
+# -- one sequence's choices ---------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Augmentation:
+    """The augmentation of one sequence: concrete choices, recorded in its metadata.
+    The default is the identity."""
+
+    hflip: bool = False
+    vflip: bool = False
+    quarter_turns: int = 0
+    """counter-clockwise quarter turns as seen on screen, after the flips."""
+    exposure_ev: float = 0.0
+    """colour x 2**ev; the stored exposure / 2**ev."""
+    wb_gains: tuple[float, float, float] = (1.0, 1.0, 1.0)
+    """per-channel linear RGB gains (grey keeps its luminance)."""
+    hue_deg: float = 0.0
+    """hue rotation about the grey axis, degrees, after the gains."""
+    stride: int = 1
+    """stored frames are rendered this many frame intervals apart."""
+    crop: tuple[int, int, int, int] | None = None
+    """(x, y, width, height) of the HR crop in the rendered frame, or None."""
+
+    def to_json(self) -> dict:
+        d = dataclasses.asdict(self)
+        d["wb_gains"], d["crop"] = list(self.wb_gains), None if self.crop is None else list(self.crop)
+        return d
+
+    @classmethod
+    def from_json(cls, d: dict) -> Augmentation:
+        """From ``to_json``'s dict (missing keys: identity)."""
+        values = {k: v for k, v in d.items() if k in {f.name for f in dataclasses.fields(cls)}}
+        if values.get("wb_gains") is not None:
+            values["wb_gains"] = tuple(values["wb_gains"])
+        if values.get("crop") is not None:
+            values["crop"] = tuple(values["crop"])
+        return cls(**values)
+
+    def stored_size(self, render_size: tuple[int, int]) -> tuple[int, int]:
+        """The (width, height) of the augmented HR frame rendered at ``render_size``."""
+        w, h = self.crop[2:] if self.crop else render_size
+        return (h, w) if self.quarter_turns % 2 else (w, h)
+
+    def vector(self, v) -> np.ndarray:
+        """A pixel vector (..., 2) (motion, jitter) in the augmented image."""
+        return cv.transform_px_vector(v, self.hflip, self.vflip, self.quarter_turns)
+
+    def colour_matrix(self) -> np.ndarray:
+        """(3, 3): linear RGB c -> M @ c, before the exposure scale."""
+        theta = math.radians(self.hue_deg)
+        n = np.full(3, 1 / math.sqrt(3))
+        cross = np.array([[0, -n[2], n[1]], [n[2], 0, -n[0]], [-n[1], n[0], 0]])
+        hue = math.cos(theta) * np.eye(3) + math.sin(theta) * cross + (1 - math.cos(theta)) * np.outer(n, n)
+        return hue @ np.diag(self.wb_gains)
+
+    def ndc_matrix(self, render_size: tuple[int, int]) -> np.ndarray:
+        """(4, 4) clip-space transform A such that ``A @ proj`` projects onto the augmented
+        pixel grid of a frame rendered at ``render_size`` (any resolution of the same
+        aspect: NDC does not depend on it)."""
+        W, H = render_size
+        a = np.eye(4)
+        if self.crop:
+            x0, y0, w, h = self.crop
+            a[0, 0], a[0, 3] = W / w, (W - 2 * x0 - w) / w
+            a[1, 1], a[1, 3] = H / h, (h - H + 2 * y0) / h
+        flip = np.diag([-1.0 if self.hflip else 1.0, -1.0 if self.vflip else 1.0, 1.0, 1.0])
+        turn = np.eye(4)
+        turn[:2, :2] = [[0.0, -1.0], [1.0, 0.0]]  # NDC y up: (x, y) -> (-y, x), counter-clockwise
+        return np.linalg.matrix_power(turn, self.quarter_turns % 4) @ flip @ a
+
+    def pixels(self, array: np.ndarray, crop: tuple[int, int, int, int] | None) -> np.ndarray:
+        """A per-pixel array (h, w, ...) cropped to ``crop`` (x, y, w, h at its resolution),
+        flipped and turned. Values are not changed (see ``vector`` for vectors)."""
+        if crop is not None:
+            x, y, w, h = crop
+            array = array[y:y + h, x:x + w]
+        if self.hflip:
+            array = array[:, ::-1]
+        if self.vflip:
+            array = array[::-1]
+        return np.ascontiguousarray(np.rot90(array, self.quarter_turns % 4, axes=(0, 1)))
+
+    def apply(self, frame: Frame, scale: float) -> Frame:
+        """The augmented frame (a new Frame; ``frame`` is not changed, and returned as it
+        is when nothing but the stride is drawn)."""
+        if dataclasses.replace(self, stride=1) == Augmentation():
+            return frame
+        H, W = frame.color_hr.shape[:2]
+        crop_hr = self.crop
+        crop_lr = None if crop_hr is None else tuple(round(v / scale) for v in crop_hr)
+        gain = 2.0 ** self.exposure_ev
+        colour = self.colour_matrix().T * gain
+
+        def geo(name: str) -> np.ndarray:
+            return self.pixels(getattr(frame, name), crop_hr if name.endswith("_hr") else crop_lr)
+
+        def tint(name: str) -> np.ndarray:
+            c = geo(name).astype(np.float32) @ colour.astype(np.float32)
+            return np.clip(c, 0.0, FLOAT16_MAX).astype(np.float16)
+
+        def motion(name: str) -> np.ndarray:
+            m = geo(name)
+            return self.vector(m).astype(m.dtype)
+
+        return Frame(
+            color_lr=tint("color_lr"), depth_lr=geo("depth_lr"), motion_lr=motion("motion_lr"),
+            normal_lr=geo("normal_lr"), albedo_lr=geo("albedo_lr"), material_lr=geo("material_lr"),
+            object_id_lr=geo("object_id_lr"), color_hr=tint("color_hr"), depth_hr=geo("depth_hr"),
+            motion_hr=motion("motion_hr"),
+            jitter_px=self.vector(frame.jitter_px).astype(np.float32),
+            view=frame.view,
+            proj=(self.ndc_matrix((W, H)) @ np.asarray(frame.proj, np.float64)).astype(np.float32),
+            exposure=float(frame.exposure / gain), camera_cut=frame.camera_cut, time_s=frame.time_s)
+
+
+def draw(config: AugmentConfig, render_size: tuple[int, int], scale: float, rng_for) -> Augmentation:
+    """One sequence's augmentation. ``rng_for(key)`` gives the np.random.Generator of one
+    key, so enabling a key never changes what the others draw."""
+    crop, stored = None, render_size
+    size = config.crop_size()
+    if size is not None:
+        step = cv.crop_step(scale)
+        rng = rng_for("crop")
+        x = step * int(rng.integers(0, (render_size[0] - size[0]) // step + 1))
+        y = step * int(rng.integers(0, (render_size[1] - size[1]) // step + 1))
+        crop, stored = (x, y, *size), size
+    turns = config.allowed_turns(stored)
+    rng = rng_for("rot90")
+    if isinstance(config.rot90, tuple):
+        quarter_turns = int(turns[rng.integers(len(turns))])
+    else:
+        nonzero = [k for k in turns if k]
+        hit = rng.random() < config.rot90
+        quarter_turns = int(nonzero[rng.integers(len(nonzero))]) if hit else 0
+    lo, hi = config.exposure_ev
+    deviation = config.white_balance
+    gains = 1.0 + rng_for("white_balance").uniform(-deviation, deviation, 3)
+    gains = gains / float(LUMA @ gains)
+    return Augmentation(
+        hflip=bool(rng_for("hflip").random() < config.hflip),
+        vflip=bool(rng_for("vflip").random() < config.vflip),
+        quarter_turns=quarter_turns,
+        exposure_ev=float(rng_for("exposure_ev").uniform(lo, hi)) if hi > lo else float(lo),
+        wb_gains=tuple(float(g) for g in gains) if deviation else (1.0, 1.0, 1.0),
+        hue_deg=float(rng_for("hue_deg").uniform(-config.hue_deg, config.hue_deg)) if config.hue_deg else 0.0,
+        stride=int(config.stride[rng_for("stride").integers(len(config.stride))]),
+        crop=crop,
+    )
+
+
+def with_stride(scene: Scene, stride: int) -> Scene:
+    """``scene`` with frames ``stride`` frame intervals apart: frame i is rendered at
+    i * stride / fps, its motion reaches back to frame i-1's instant, and a cut is
+    flagged on the first stored frame at or after it (``Scene.is_cut``)."""
+    return scene if stride == 1 else dataclasses.replace(scene, fps=scene.fps / stride)

@@ -1,0 +1,105 @@
+"""Per-sequence variation of a scene's own generator parameters: the recipe's
+``[vary.SCENE]`` tables.
+
+    [vary.racing]
+    time_of_day = [7.0, 18.0]                    # uniform float in [lo, hi]
+    cars = [2, 4]                                # both integers: uniform integer, inclusive
+    first_shot = {choices = ["chase", "trackside"]}
+    car_colors = {rgb = [0.02, 0.9], count = 4}  # 4 linear RGB triples, each channel uniform
+
+Values are drawn in ``plan()`` (one generator per sequence and parameter, so adding a
+parameter never changes what the others draw), laid over the scene recipe's
+``[params]``, and recorded in the sequence's metadata.
+"""
+
+from __future__ import annotations
+
+import inspect
+from typing import Any
+
+import numpy as np
+
+from datagen.errors import ConfigError
+
+FORMS = "[lo, hi], {choices = [...]} or {rgb = [lo, hi], count = N}"
+
+
+def check_vary(table: dict, where: str) -> dict:
+    """The ``vary`` table checked for form (parameter names are checked per scene by
+    ``check_params``); returns a plain copy."""
+    if not isinstance(table, dict) or not all(isinstance(t, dict) for t in table.values()):
+        raise ConfigError(f"{where}: vary must hold one table per scene, e.g. "
+                          "[vary.racing] time_of_day = [8.0, 18.0]")
+    out = {}
+    for scene, params in table.items():
+        out[scene] = {}
+        for name, spec in params.items():
+            _check_spec(f"vary.{scene}.{name}", spec, where)
+            out[scene][name] = spec
+    return out
+
+
+def _number(x) -> bool:
+    return isinstance(x, int | float) and not isinstance(x, bool)
+
+
+def _check_spec(key: str, spec, where: str) -> None:
+    if isinstance(spec, list | tuple):
+        if len(spec) == 2 and all(_number(x) for x in spec) and spec[0] <= spec[1]:
+            return
+        raise ConfigError(f"{where}: {key} must be a range [lo, hi] with lo <= hi, got {spec!r} "
+                          f"(forms: {FORMS})")
+    if isinstance(spec, dict) and set(spec) == {"choices"}:
+        if isinstance(spec["choices"], list | tuple) and spec["choices"]:
+            return
+        raise ConfigError(f"{where}: {key}.choices must be a non-empty list, got {spec['choices']!r}")
+    if isinstance(spec, dict) and set(spec) == {"rgb", "count"}:
+        lo_hi, count = spec["rgb"], spec["count"]
+        if (isinstance(lo_hi, list | tuple) and len(lo_hi) == 2 and all(_number(x) for x in lo_hi)
+                and 0 <= lo_hi[0] <= lo_hi[1] and isinstance(count, int) and 1 <= count <= 64):
+            return
+        raise ConfigError(f"{where}: {key} must be {{rgb = [lo, hi], count = N}} with 0 <= lo <= hi "
+                          f"and 1 <= N <= 64, got {spec!r}")
+    raise ConfigError(f"{where}: {key} is {spec!r}; use one of {FORMS}")
+
+
+def check_params(scene: str, specs: dict) -> None:
+    """ConfigError if the scene's generator has no parameter of one of ``specs``' names."""
+    from datagen import recipes
+    from datagen.scenes import GENERATORS, _load_builtin
+
+    recipe = recipes.load(scene)
+    _load_builtin()
+    valid = [p for p in inspect.signature(GENERATORS[recipe.generator]).parameters if p != "seed"]
+    unknown = sorted(set(specs) - set(valid))
+    if unknown:
+        raise ConfigError(f"vary.{scene}: unknown parameter(s) {', '.join(unknown)} of generator "
+                          f"{recipe.generator!r}; valid: {', '.join(valid)}")
+
+
+def draw_params(specs: dict, rng_for) -> dict[str, Any]:
+    """One value per parameter of ``specs``; ``rng_for(name)`` is that parameter's generator."""
+    out: dict[str, Any] = {}
+    for name in sorted(specs):
+        spec, rng = specs[name], rng_for(name)
+        if isinstance(spec, list | tuple):
+            lo, hi = spec
+            if isinstance(lo, int) and isinstance(hi, int):
+                out[name] = int(rng.integers(lo, hi + 1))
+            else:
+                out[name] = float(rng.uniform(lo, hi))
+        elif "choices" in spec:
+            out[name] = spec["choices"][int(rng.integers(len(spec["choices"])))]
+        else:
+            lo, hi = spec["rgb"]
+            out[name] = np.round(rng.uniform(lo, hi, (spec["count"], 3)), 4).tolist()
+    return out
+
+
+def freeze(value):
+    """Lists to tuples, recursively, so a drawn value can sit in a frozen record."""
+    if isinstance(value, list | tuple):
+        return tuple(freeze(v) for v in value)
+    if isinstance(value, dict):
+        return tuple(sorted((k, freeze(v)) for k, v in value.items()))
+    return value
