@@ -89,6 +89,38 @@ command skips complete sequences (resume); another config on an existing store i
 refused unless --overwrite. Ends with the `datagen info` summary.
 """
 
+TRAIN_EXAMPLES = """\
+examples:
+  datagen train storage/racing.zarr --out runs/racing                 # CUDA when present
+  datagen train storage/racing.zarr --steps 20 --device cpu --batch 2 --crop 32 --out /tmp/smoke
+  datagen train storage/racing.zarr --out runs/racing --resume        # continue from ckpt/last.pt
+  datagen train storage/racing.zarr --out runs/racing --steps 40000 --resume  # train longer
+
+writes RUN_DIR/config.json, RUN_DIR/metrics.jsonl (step, loss, lr, samples_per_s,
+data_wait_frac, loss terms), RUN_DIR/ckpt/step_NNNNNN.pt and ckpt/last.pt, and
+RUN_DIR/tb/ (TensorBoard). --resume takes the run's saved config; only --steps,
+--device, --num-workers and --compile may change. Model, loss: docs/training.md.
+"""
+
+EVAL_EXAMPLES = """\
+examples:
+  datagen eval runs/racing storage/racing.zarr                 # split test, ckpt/last.pt
+  datagen eval runs/racing/ckpt/step_002000.pt storage/racing.zarr --split val
+
+prints PSNR, SSIM and tPSNR (on exposure + Reinhard tonemapped HR) of the model, bicubic
+and TAAU, overall and per scene, and writes RUN_DIR/eval_SPLIT.json.
+"""
+
+EXPORT_MODEL_EXAMPLES = """\
+examples:
+  datagen export-model runs/racing --out runs/racing/export               # at the store's HR size
+  datagen export-model runs/racing --res 1920x1080 --out runs/racing/export1080
+
+writes DIR/model.onnx, DIR/model.pt2 (torch.export) and DIR/export.json: one recurrent
+step (inputs color_lr, depth_lr, motion_lr, jitter, exposure, prev_out, prev_depth,
+history; outputs out, depth), batch 1, fixed size. docs/training.md shows how to run them.
+"""
+
 VALIDATE_FAILED = 3
 """exit status of ``datagen validate`` when a check fails."""
 
@@ -397,6 +429,81 @@ def cmd_export(args) -> int:
     return 0
 
 
+# -- training --------------------------------------------------------------------------------------
+
+
+def _channels(text: str) -> tuple[int, ...]:
+    try:
+        widths = tuple(int(v) for v in text.split(","))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"--channels {text!r}: comma-separated integers, e.g. 32,64,128") \
+            from None
+    if not widths or min(widths) < 1:
+        raise argparse.ArgumentTypeError(f"--channels {text!r}: widths must be >= 1")
+    return widths
+
+
+def cmd_train(args) -> int:
+    from tqdm import tqdm
+
+    from datagen.train.metrics import LossWeights
+    from datagen.train.trainer import TrainConfig, train
+
+    _open(args.store)  # a missing store or another schema version: one line before torch starts
+    config = TrainConfig(
+        store=args.store, out=args.out, split=args.split, steps=args.steps, batch=args.batch,
+        window=args.window, crop=args.crop, lr=args.lr, warmup=args.warmup, channels=args.channels,
+        loss=LossWeights(args.w_l1, args.w_ssim, args.w_temporal), seed=args.seed, device=args.device,
+        compile=args.compile, num_workers=args.num_workers, augment=not args.no_augment,
+        log_every=args.log_every, ckpt_every=args.ckpt_every)
+    bar = tqdm(total=args.steps, unit="step", desc=f"train {args.out}", file=sys.stderr, disable=None)
+
+    def progress(step: int, record: dict) -> None:
+        if bar.n == 0 and step > 1:
+            bar.update(step - 1)
+        bar.set_postfix_str(f"loss {record['loss']:.4f} {record['samples_per_s']:.1f} samples/s "
+                            f"data wait {100 * record['data_wait_frac']:.0f}%")
+        bar.update(step - bar.n)
+
+    try:
+        result = train(config, resume=args.resume, stop_after=args.stop_after, progress=progress)
+    finally:
+        bar.close()
+    state = "done" if result["finished"] else f"stopped at step {result['step']} (continue with --resume)"
+    loss = f"{result['loss']:.4f}" if result["loss"] is not None else "-"
+    print(f"trained {result['parameters']} parameters on {result['device']} to step {result['step']} "
+          f"of {args.steps}, loss {loss}: {state}; run folder {result['run_dir']}")
+    return 0
+
+
+def cmd_eval(args) -> int:
+    from datagen.train.checkpoint import checkpoint_path
+    from datagen.train.evaluate import evaluate, format_table
+
+    checkpoint_path(args.run)  # a missing run folder: one line before torch starts
+    store = _open(args.store)
+    with _bar(None, "frame", f"eval {args.split}") as bar:
+        result = evaluate(args.run, store.path, args.split, device=args.device, progress=bar.update)
+    print(format_table(result))
+    print(f"wrote {result['path']}")
+    return 0
+
+
+def cmd_export_model(args) -> int:
+    from datagen.train.evaluate import load_model
+    from datagen.train.export import export_model
+
+    model, ckpt, path = load_model(args.run)
+    if args.res:
+        w, h = parse_res(args.res)
+    else:
+        store_config = ckpt["config"]
+        w, h = _open(store_config["store"]).hr_size
+    info = export_model(model, args.out, (h, w), checkpoint=str(path))
+    print(f"exported step {ckpt['step']} of {path} at {w}x{h} HR to {args.out}: {', '.join(info['files'])}")
+    return 0
+
+
 def _selection_args(p: argparse.ArgumentParser, default: str) -> None:
     p.add_argument("store", metavar="STORE", help="path of a store made by `datagen build`")
     p.add_argument("--split", metavar="S", help=f"train, val or test (default: {default})")
@@ -498,6 +605,62 @@ def build_parser() -> argparse.ArgumentParser:
                    help="output folder; sequences go to DIR/SPLIT/NNNN")
     p.add_argument("--no-preview", action="store_true", help="skip the PNG previews")
     p.set_defaults(func=cmd_export)
+
+    p = sub.add_parser("train", help="fit the temporal CNN on a store (CUDA when present)",
+                       epilog=TRAIN_EXAMPLES, formatter_class=fmt,
+                       description="Train the recurrent temporal supersampling CNN on windows of a "
+                                   "store's train split; checkpoints and metrics go to --out.")
+    p.add_argument("store", metavar="STORE", help="path of a store made by `datagen build`")
+    p.add_argument("--out", default="runs/latest", metavar="RUN_DIR", help="run folder (default runs/latest)")
+    p.add_argument("--steps", type=_int_at_least("--steps"), default=2000,
+                   help="total optimiser steps (default 2000)")
+    p.add_argument("--device", choices=("auto", "cuda", "cpu"), default="auto",
+                   help="auto: CUDA when present (bf16 autocast, channels_last), else CPU fp32")
+    p.add_argument("--resume", action="store_true", help="continue RUN_DIR from ckpt/last.pt exactly")
+    p.add_argument("--split", default="train", help="split to train on (default train)")
+    p.add_argument("--batch", type=_int_at_least("--batch"), default=8, help="windows per step (default 8)")
+    p.add_argument("--window", type=_int_at_least("--window"), default=8,
+                   help="K consecutive frames per window, trained recurrently (default 8)")
+    p.add_argument("--crop", type=_int_at_least("--crop"), default=128,
+                   help="HR crop side in pixels (default 128; LR crop = crop / scale)")
+    p.add_argument("--lr", type=float, default=1e-3, help="peak AdamW learning rate (default 1e-3)")
+    p.add_argument("--warmup", type=_int_at_least("--warmup", 0), default=100,
+                   help="warm-up steps before the cosine decay (default 100)")
+    p.add_argument("--channels", type=_channels, default=(32, 64, 128),
+                   help="U-Net widths per level (default 32,64,128)")
+    p.add_argument("--w-l1", type=float, default=1.0, help="weight of L1 (default 1)")
+    p.add_argument("--w-ssim", type=float, default=0.2, help="weight of 1 - SSIM (default 0.2)")
+    p.add_argument("--w-temporal", type=float, default=0.5, help="weight of the temporal term (default 0.5)")
+    p.add_argument("--seed", type=_int_at_least("--seed", 0), default=0, help="seed (default 0)")
+    p.add_argument("--num-workers", type=_int_at_least("--num-workers", 0), default=2,
+                   help="DataLoader worker processes (default 2)")
+    p.add_argument("--no-augment", action="store_true", help="no random flips")
+    p.add_argument("--compile", action="store_true", help="torch.compile the model")
+    p.add_argument("--log-every", type=_int_at_least("--log-every"), default=1,
+                   help="metrics.jsonl line every N steps (default 1)")
+    p.add_argument("--ckpt-every", type=_int_at_least("--ckpt-every"), default=500,
+                   help="checkpoint every N steps, and at the end (default 500)")
+    p.add_argument("--stop-after", type=_int_at_least("--stop-after"), metavar="N",
+                   help="stop this invocation after N steps with a checkpoint (time-sliced jobs)")
+    p.set_defaults(func=cmd_train)
+
+    p = sub.add_parser("eval", help="model vs bicubic vs TAAU: PSNR, SSIM, tPSNR per scene",
+                       epilog=EVAL_EXAMPLES, formatter_class=fmt,
+                       description="Evaluate a trained model and the classical baselines on whole "
+                                   "sequences of a split; writes RUN_DIR/eval_SPLIT.json.")
+    p.add_argument("run", metavar="RUN_DIR_OR_CKPT", help="run folder (uses ckpt/last.pt) or a .pt file")
+    p.add_argument("store", metavar="STORE", help="path of a store made by `datagen build`")
+    p.add_argument("--split", default="test", help="split to evaluate (default test)")
+    p.add_argument("--device", choices=("auto", "cuda", "cpu"), default="auto", help="default auto")
+    p.set_defaults(func=cmd_eval)
+
+    p = sub.add_parser("export-model", help="a trained model to ONNX and torch.export (.pt2)",
+                       epilog=EXPORT_MODEL_EXAMPLES, formatter_class=fmt,
+                       description="Export one recurrent step of a trained model for inference.")
+    p.add_argument("run", metavar="RUN_DIR_OR_CKPT", help="run folder (uses ckpt/last.pt) or a .pt file")
+    p.add_argument("--out", required=True, metavar="DIR", help="output folder")
+    p.add_argument("--res", help="HR WIDTHxHEIGHT to export at (default: the training store's)")
+    p.set_defaults(func=cmd_export_model)
     return parser
 
 

@@ -1,0 +1,146 @@
+"""A PyTorch Dataset over one split of a store: windows of K consecutive frames
+with an aligned random crop.
+
+    from torch.utils.data import DataLoader
+    from datagen.train.data import WindowDataset
+
+    ds = WindowDataset("storage/racing.zarr", "train", window=8, crop_hr=128, augment=True)
+    loader = DataLoader(ds, batch_size=8, shuffle=True, num_workers=4, pin_memory=True)
+    for batch in loader:
+        batch["color_lr"]  # (B, K, 3, h, w) float32, h = crop_hr / scale
+
+Item i is window ``ds.windows[i]`` = (sequence, first frame) over the complete
+sequences of the split, every start 0 .. T - K. Each item is a dict of float32
+tensors (bool for ``camera_cut``), K = window, h, w = LR crop, H, W = HR crop:
+
+    color_lr (K, 3, h, w)  depth_lr (K, 1, h, w)  motion_lr (K, 2, h, w)
+    jitter   (K, 2)        color_hr (K, 3, H, W)  motion_hr (K, 2, H, W)
+    exposure (K,)          camera_cut (K,)
+
+Colour is linear HDR, depth in metres with +inf for sky, motion p_prev - p_cur in
+pixels of its own buffer, jitter in LR pixels (SPEC §4). The crop origin (and the
+optional flips) are drawn from ``seed``, the epoch (``set_epoch``) and the item
+index, so a run's data is reproducible whatever the worker count.
+
+The store is opened lazily in each process that reads (each DataLoader worker),
+never pickled. Works with a DistributedSampler (it only needs ``len`` and indices).
+
+Flips (``augment=True``): horizontal and vertical, each with probability 1/2; a
+flip about x negates motion x and jitter x (pixel x -> W - 1 - x maps the sample
+at x + 0.5 + jx to (W - 1 - x) + 0.5 - jx), likewise for y.
+"""
+
+from __future__ import annotations
+
+import os
+
+import numpy as np
+import torch
+from torch.utils.data import Dataset
+
+from datagen.errors import ConfigError, StoreError
+from datagen.store.reader import Store, open_store
+
+ITEM_ARRAYS = ("color_lr", "depth_lr", "motion_lr", "jitter_px", "color_hr", "motion_hr", "exposure",
+               "camera_cut")
+"""the store arrays an item reads."""
+
+
+class WindowDataset(Dataset):
+    """Windows of ``window`` frames of the complete sequences of ``split`` (module docstring)."""
+
+    def __init__(self, store_path: str | os.PathLike, split: str = "train", window: int = 8,
+                 crop_hr: int | tuple[int, int] | None = 128, augment: bool = False, seed: int = 0,
+                 engine: str = "zarr"):
+        self.store_path, self.split, self.window = str(store_path), split, window
+        self.augment, self.seed, self.engine, self.epoch = augment, seed, engine, 0
+        store = open_store(store_path, engine="zarr")
+        self.scale, self.step = store.scale, store.crop_step
+        self.hr_size = (store.hr_size[1], store.hr_size[0])
+        """(H, W) of the stored frames."""
+        if split not in store.splits:
+            raise StoreError(f"{store_path}: no split {split!r}; valid: {', '.join(store.splits)}")
+        self.sequences = store.sequences(split, complete_only=True)
+        if not self.sequences:
+            raise StoreError(f"{store_path}: split {split!r} has no complete sequence; build some "
+                             "sequences into it or choose another split")
+        if not 1 <= window <= store.frames:
+            raise ConfigError(f"window {window} frames does not fit the store's {store.frames} frames "
+                              f"per sequence; use --window 1..{store.frames}")
+        self.crop = self._check_crop(crop_hr)
+        self.windows = [(s.index, t) for s in self.sequences for t in range(store.frames - window + 1)]
+        self._store: Store | None = None
+
+    def _check_crop(self, crop_hr) -> tuple[int, int]:
+        H, W = self.hr_size
+        if crop_hr is None:
+            return H, W
+        ch, cw = (crop_hr, crop_hr) if isinstance(crop_hr, int) else tuple(crop_hr)
+        if ch > H or cw > W:
+            raise ConfigError(f"crop {cw}x{ch} is larger than the store's HR frames {W}x{H}; "
+                              f"use --crop <= {min(H, W)}")
+        if ch % self.step or cw % self.step or ch < 1 or cw < 1:
+            raise ConfigError(f"crop {cw}x{ch} must be a positive multiple of {self.step} at scale "
+                              f"{self.scale:g} so that the LR crop is whole pixels")
+        return ch, cw
+
+    @property
+    def store(self) -> Store:
+        """This process's open store (opened on first use, e.g. inside a worker)."""
+        if self._store is None:
+            self._store = open_store(self.store_path, engine=self.engine)
+        return self._store
+
+    def __getstate__(self) -> dict:
+        return {**self.__dict__, "_store": None}
+
+    def set_epoch(self, epoch: int) -> None:
+        """Crops and flips depend on the epoch; call before iterating (as with a DistributedSampler)."""
+        self.epoch = epoch
+
+    def __len__(self) -> int:
+        return len(self.windows)
+
+    def __getitem__(self, i: int) -> dict[str, torch.Tensor]:
+        seq, start = self.windows[i]
+        rng = np.random.default_rng([self.seed, self.epoch, i])
+        (H, W), (ch, cw) = self.hr_size, self.crop
+        y = int(rng.integers(0, (H - ch) // self.step + 1)) * self.step
+        x = int(rng.integers(0, (W - cw) // self.step + 1)) * self.step
+        flip_x, flip_y = (rng.random(2) < 0.5) if self.augment else (False, False)
+        data = self.store.read_crop(self.split, seq, start, self.window, y, x, (ch, cw), ITEM_ARRAYS)
+        item = to_tensors(data)
+        return flip(item, bool(flip_x), bool(flip_y))
+
+
+def to_tensors(data: dict[str, np.ndarray]) -> dict[str, torch.Tensor]:
+    """Store arrays (K, y, x, C) / (K, y, x) / (K, ...) -> item tensors (K, C, y, x), float32."""
+    def image(a: np.ndarray) -> torch.Tensor:
+        a = a[..., None] if a.ndim == 3 else a
+        return torch.from_numpy(np.ascontiguousarray(a.transpose(0, 3, 1, 2), dtype=np.float32))
+
+    return {
+        "color_lr": image(data["color_lr"]), "depth_lr": image(data["depth_lr"]),
+        "motion_lr": image(data["motion_lr"]),
+        "jitter": torch.from_numpy(data["jitter_px"].astype(np.float32)),
+        "color_hr": image(data["color_hr"]), "motion_hr": image(data["motion_hr"]),
+        "exposure": torch.from_numpy(data["exposure"].astype(np.float32)),
+        "camera_cut": torch.from_numpy(data["camera_cut"].astype(bool)),
+    }
+
+
+def flip(item: dict[str, torch.Tensor], flip_x: bool, flip_y: bool) -> dict[str, torch.Tensor]:
+    """Mirror an item about x and/or y, negating motion and jitter along the flipped axis."""
+    out = dict(item)
+    for axis, on in ((0, flip_x), (1, flip_y)):
+        if not on:
+            continue
+        dim = -1 if axis == 0 else -2
+        sign = torch.ones(2)
+        sign[axis] = -1
+        for name in ("color_lr", "depth_lr", "color_hr"):
+            out[name] = out[name].flip(dim)
+        for name in ("motion_lr", "motion_hr"):
+            out[name] = out[name].flip(dim) * sign[:, None, None]
+        out["jitter"] = out["jitter"] * sign
+    return out

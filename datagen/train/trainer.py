@@ -1,0 +1,324 @@
+"""The trainer: fit ``TemporalUpscaler`` on a store's train split. Reads top to bottom:
+config -> device -> data -> model -> optimiser -> loop (log, checkpoint).
+
+    from datagen.train.trainer import TrainConfig, train
+    train(TrainConfig(store="storage/racing.zarr", out="runs/r1", steps=20000))
+
+Run folder (SPEC §3): config.json (the resolved TrainConfig), metrics.jsonl (one
+JSON object per logged step: step, loss, lr, samples_per_s, data_wait_frac, the
+loss terms, grad_norm), ckpt/step_NNNNNN.pt and ckpt/last.pt, and tb/ (TensorBoard
+scalars and image grids) when tensorboard is installed.
+
+Determinism: the model's initial weights come from ``seed``; the data order from
+(seed, epoch) through a DistributedSampler; crops and flips from (seed, epoch,
+item). A checkpoint holds the step, model, optimiser, scheduler and RNG states, so
+``resume=True`` continues exactly where the run stopped: N steps in one go and
+N/2 + resume N/2 give the same weights (on the same device and thread count).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import json
+import logging
+import math
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import torch
+from torch.utils.data import DataLoader, DistributedSampler
+
+from datagen.errors import ConfigError
+from datagen.train.checkpoint import load_checkpoint, save_checkpoint
+from datagen.train.data import WindowDataset
+from datagen.train.metrics import TONEMAP, LossWeights, loss_terms, tonemap
+from datagen.train.model import ModelConfig, TemporalUpscaler, parameter_count, upsample_jittered
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """Everything a run depends on; saved as RUN_DIR/config.json and in every checkpoint."""
+
+    store: str
+    """path of the store (made by ``datagen build``)."""
+    out: str = "runs/latest"
+    """run folder."""
+    split: str = "train"
+    steps: int = 2000
+    """total optimiser steps of the run (a resumed run continues to this)."""
+    batch: int = 8
+    window: int = 8
+    """K: consecutive frames per item, trained recurrently."""
+    crop: int = 128
+    """HR crop side in pixels (a multiple of the store's crop step)."""
+    lr: float = 1e-3
+    """peak learning rate of AdamW."""
+    warmup: int = 100
+    """linear warm-up steps, then cosine decay to 0 at ``steps``."""
+    weight_decay: float = 1e-4
+    clip: float = 1.0
+    """gradient norm clip."""
+    loss: LossWeights = field(default_factory=LossWeights)
+    channels: tuple[int, ...] = (32, 64, 128)
+    """U-Net widths per level."""
+    seed: int = 0
+    device: str = "auto"
+    """auto (CUDA when present), cuda or cpu."""
+    compile: bool = False
+    """torch.compile the model."""
+    num_workers: int = 2
+    """DataLoader worker processes (0: load in this process)."""
+    augment: bool = True
+    """random flips (motion and jitter flipped with the image)."""
+    log_every: int = 1
+    ckpt_every: int = 500
+    """checkpoint (and TensorBoard image grid) every this many steps, and at the end."""
+
+    def to_json(self) -> dict:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_json(cls, data: dict) -> TrainConfig:
+        known = {f.name for f in dataclasses.fields(cls)}
+        unknown = set(data) - known
+        if unknown:
+            raise ConfigError(f"unknown train config field(s) {sorted(unknown)}; valid: {sorted(known)}")
+        data = dict(data)
+        if "loss" in data:
+            data["loss"] = LossWeights(**data["loss"])
+        if "channels" in data:
+            data["channels"] = tuple(data["channels"])
+        return cls(**data)
+
+    def check(self) -> None:
+        for name in ("steps", "batch", "window", "crop", "log_every", "ckpt_every"):
+            if getattr(self, name) < 1:
+                raise ConfigError(f"{name} must be >= 1; got {getattr(self, name)}")
+        if self.device not in ("auto", "cuda", "cpu"):
+            raise ConfigError(f"--device {self.device!r}: use auto, cuda or cpu")
+        if self.lr <= 0 or self.warmup < 0 or self.num_workers < 0 or not self.channels:
+            raise ConfigError("lr must be > 0, warmup and num_workers >= 0, channels not empty")
+
+
+# -- device --------------------------------------------------------------------------------------
+
+
+def resolve_device(name: str) -> torch.device:
+    """auto -> cuda if available else cpu; cuda without a GPU is a ConfigError."""
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if name == "cuda" and not torch.cuda.is_available():
+        raise ConfigError("--device cuda: torch sees no CUDA device here; use --device cpu or auto")
+    return torch.device(name)
+
+
+def autocast_dtype(device: torch.device) -> torch.dtype | None:
+    """bf16 autocast on CUDA; full fp32 on CPU (CPU runs are smoke tests)."""
+    return torch.bfloat16 if device.type == "cuda" else None
+
+
+def autocast(device: torch.device):
+    dtype = autocast_dtype(device)
+    return torch.autocast(device.type, dtype=dtype) if dtype else contextlib.nullcontext()
+
+
+def memory_format(device: torch.device) -> torch.memory_format:
+    """channels_last on CUDA (tensor cores want NHWC); the default layout on CPU."""
+    return torch.channels_last if device.type == "cuda" else torch.contiguous_format
+
+
+def lr_factor(step: int, warmup: int, total: int) -> float:
+    """Linear warm-up over ``warmup`` steps, then cosine from 1 to 0 at ``total``."""
+    if step < warmup:
+        return (step + 1) / warmup
+    progress = (step - warmup) / max(1, total - warmup)
+    return 0.5 * (1 + math.cos(math.pi * min(1.0, progress)))
+
+
+# -- data ----------------------------------------------------------------------------------------
+
+
+def batches(ds: WindowDataset, config: TrainConfig, start_step: int, device: torch.device,
+            rank: int = 0, world: int = 1) -> Iterator[dict[str, torch.Tensor]]:
+    """Batches from step ``start_step`` on, forever: epoch e visits the DistributedSampler's
+    permutation for (seed, e), dropping the last partial batch; a resumed run skips
+    the batches of the current epoch it already saw, so the order is as if it never stopped."""
+    sampler = DistributedSampler(ds, num_replicas=world, rank=rank, shuffle=True, seed=config.seed,
+                                 drop_last=True)
+    per_epoch = len(sampler) // config.batch
+    if per_epoch == 0:
+        raise ConfigError(f"batch {config.batch} is larger than the {len(sampler)} windows of the "
+                          f"split; use --batch <= {len(sampler)} or a store with more sequences/frames")
+    epoch, skip = divmod(start_step, per_epoch)
+    while True:
+        sampler.set_epoch(epoch)
+        ds.set_epoch(epoch)
+        indices = list(sampler)[skip * config.batch:per_epoch * config.batch]
+        loader = DataLoader(ds, batch_size=config.batch, sampler=indices, num_workers=config.num_workers,
+                            pin_memory=device.type == "cuda", drop_last=True,
+                            persistent_workers=False)
+        yield from loader
+        epoch, skip = epoch + 1, 0
+
+
+def to_device(batch: dict[str, torch.Tensor], device: torch.device) -> dict[str, torch.Tensor]:
+    return {k: v.to(device, non_blocking=True) for k, v in batch.items()}
+
+
+def run_model(model, batch: dict[str, torch.Tensor]) -> torch.Tensor:
+    """The model over a batch's window: (B, K, 3, H, W) linear HDR."""
+    return model(batch["color_lr"], batch["depth_lr"], batch["motion_lr"], batch["jitter"],
+                 batch["exposure"], batch["camera_cut"])
+
+
+# -- logging -------------------------------------------------------------------------------------
+
+
+class RunLog:
+    """metrics.jsonl plus TensorBoard when installed. On resume, lines past the
+    checkpoint's step are dropped so the file reads as one run."""
+
+    def __init__(self, run_dir: Path, start_step: int):
+        self.path = run_dir / "metrics.jsonl"
+        if start_step and self.path.exists():
+            kept = [line for line in self.path.read_text().splitlines()
+                    if line.strip() and json.loads(line)["step"] <= start_step]
+            self.path.write_text("".join(line + "\n" for line in kept))
+        elif self.path.exists():
+            self.path.unlink()
+        self.file = self.path.open("a")
+        try:
+            from torch.utils.tensorboard import SummaryWriter
+
+            self.tb = SummaryWriter(str(run_dir / "tb"), purge_step=start_step or None)
+        except ImportError:  # tensorboard is optional: metrics.jsonl has everything
+            self.tb = None
+
+    def scalars(self, record: dict) -> None:
+        self.file.write(json.dumps(record) + "\n")
+        self.file.flush()
+        if self.tb:
+            for key, value in record.items():
+                if key != "step":
+                    self.tb.add_scalar(f"train/{key}", value, record["step"])
+
+    def images(self, step: int, batch: dict[str, torch.Tensor], out: torch.Tensor, scale: float) -> None:
+        """Last frame of the first item: LR upsampled | output | reference, tonemapped."""
+        if not self.tb:
+            return
+        e = batch["exposure"][:1, -1]
+        hr = out.shape[-2:]
+        up = upsample_jittered(batch["color_lr"][:1, -1], hr, scale, batch["jitter"][:1, -1])
+        row = [tonemap(x.float(), e)[0] for x in (up, out[:1, -1], batch["color_hr"][:1, -1])]
+        self.tb.add_image("train/lr_up|output|reference", torch.cat(row, dim=-1).clamp(0, 1), step)
+
+    def close(self) -> None:
+        self.file.close()
+        if self.tb:
+            self.tb.close()
+
+
+# -- the run -------------------------------------------------------------------------------------
+
+
+def train(config: TrainConfig, resume: bool = False, stop_after: int | None = None,
+          progress: Callable[[int, dict], None] = lambda step, record: None) -> dict:
+    """Train (or with ``resume`` continue from RUN_DIR/ckpt/last.pt) up to ``config.steps``;
+    ``stop_after`` ends this call after that many steps, with a checkpoint, as a
+    pre-empted job would. Returns a summary: run_dir, step, loss, device, parameters."""
+    config.check()
+    run_dir = Path(config.out)
+    ckpt = None
+    if resume:
+        ckpt, _ = load_checkpoint(run_dir)
+        saved = TrainConfig.from_json(ckpt["config"])
+        config = dataclasses.replace(saved, steps=config.steps, device=config.device,
+                                     num_workers=config.num_workers, compile=config.compile)
+    device = resolve_device(config.device)
+    torch.manual_seed(config.seed)
+
+    ds = WindowDataset(config.store, config.split, config.window, config.crop, config.augment, config.seed)
+    model = TemporalUpscaler(ModelConfig(scale=ds.scale, channels=config.channels))
+    if ckpt is not None and ckpt["model_config"]["scale"] != ds.scale:
+        raise ConfigError(f"{config.store}: scale {ds.scale:g}, the checkpoint was trained at "
+                          f"{ckpt['model_config']['scale']:g}")
+    model.to(device, memory_format=memory_format(device))
+    forward = torch.compile(model) if config.compile else model
+    opt = torch.optim.AdamW(model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
+    sched = torch.optim.lr_scheduler.LambdaLR(
+        opt, lambda s: lr_factor(s, config.warmup, config.steps))
+    start = 0
+    if ckpt is not None:
+        model.load_state_dict(ckpt["model"])
+        opt.load_state_dict(ckpt["optimizer"])
+        sched.load_state_dict(ckpt["scheduler"])
+        torch.set_rng_state(ckpt["rng"]["torch"])
+        if device.type == "cuda" and ckpt["rng"].get("cuda"):
+            torch.cuda.set_rng_state_all(ckpt["rng"]["cuda"])
+        start = ckpt["step"]
+    run_dir.mkdir(parents=True, exist_ok=True)
+    (run_dir / "config.json").write_text(json.dumps(
+        {**config.to_json(), "model": dataclasses.asdict(model.config), "tonemap": TONEMAP,
+         "device_resolved": str(device), "autocast": str(autocast_dtype(device)),
+         "parameters": parameter_count(model)}, indent=2) + "\n")
+    log.info("training %d parameters on %s from step %d to %d", parameter_count(model), device, start,
+             config.steps)
+
+    def checkpoint(step: int) -> None:
+        save_checkpoint(run_dir, {
+            "step": step, "config": config.to_json(), "model_config": dataclasses.asdict(model.config),
+            "model": model.state_dict(), "optimizer": opt.state_dict(), "scheduler": sched.state_dict(),
+            "rng": {"torch": torch.get_rng_state(),
+                    "cuda": torch.cuda.get_rng_state_all() if device.type == "cuda" else []}})
+
+    runlog = RunLog(run_dir, start)
+    end = config.steps if stop_after is None else min(config.steps, start + stop_after)
+    data = batches(ds, config, start, device)
+    done, record = start, {}
+    window = {"seconds": 0.0, "wait": 0.0, "samples": 0}
+    try:
+        model.train()
+        for step in range(start + 1, end + 1):
+            t0 = time.perf_counter()
+            batch = next(data)
+            waited = time.perf_counter() - t0
+            batch = to_device(batch, device)
+            with autocast(device):
+                out = run_model(forward, batch)
+            loss, terms = loss_terms(out.float(), batch, config.loss)
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            grad_norm = torch.nn.utils.clip_grad_norm_(model.parameters(), config.clip)
+            lr = sched.get_last_lr()[0]
+            opt.step()
+            sched.step()
+            loss_value = loss.item()  # waits for the GPU, so the step time below is real
+            done = step
+            window["seconds"] += time.perf_counter() - t0
+            window["wait"] += waited
+            window["samples"] += config.batch
+            if step % config.log_every == 0 or step == end:
+                record = {"step": step, "loss": loss_value, "lr": lr,
+                          "samples_per_s": window["samples"] / window["seconds"],
+                          "data_wait_frac": window["wait"] / window["seconds"],
+                          **terms, "grad_norm": float(grad_norm)}
+                runlog.scalars(record)
+                progress(step, record)
+                window = {"seconds": 0.0, "wait": 0.0, "samples": 0}
+            if step % config.ckpt_every == 0 or step == end:
+                checkpoint(step)
+                runlog.images(step, batch, out.detach(), ds.scale)
+    except KeyboardInterrupt:
+        if done > start:
+            checkpoint(done)  # resume from where it was stopped
+        raise
+    finally:
+        runlog.close()
+        data.close()
+    return {"run_dir": str(run_dir), "step": done, "loss": record.get("loss"), "device": str(device),
+            "parameters": parameter_count(model), "finished": done >= config.steps}

@@ -1,0 +1,324 @@
+"""datagen.train: warp and sampling conventions, the TAAU baseline against bicubic on an
+analytic jittered scene, the Dataset on a real rendered store, device selection, and
+the real CLI: train 20 steps (the loss falls), resume exactly, eval, export, bad input."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from datagen import conventions as cv
+from datagen.errors import ConfigError, StoreError
+from datagen.store import create_store, open_store
+from datagen.store.writer import write_sequence
+from datagen.train.baselines import Taau, bicubic
+from datagen.train.data import WindowDataset, flip
+from datagen.train.model import scatter_samples, upsample_jittered, warp
+from datagen.train.trainer import autocast_dtype, lr_factor, memory_format, resolve_device
+
+HR, SCALE, SPP, T = (64, 36), 2.0, 8, 8
+SPLITS = {"train": 2, "val": 0, "test": 1}
+ENV = {**os.environ, "LP_NUM_THREADS": "1", "OMP_NUM_THREADS": "1"}
+TINY = ["--device", "cpu", "--batch", "2", "--window", "4", "--crop", "32", "--channels", "8,16",
+        "--num-workers", "0", "--lr", "3e-3", "--warmup", "2", "--ckpt-every", "10"]
+
+
+def datagen(*args, timeout: int = 240) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "datagen", *map(str, args)], capture_output=True,
+                          text=True, env=ENV, timeout=timeout)
+
+
+@pytest.fixture(scope="module")
+def store(gl_session_ctx, tmp_path_factory) -> Path:
+    """A real rendered store: primitives, 64x36 HR, scale 2, 8 spp, 8 frames; train 2, test 1."""
+    from datagen.render import RenderConfig, Renderer
+    from datagen.scenes import generate
+
+    cam = generate("primitives", {}, 0).camera
+    path = create_store(tmp_path_factory.mktemp("train") / "store.zarr", {"scene": "primitives"}, SPLITS,
+                        T, HR, SCALE, cv.conventions_block(SCALE, SPP, cam.near, cam.far))
+    ctx = gl_session_ctx
+    ctx.__enter__()
+    renderer = Renderer(RenderConfig(*HR, SCALE, SPP, shadow_map_size=256), ctx=ctx)
+    try:
+        for split, count in SPLITS.items():
+            for index in range(count):
+                seed = 3 * index + len(split)
+                scene = generate("primitives", {}, seed)
+                write_sequence(path, split, index, (renderer.render(scene, t) for t in range(T)),
+                               {"scene": "primitives", "seed": seed})
+    finally:
+        renderer.close()
+        ctx.__exit__(None, None, None)
+    return path
+
+
+# -- pure logic ----------------------------------------------------------------------------------
+
+
+def test_import_is_gl_free():
+    code = ("import sys, datagen.train, datagen.train.evaluate, datagen.train.export; "
+            "print([m for m in sys.modules if m.startswith('moderngl') or m == 'datagen.render'])")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=ENV, timeout=60)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "[]"
+
+
+def test_warp_integer_shift_is_exact():
+    img = torch.rand(1, 3, 11, 7, generator=torch.Generator().manual_seed(0))
+    motion = torch.zeros(1, 2, 11, 7)
+    motion[:, 0], motion[:, 1] = 2.0, -3.0  # prev_pixel = pixel + (2, -3)
+    out, outside = warp(img, motion)
+    # exact up to float32 rounding of grid_sample's normalised coordinates
+    torch.testing.assert_close(out[..., 3:, :5], img[..., :-3, 2:], atol=1e-6, rtol=0)
+    assert outside[0, 0, 3:, :5].sum() == 0 and outside[0, 0, :, 6].all()
+
+
+def test_warp_subpixel_shift_of_a_linear_image():
+    ys, xs = torch.meshgrid(torch.arange(9.0) + 0.5, torch.arange(13.0) + 0.5, indexing="ij")
+    img = (0.3 * xs - 0.2 * ys)[None, None]  # bilinear interpolation is exact on a linear image
+    motion = torch.stack([torch.full_like(xs, 0.25), torch.full_like(xs, -0.5)])[None]
+    out, _ = warp(img, motion)
+    expect = 0.3 * (xs + 0.25) - 0.2 * (ys - 0.5)
+    torch.testing.assert_close(out[0, 0, 1:-1, 1:-1], expect[1:-1, 1:-1], atol=1e-5, rtol=0)
+
+
+@pytest.mark.parametrize("scale", [1.5, 2.0, 3.0])
+def test_scatter_puts_each_lr_sample_in_the_hr_pixel_it_falls_in(scale):
+    h, w = 6, 4
+    H, W = round(h * scale), round(w * scale)
+    lr = torch.arange(h * w, dtype=torch.float32).reshape(1, 1, h, w) + 1
+    jitter = torch.tensor([[0.31, -0.42]])
+    samples, mask = scatter_samples(lr, (H, W), scale, jitter)
+    expect = np.zeros((H, W), np.float32)
+    for y in range(h):
+        for x in range(w):  # SPEC §4: the sample of LR pixel (x, y) is at (x + 0.5 + jx, y + 0.5 + jy)
+            X, Y = int((x + 0.5 + 0.31) * scale), int((y + 0.5 - 0.42) * scale)
+            expect[Y, X] = lr[0, 0, y, x]
+    np.testing.assert_array_equal(samples[0, 0].numpy(), expect)
+    assert int(mask.sum()) == h * w
+
+
+def test_flips_commute_with_warp_and_jittered_upsampling():
+    g = torch.Generator().manual_seed(1)
+    item = {"color_lr": torch.rand(1, 3, 6, 8, generator=g), "depth_lr": torch.rand(1, 1, 6, 8, generator=g),
+            "motion_lr": torch.randn(1, 2, 6, 8, generator=g), "jitter": torch.tensor([[0.2, -0.3]]),
+            "color_hr": torch.rand(1, 3, 12, 16, generator=g),
+            "motion_hr": torch.randn(1, 2, 12, 16, generator=g)}
+    for fx, fy in ((True, False), (False, True), (True, True)):
+        f = flip(item, fx, fy)
+        dims = [d for d, on in ((-1, fx), (-2, fy)) if on]
+        warped, _ = warp(item["color_hr"], item["motion_hr"])
+        warped_f, _ = warp(f["color_hr"], f["motion_hr"])
+        torch.testing.assert_close(warped_f, warped.flip(dims), atol=1e-5, rtol=0)
+        up = upsample_jittered(item["color_lr"], (12, 16), 2.0, item["jitter"])
+        up_f = upsample_jittered(f["color_lr"], (12, 16), 2.0, f["jitter"])
+        torch.testing.assert_close(up_f, up.flip(dims), atol=1e-5, rtol=0)
+
+
+def _pattern(x, y):
+    """A band-limited pattern with detail near the LR Nyquist limit (cycles per HR pixel < 0.5)."""
+    return (0.5 + 0.2 * np.sin(2 * np.pi * (0.21 * x + 0.05 * y))
+            + 0.2 * np.cos(2 * np.pi * (0.07 * x - 0.19 * y)) + 0.1 * np.sin(2 * np.pi * 0.11 * (x + y)))
+
+
+def test_taau_on_a_static_jittered_scene_beats_bicubic():
+    scale, (H, W) = 2.0, (36, 48)
+    h, w = int(H / scale), int(W / scale)
+    sub = (np.arange(8) + 0.5) / 8  # HR reference: 8x8 box filter over each HR pixel
+    ys, xs = np.meshgrid(np.arange(H), np.arange(W), indexing="ij")
+    ref = np.mean([_pattern(xs + a, ys + b) for a in sub for b in sub], axis=0)
+    ref = torch.from_numpy(ref).float()[None, None].expand(1, 3, H, W)
+    taau = Taau(scale)
+    ly, lx = np.meshgrid(np.arange(h), np.arange(w), indexing="ij")
+    errors = {}
+    for i in range(16):
+        jx, jy = cv.jitter_px(i, scale)
+        lr = _pattern((lx + 0.5 + jx) * scale, (ly + 0.5 + jy) * scale)  # SPEC §4, in HR units
+        lr = torch.from_numpy(lr).float()[None, None].expand(1, 3, h, w)
+        out = taau.step(lr, torch.zeros(1, 2, h, w), torch.tensor([[jx, jy]], dtype=torch.float32), (H, W))
+        inner = (slice(None), slice(None), slice(4, -4), slice(4, -4))
+        errors["taau"] = float((out - ref)[inner].abs().mean())
+        errors["bicubic"] = float((bicubic(lr, (H, W)) - ref)[inner].abs().mean())
+        if i == 0:
+            first = errors["taau"]
+    assert errors["taau"] < 0.6 * errors["bicubic"], errors
+    assert errors["taau"] < 0.6 * first, (first, errors)
+
+
+def test_device_and_precision_selection():
+    cpu = torch.device("cpu")
+    assert resolve_device("cpu") == cpu
+    assert resolve_device("auto").type == ("cuda" if torch.cuda.is_available() else "cpu")
+    if not torch.cuda.is_available():
+        with pytest.raises(ConfigError, match="no CUDA device"):
+            resolve_device("cuda")
+    assert autocast_dtype(cpu) is None and autocast_dtype(torch.device("cuda")) is torch.bfloat16
+    assert memory_format(cpu) is torch.contiguous_format
+    assert memory_format(torch.device("cuda")) is torch.channels_last
+    assert [round(lr_factor(s, 2, 10), 3) for s in (0, 1, 2, 6, 10)] == [0.5, 1.0, 1.0, 0.5, 0.0]
+
+
+# -- the Dataset on a real store -----------------------------------------------------------------
+
+
+def test_dataset_items_are_aligned_crops(store):
+    ds = WindowDataset(store, "train", window=4, crop_hr=(16, 24), seed=5)
+    assert len(ds) == 2 * (T - 4 + 1)
+    item = ds[3]
+    shapes = {k: tuple(v.shape) for k, v in item.items()}
+    assert shapes == {"color_lr": (4, 3, 8, 12), "depth_lr": (4, 1, 8, 12), "motion_lr": (4, 2, 8, 12),
+                      "jitter": (4, 2), "color_hr": (4, 3, 16, 24), "motion_hr": (4, 2, 16, 24),
+                      "exposure": (4,), "camera_cut": (4,)}
+    assert all(v.dtype == torch.float32 for k, v in item.items() if k != "camera_cut")
+    for name in ("color_lr", "color_hr"):
+        assert torch.equal(ds[3][name], item[name])  # the same (seed, epoch, index): the same crop
+    seq, start = ds.windows[3]
+    whole = open_store(store).read_window("train", seq, start, 4)
+    found = [(y, x) for y in range(0, 36 - 16 + 1, 2) for x in range(0, 64 - 24 + 1, 2)
+             if np.array_equal(whole["color_hr"][:, y:y + 16, x:x + 24].transpose(0, 3, 1, 2),
+                               item["color_hr"].numpy().astype(np.float16))]
+    assert found, "the HR crop is not a window of the stored frames"
+    y, x = found[0]
+    lr = whole["color_lr"][:, y // 2:y // 2 + 8, x // 2:x // 2 + 12].transpose(0, 3, 1, 2)
+    np.testing.assert_array_equal(item["color_lr"].numpy(), lr.astype(np.float32))
+    ds.set_epoch(1)
+    assert not all(torch.equal(ds[i]["color_hr"], WindowDataset(store, "train", 4, (16, 24), seed=5)[i]
+                               ["color_hr"]) for i in range(len(ds)))
+
+
+def test_dataset_with_workers_pinned_memory_and_distributed_sampler(store):
+    from torch.utils.data import DataLoader, DistributedSampler
+
+    ds = WindowDataset(store, "train", window=2, crop_hr=16, augment=True, seed=1)
+    ranks = [list(DistributedSampler(ds, num_replicas=2, rank=r, shuffle=True, seed=0)) for r in (0, 1)]
+    assert sorted(ranks[0] + ranks[1]) == list(range(len(ds)))
+    one = [b["color_hr"] for b in DataLoader(ds, batch_size=3, sampler=ranks[0], num_workers=0)]
+    two = [b["color_hr"] for b in DataLoader(ds, batch_size=3, sampler=ranks[0], num_workers=2,
+                                             pin_memory=torch.cuda.is_available())]
+    assert len(one) == len(two) and all(torch.equal(a, b) for a, b in zip(one, two, strict=True))
+
+
+def test_dataset_bad_input(store, tmp_path):
+    with pytest.raises(ConfigError, match="larger than the store's HR frames"):
+        WindowDataset(store, "train", crop_hr=40)
+    with pytest.raises(ConfigError, match="multiple of 2"):
+        WindowDataset(store, "train", crop_hr=15)
+    with pytest.raises(StoreError, match="no complete sequence"):
+        WindowDataset(store, "val")
+    with pytest.raises(StoreError, match="not a store"):
+        WindowDataset(tmp_path / "nothing", "train")
+
+
+# -- the CLI: train, resume, eval, export ---------------------------------------------------------
+
+
+def _losses(run: Path) -> list[dict]:
+    return [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
+
+
+@pytest.fixture(scope="module")
+def run(store, tmp_path_factory) -> Path:
+    out = tmp_path_factory.mktemp("run") / "run"
+    done = datagen("train", store, "--steps", 20, "--out", out, *TINY)
+    assert done.returncode == 0, done.stderr
+    assert "to step 20 of 20" in done.stdout
+    return out
+
+
+def test_train_20_steps_the_loss_falls(run):
+    records = _losses(run)
+    assert [r["step"] for r in records] == list(range(1, 21))
+    for key in ("loss", "lr", "samples_per_s", "data_wait_frac", "l1", "ssim", "temporal"):
+        assert all(np.isfinite(r[key]) for r in records), key
+    assert all(0 <= r["data_wait_frac"] < 1 for r in records)
+    first = np.mean([r["loss"] for r in records[:5]])
+    last = np.mean([r["loss"] for r in records[-5:]])
+    assert last < 0.8 * first, (first, last)
+    config = json.loads((run / "config.json").read_text())
+    assert config["steps"] == 20 and config["tonemap"] == "reinhard" and config["device_resolved"] == "cpu"
+    assert {p.name for p in (run / "ckpt").iterdir()} == {"step_000010.pt", "step_000020.pt", "last.pt"}
+    assert list((run / "tb").iterdir()), "TensorBoard events"
+
+
+def test_resume_continues_exactly(store, run, tmp_path):
+    out = tmp_path / "resumed"
+    first = datagen("train", store, "--steps", 20, "--stop-after", 10, "--out", out, *TINY)
+    assert first.returncode == 0, first.stderr
+    assert "stopped at step 10" in first.stdout
+    second = datagen("train", store, "--steps", 20, "--resume", "--out", out, "--device", "cpu",
+                     "--num-workers", "0")
+    assert second.returncode == 0, second.stderr
+    assert [r["loss"] for r in _losses(out)] == [r["loss"] for r in _losses(run)]
+    a = torch.load(run / "ckpt" / "last.pt", weights_only=True)["model"]
+    b = torch.load(out / "ckpt" / "last.pt", weights_only=True)["model"]
+    assert all(torch.equal(a[k], b[k]) for k in a)
+
+
+def test_eval_writes_the_table_and_json(store, run):
+    done = datagen("eval", run, store, "--split", "test", "--device", "cpu")
+    assert done.returncode == 0, done.stderr
+    result = json.loads((run / "eval_test.json").read_text())
+    for method in ("model", "bicubic", "taau"):
+        m = result[method]
+        assert set(m) == {"psnr", "ssim", "tpsnr", "per_scene"}
+        assert 5 < m["psnr"] < 100 and 0 < m["ssim"] <= 1 and np.isfinite(m["tpsnr"])
+        assert set(m["per_scene"]) == {"primitives"}
+        assert m["per_scene"]["primitives"]["psnr"] == pytest.approx(m["psnr"])
+        assert f"primitives    {method}" in done.stdout
+    assert result["tonemap"] == "reinhard" and result["frames"] == T and result["step"] == 20
+
+
+def test_export_matches_the_eager_model(run, tmp_path):
+    import onnxruntime
+
+    from datagen.train.evaluate import load_model
+    from datagen.train.export import INPUT_NAMES, example_inputs
+
+    done = datagen("export-model", run, "--res", "32x18", "--out", tmp_path)
+    assert done.returncode == 0, done.stderr
+    model, _, _ = load_model(run)
+    inputs = example_inputs((18, 32), 2.0, seed=4)
+    with torch.no_grad():
+        expect = model.step(*inputs)
+    session = onnxruntime.InferenceSession(str(tmp_path / "model.onnx"))
+    got = session.run(None, {n: x.numpy() for n, x in zip(INPUT_NAMES, inputs, strict=True)})
+    exported = torch.export.load(tmp_path / "model.pt2").module()
+    for e, o, p in zip(expect, got, exported(*inputs), strict=True):
+        np.testing.assert_allclose(o, e.numpy(), atol=1e-4, rtol=1e-4)
+        torch.testing.assert_close(p, e, atol=1e-5, rtol=1e-5)
+
+
+def test_bad_input_is_one_line_and_exit_2(store, run, tmp_path):
+    other = tmp_path / "v9.zarr"
+    import shutil
+
+    import zarr
+
+    shutil.copytree(store, other)
+    zarr.open_group(other, mode="r+").attrs["schema_version"] = 9
+    (tmp_path / "junk.pt").write_bytes(b"not a checkpoint")
+    torch.save({"weights": torch.zeros(2)}, tmp_path / "foreign.pt")
+    cases = [
+        (("train", tmp_path / "missing.zarr", "--out", tmp_path / "r"), "not a store"),
+        (("train", other, "--out", tmp_path / "r"), "schema"),
+        (("train", store, "--split", "val", "--out", tmp_path / "r", "--device", "cpu"),
+         "no complete sequence"),
+        (("train", store, "--crop", "64", "--out", tmp_path / "r", "--device", "cpu"), "larger than"),
+        (("eval", tmp_path / "junk.pt", store), "not a datagen checkpoint"),
+        (("eval", tmp_path / "foreign.pt", store), "not a datagen checkpoint"),
+        (("eval", run, store, "--split", "val"), "no complete sequence"),
+        (("eval", tmp_path / "nowhere", store), "no such run folder"),
+    ]
+    for args, message in cases:
+        done = datagen(*args)
+        assert done.returncode == 2, (args, done.stderr)
+        lines = done.stderr.strip().splitlines()
+        assert len(lines) == 1 and message in lines[0], (args, done.stderr)
