@@ -16,7 +16,7 @@ SCHEDULER ?=
 OUT       ?=
 STORE     ?=
 
-.PHONY: install test lint dataset render bench train preview clean sheets
+.PHONY: install test lint dataset render bench train eval preview clean sheets
 
 install: $(STAMP)
 
@@ -52,8 +52,17 @@ dataset: install
 bench: install
 	$(BIN)/datagen bench --out $(or $(OUT),storage/bench.json)
 
+RUN   ?= runs/latest
+STEPS ?=
+SPLIT ?= test
+
 train: install
-	$(BIN)/datagen train $(STORE)
+	@test -n "$(STORE)" || { echo "make train: give STORE=path/to/store.zarr (made by make dataset)" >&2; exit 2; }
+	$(BIN)/datagen train $(STORE) --out $(RUN) $(if $(STEPS),--steps $(STEPS)) $(if $(RESUME),--resume)
+
+eval: install
+	@test -n "$(STORE)" || { echo "make eval: give STORE=path/to/store.zarr and RUN=run folder" >&2; exit 2; }
+	$(BIN)/datagen eval $(RUN) $(STORE) --split $(SPLIT)
 
 preview: install
 	$(BIN)/datagen preview $(STORE) --out $(or $(OUT),storage/preview.png)
