@@ -1,7 +1,9 @@
 """``datagen bench``: the SPEC §8 figures, each a ratio measured in one run.
 
-Figures so far: render_vs_bare (below) and the store's write, window-read,
-crop-read and writer peak-memory figures (datagen.store.measure.bench_store).
+Figures so far: render_vs_bare (below), the store's write, window-read,
+crop-read and writer peak-memory figures (datagen.store.measure.bench_store),
+and the training figures (datagen.train.bench: model inference ms per HR frame,
+train step time and data-wait fraction).
 
 render_vs_bare: frames/s of ``Renderer.render`` (shadow, LR G-buffer, spp HR
 samples accumulated on the GPU, HR motion/depth, one read-back) against a bare
@@ -164,6 +166,18 @@ def bench_render(config: RenderConfig, frames: int) -> dict:
     }
 
 
+def training_figures(quick: bool, progress: Callable[[str], None]) -> list[dict]:
+    """The datagen.train figures (inference ms per HR frame, train step time and data
+    wait); one figure saying why they are missing where torch is not installed."""
+    try:
+        from datagen.train.bench import bench_training
+    except ImportError as exc:
+        return [{"figure": "training",
+                 "skipped": f"torch is not installed ({exc}); pip install -e '.[train]'"}]
+    progress("model inference per HR frame, train step time and data wait ...")
+    return bench_training(quick)
+
+
 def run_bench(quick: bool = False, progress: Callable[[str], None] = lambda _: None) -> dict:
     """Every figure available in this version, as a JSON-ready dict."""
     config = RenderConfig(960, 540, 2.0, 16) if quick else RenderConfig(1920, 1080, 2.0, 16)
@@ -173,6 +187,7 @@ def run_bench(quick: bool = False, progress: Callable[[str], None] = lambda _: N
     progress("store write/read/crop against the bare codec ...")
     with tempfile.TemporaryDirectory(prefix="datagen-bench-") as tmp:
         figures += bench_store(tmp, quick)
+    figures += training_figures(quick, progress)
     return {
         "datagen_version": __version__,
         "machine": {"platform": platform.platform(), "processor": platform.processor(),

@@ -101,7 +101,7 @@ def loss_terms(out: torch.Tensor, batch: dict[str, torch.Tensor],
     else:
         temporal = to.new_zeros(())
     total = weights.l1 * l1 + weights.ssim * ss + weights.temporal * temporal
-    return total, {"l1": float(l1), "ssim": float(ss), "temporal": float(temporal)}
+    return total, {"l1": l1.item(), "ssim": ss.item(), "temporal": temporal.item()}
 
 
 class MetricTally:
