@@ -3,7 +3,8 @@
 A ``BuildConfig`` comes from a TOML recipe (``pipelines/dataset.toml`` by default)
 with command-line flags laid over it by ``dataclasses.replace``. ``plan(config)``
 is a pure function of the config: the same config always gives the same tasks,
-seeds and splits, so a build can be resumed or repeated anywhere.
+seeds, splits, augmentations and varied scene parameters, so a build can be
+resumed or repeated anywhere.
 """
 
 from __future__ import annotations
@@ -264,7 +265,8 @@ def split_counts(n: int, splits: Splits) -> dict[str, int]:
 
 
 def plan(config: BuildConfig) -> list[SequenceTask]:
-    """Every sequence of the build, in a fixed order, with its split and index."""
+    """Every sequence of the build, in a fixed order, with its split, index, augmentation
+    and varied scene parameters (each key drawn from its own ``sequence_rng``)."""
     next_index = dict.fromkeys(SPLITS, 0)
     tasks = []
     for scene in config.scenes:
