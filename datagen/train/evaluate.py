@@ -26,13 +26,11 @@ from datagen.errors import ConfigError, StoreError
 from datagen.store.reader import Store, open_store
 from datagen.train.baselines import Taau, bicubic
 from datagen.train.checkpoint import load_checkpoint, run_dir_of
-from datagen.train.data import to_tensors
+from datagen.train.data import ITEM_ARRAYS, to_tensors
 from datagen.train.metrics import TONEMAP, MetricTally, tonemap
 from datagen.train.model import ModelConfig, TemporalUpscaler
 
 METHODS = ("model", "bicubic", "taau")
-FRAME_ARRAYS = ("color_lr", "depth_lr", "motion_lr", "jitter_px", "color_hr", "motion_hr", "exposure",
-                "camera_cut")
 
 
 def load_model(run_or_ckpt: str | os.PathLike, device: torch.device | str = "cpu"):
@@ -48,7 +46,7 @@ def frames(store: Store, split: str, seq: int) -> Iterator[dict[str, torch.Tenso
     """One frame at a time as (1, C, H, W) tensors, read a shard's worth of frames at a time."""
     block = store.layout.frames_per_shard
     for start in range(0, store.frames, block):
-        data = store.read_window(split, seq, start, min(block, store.frames - start), FRAME_ARRAYS)
+        data = store.read_window(split, seq, start, min(block, store.frames - start), ITEM_ARRAYS)
         window = to_tensors(data)
         for t in range(len(data["exposure"])):
             yield {name: value[t:t + 1] for name, value in window.items()}
