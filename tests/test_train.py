@@ -316,6 +316,8 @@ def test_bad_input_is_one_line_and_exit_2(store, run, tmp_path):
         (("eval", tmp_path / "foreign.pt", store), "not a datagen checkpoint"),
         (("eval", run, store, "--split", "val"), "no complete sequence"),
         (("eval", tmp_path / "nowhere", store), "no such run folder"),
+        (("train", store, "--resume", "--out", tmp_path / "fresh", "--device", "cpu"), "no checkpoint"),
+        (("export-model", tmp_path / "junk.pt", "--out", tmp_path / "x"), "not a datagen checkpoint"),
     ]
     for args, message in cases:
         done = datagen(*args)

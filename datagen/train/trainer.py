@@ -235,6 +235,9 @@ def train(config: TrainConfig, resume: bool = False, stop_after: int | None = No
     run_dir = Path(config.out)
     ckpt = None
     if resume:
+        if not (run_dir / "ckpt" / "last.pt").is_file():
+            raise ConfigError(f"--resume: {run_dir} has no checkpoint (ckpt/last.pt) to continue from; "
+                              "drop --resume to start a new run, or give the run's --out")
         ckpt, _ = load_checkpoint(run_dir)
         saved = TrainConfig.from_json(ckpt["config"])
         config = dataclasses.replace(saved, steps=config.steps, device=config.device,
