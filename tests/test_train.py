@@ -138,7 +138,7 @@ def test_taau_on_a_static_jittered_scene_beats_bicubic():
     ref = torch.from_numpy(ref).float()[None, None].expand(1, 3, H, W)
     taau = Taau(scale)
     ly, lx = np.meshgrid(np.arange(h), np.arange(w), indexing="ij")
-    errors = {}
+    errors, bicubic_errors = {}, []
     for i in range(16):
         jx, jy = cv.jitter_px(i, scale)
         lr = _pattern((lx + 0.5 + jx) * scale, (ly + 0.5 + jy) * scale)  # SPEC §4, in HR units
@@ -146,10 +146,11 @@ def test_taau_on_a_static_jittered_scene_beats_bicubic():
         out = taau.step(lr, torch.zeros(1, 2, h, w), torch.tensor([[jx, jy]], dtype=torch.float32), (H, W))
         inner = (slice(None), slice(None), slice(4, -4), slice(4, -4))
         errors["taau"] = float((out - ref)[inner].abs().mean())
-        errors["bicubic"] = float((bicubic(lr, (H, W)) - ref)[inner].abs().mean())
+        bicubic_errors.append(float((bicubic(lr, (H, W)) - ref)[inner].abs().mean()))
         if i == 0:
             first = errors["taau"]
-    assert errors["taau"] < 0.6 * errors["bicubic"], errors
+    errors["bicubic (mean over frames)"] = float(np.mean(bicubic_errors))
+    assert errors["taau"] < 0.6 * min(bicubic_errors), (errors, bicubic_errors)
     assert errors["taau"] < 0.6 * first, (first, errors)
 
 
