@@ -11,6 +11,13 @@ moderngl loop issuing the same passes: the same programs, vertex arrays,
 framebuffers and draw calls, with every uniform precomputed as bytes, no scene
 walk and no per-draw numpy. The ratio is the renderer's overhead; the absolute
 frames/s is the GL stack's speed on this machine.
+
+build_vs_render: frames/s of a whole ``datagen build`` (LocalCluster start-up,
+store creation, rendering on 2 worker processes, writing every array) against
+rendering the same frames alone: 2 plain spawned processes taking sequences
+from one queue, one Renderer each, no Dask and no store, timed from context
+creation to the last frame. Cluster start-up is reported apart, with the ratio
+it leaves out.
 """
 
 from __future__ import annotations
@@ -40,7 +47,8 @@ from datagen.scenes import generate
 from datagen.shaders import SHADOW_FS, SHADOW_VS, SURFACE_FS, SURFACE_VS
 from datagen.store.measure import bench_store
 
-TARGETS = {"render_vs_bare": 0.85, "cpu_seconds_per_1080p_frame": 0.8, "gpu_frames_per_s": 50.0}
+TARGETS = {"render_vs_bare": 0.85, "cpu_seconds_per_1080p_frame": 0.8, "gpu_frames_per_s": 50.0,
+           "build_vs_render": 0.85}
 
 
 class BareLoop:
@@ -166,6 +174,104 @@ def bench_render(config: RenderConfig, frames: int) -> dict:
     }
 
 
+def _render_alone(tasks, results, config, lp_threads: str) -> None:
+    """In a spawned process: take sequence tasks from the ``tasks`` queue until None,
+    render each with this process's one Renderer and keep nothing; put (start, end) on
+    the system-wide monotonic clock, from before the context is made to the last
+    frame, and the frame count on ``results``."""
+    os.environ["LP_NUM_THREADS"] = lp_threads  # as the build's workers get it
+    from datagen import recipes
+
+    start, frames = time.monotonic(), 0
+    with Renderer(config.render_config()) as r:
+        while (task := tasks.get()) is not None:
+            scene = recipes.load(task.scene).build(task.seed)
+            for i in range(config.frames):
+                r.render(scene, i)
+            frames += config.frames
+    results.put((start, time.monotonic(), frames))
+
+
+def render_alone_seconds(config, tasks: list, workers: int, lp_threads: str) -> float:
+    """Wall seconds for ``workers`` plain processes to render ``tasks``, dealt from one
+    queue as Dask deals them to free workers (process start-up not counted)."""
+    import multiprocessing
+    import queue
+
+    ctx = multiprocessing.get_context("spawn")
+    todo, results = ctx.Queue(), ctx.Queue()
+    for task in [*tasks, *[None] * workers]:
+        todo.put(task)
+    procs = [ctx.Process(target=_render_alone, args=(todo, results, config, lp_threads))
+             for _ in range(workers)]
+    for proc in procs:
+        proc.start()
+    spans = []
+    try:
+        while len(spans) < workers:
+            try:
+                spans.append(results.get(timeout=1.0))
+            except queue.Empty:
+                dead = [proc.exitcode for proc in procs if proc.exitcode not in (None, 0)]
+                if dead:
+                    raise RuntimeError(f"a render-alone process died (exit {dead[0]})") from None
+    finally:
+        for proc in procs:
+            proc.join(timeout=30)
+            if proc.is_alive():
+                proc.kill()
+    return max(end for _, end, _ in spans) - min(start for start, _, _ in spans)
+
+
+def bench_build(tmp: str, quick: bool, workers: int = 2) -> dict:
+    """End-to-end ``build`` into a temp store vs the same frames rendered alone by
+    ``workers`` plain processes; alternated ``rounds`` times (the fastest of each
+    side kept), since a shared machine's load drifts over a minute."""
+    import shutil
+    from pathlib import Path
+
+    from datagen.pipeline import BuildConfig, build, plan
+    from datagen.pipeline.build import local_cluster_env
+
+    config = BuildConfig(scenes=("racing",), sequences=2 if quick else 4, frames=3 if quick else 12,
+                         res="320x180" if quick else "640x360", spp=16, workers=workers)
+    tasks = plan(config)
+    frames = len(tasks) * config.frames
+    lp = local_cluster_env(workers)["LP_NUM_THREADS"]
+    out = Path(tmp) / "bench-build.zarr"
+    rounds = 1 if quick else 2
+    render_s, builds = [], []
+    for _ in range(rounds):
+        render_s.append(render_alone_seconds(config, tasks, workers, lp))
+        shutil.rmtree(out, ignore_errors=True)
+        up: dict[str, float] = {}
+        start = time.perf_counter()
+        summary = build(config, out, on_cluster=lambda _, up=up: up.setdefault("at", time.perf_counter()))
+        builds.append((time.perf_counter() - start, up["at"] - start))
+        if summary["frames"] != frames:
+            raise RuntimeError(f"bench build rendered {summary['frames']} frames, expected {frames}")
+    build_s, startup_s = min(builds)
+    ref_s = min(render_s)
+    return {
+        "figure": "build_vs_render",
+        "what": f"datagen build end to end: racing, {len(tasks)} sequences x {config.frames} frames, "
+                f"{config.res} HR, scale {config.scale:g}, {config.spp} spp, LocalCluster of {workers} "
+                f"worker processes (LP_NUM_THREADS={lp} each), into a temp store",
+        "frames_per_s": frames / build_s,
+        "seconds": build_s,
+        "cluster_startup_s": startup_s,
+        "frames_per_s_after_startup": frames / (build_s - startup_s),
+        "reference": f"the same frames rendered by {workers} plain processes from one task queue (one "
+                     "Renderer each, no Dask, no store), from context creation to the last frame",
+        "reference_frames_per_s": frames / ref_s,
+        "reference_seconds": ref_s,
+        "ratio": ref_s / build_s,
+        "ratio_after_startup": ref_s / (build_s - startup_s),
+        "target_ratio": TARGETS["build_vs_render"],
+        "rounds": {"build_s": [b for b, _ in builds], "render_alone_s": render_s},
+    }
+
+
 def training_figures(quick: bool, progress: Callable[[str], None]) -> list[dict]:
     """The datagen.train figures (inference ms per HR frame, train step time and data
     wait); one figure saying why they are missing where torch is not installed."""
@@ -187,6 +293,8 @@ def run_bench(quick: bool = False, progress: Callable[[str], None] = lambda _: N
     progress("store write/read/crop against the bare codec ...")
     with tempfile.TemporaryDirectory(prefix="datagen-bench-") as tmp:
         figures += bench_store(tmp, quick)
+        progress("build end to end (2-worker LocalCluster, racing) against render alone ...")
+        figures.append(bench_build(tmp, quick))
     figures += training_figures(quick, progress)
     return {
         "datagen_version": __version__,
