@@ -20,8 +20,9 @@ import pytest
 import zarr
 
 from datagen.errors import ConfigError, StoreError
-from datagen.pipeline import build, load_config
+from datagen.pipeline import build, load_config, plan
 from datagen.pipeline.build import local_cluster_env, local_store_path
+from datagen.pipeline.plan import pipelines_dir
 from datagen.store import open_store
 from datagen.store.validate import validate
 
@@ -270,3 +271,39 @@ def test_local_workers_share_the_cores_among_llvmpipe_threads():
     cores = os.cpu_count() or 1
     assert local_cluster_env(1) == {"LP_NUM_THREADS": str(cores)}
     assert local_cluster_env(cores * 4) == {"LP_NUM_THREADS": "1"}
+
+
+# -- the cluster recipes in pipelines/ (no cluster here: they must load, plan and agree) ---------------
+
+
+@pytest.mark.parametrize("name", ["slurm", "kubernetes", "gpu"])
+def test_cluster_recipes_load_and_plan(name):
+    config = load_config(pipelines_dir() / f"{name}.toml")
+    tasks = plan(config)
+    assert len(tasks) == config.sequences * len(config.scenes)
+    assert {t.split for t in tasks} == {"train", "val", "test"}
+
+
+def test_gpu_preset_is_a_1080p_target_with_hundreds_of_sequences():
+    config = load_config(pipelines_dir() / "gpu.toml")
+    assert config.hr_size == (1920, 1080) and config.scale == 2.0 and config.spp == 16
+    assert len(config.scenes) >= 3 and len(plan(config)) >= 200
+
+
+def test_kubernetes_manifest_matches_its_recipe():
+    import yaml
+
+    docs = {d["kind"]: d for d in yaml.safe_load_all((pipelines_dir() / "kubernetes.yaml").read_text())}
+    cluster, job = docs["DaskCluster"], docs["Job"]
+    name = cluster["metadata"]["name"]
+    recipe = load_config(pipelines_dir() / "kubernetes.toml")
+    assert recipe.scheduler == f"tcp://{name}-scheduler.default.svc.cluster.local:8786"
+    assert cluster["spec"]["scheduler"]["service"]["selector"]["dask.org/cluster-name"] == name
+    worker = cluster["spec"]["worker"]["spec"]["containers"][0]
+    assert {"name": "LP_NUM_THREADS", "value": worker["resources"]["limits"]["cpu"]} in worker["env"]
+    assert worker["args"][:2] == ["dask", "worker"] and "--nthreads" in worker["args"]
+    client = job["spec"]["template"]["spec"]["containers"][0]
+    assert client["args"][:2] == ["datagen", "build"] and client["args"][3].endswith("kubernetes.toml")
+    out = client["args"][client["args"].index("--out") + 1]
+    mounts = {m["mountPath"] for c in (worker, client) for m in c["volumeMounts"]}
+    assert len(mounts) == 1 and out.startswith(mounts.pop())  # one store path for client and workers
