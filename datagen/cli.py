@@ -83,10 +83,13 @@ examples:
   datagen build primitives --sequences 2 --frames 2 --res 32x18 --spp 8 --out /tmp/tiny.zarr
   datagen build --recipe pipelines/dataset.toml --seed 7 --out storage/seed7.zarr
   datagen build racing --scheduler tcp://10.0.0.5:8786  # an existing cluster (`dask scheduler`)
+  datagen build --recipe pipelines/slurm.toml --scheduler tcp://HOST:8786 --out /shared/slurm.zarr
 
 flags override the recipe (default pipelines/dataset.toml). Re-running the same
 command skips complete sequences (resume); another config on an existing store is
-refused unless --overwrite. Ends with the `datagen info` summary.
+refused unless --overwrite. Ends with the `datagen info` summary. --out is a path
+(or file:// URL) that every worker sees; SLURM, Kubernetes and what workers need:
+docs/cluster.md.
 """
 
 TRAIN_EXAMPLES = """\
@@ -263,7 +266,12 @@ def cmd_build(args) -> int:
         bar.update(done - bar.n)
 
     def on_cluster(link: str) -> None:
-        print(f"Dask dashboard: {link}", file=sys.stderr, flush=True)
+        import importlib.util
+
+        # a LocalCluster's scheduler runs here: its dashboard needs bokeh in this environment
+        missing = not config.scheduler and importlib.util.find_spec("bokeh") is None
+        note = " (served once bokeh is installed: pip install bokeh)" if missing else ""
+        print(f"Dask dashboard: {link}{note}", file=sys.stderr, flush=True)
 
     from distributed import KilledWorker
 
