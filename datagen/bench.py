@@ -231,8 +231,9 @@ def bench_build(tmp: str, quick: bool, workers: int = 2) -> dict:
     from pathlib import Path
 
     from datagen.pipeline import BuildConfig, build, plan
-    from datagen.pipeline.build import local_cluster_env
+    from datagen.pipeline.build import local_cluster_env, quiet_dask_logs
 
+    quiet_dask_logs()
     config = BuildConfig(scenes=("racing",), sequences=2 if quick else 4, frames=3 if quick else 12,
                          res="320x180" if quick else "640x360", spp=16, workers=workers)
     tasks = plan(config)

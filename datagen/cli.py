@@ -248,12 +248,10 @@ def cmd_build(args) -> int:
     config = load_config(args.recipe, **overrides)
     for name in config.scenes:  # every scene checked before a cluster starts
         recipes.load(name)
-    if not args.verbose:  # distributed logs every worker start and stop at INFO
-        import distributed  # noqa: F401  (configures its loggers on import)
+    if not args.verbose:
+        from datagen.pipeline.build import quiet_dask_logs
 
-        for name in list(logging.root.manager.loggerDict):
-            if name == "distributed" or name.startswith("distributed."):
-                logging.getLogger(name).setLevel(logging.WARNING)
+        quiet_dask_logs()
     out = args.out or str(Path("storage") / ("+".join(Path(s).stem for s in config.scenes) + ".zarr"))
     bar = None
 

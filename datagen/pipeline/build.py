@@ -59,6 +59,16 @@ def local_store_path(out: str | os.PathLike) -> Path:
         "(e.g. `aws s3 sync`); see docs/cluster.md")
 
 
+def quiet_dask_logs() -> None:
+    """Keep distributed's warnings and errors only: it logs every worker start and stop,
+    and every client connection, at INFO."""
+    import distributed  # noqa: F401  (configures its loggers on import)
+
+    for name in list(logging.root.manager.loggerDict):
+        if name == "distributed" or name.startswith("distributed."):
+            logging.getLogger(name).setLevel(logging.WARNING)
+
+
 def local_cluster_env(workers: int) -> dict[str, str]:
     """Environment of LocalCluster worker processes: llvmpipe threads shared out so
     that ``workers`` single-threaded processes do not oversubscribe the cores (NOTES:
