@@ -223,10 +223,11 @@ def render_alone_seconds(config, tasks: list, workers: int, lp_threads: str) -> 
     return max(end for _, end, _ in spans) - min(start for start, _, _ in spans)
 
 
-def bench_build(tmp: str, quick: bool, workers: int = 2) -> dict:
+def bench_build(tmp: str, quick: bool, workers: int = 2, config=None) -> dict:
     """End-to-end ``build`` into a temp store vs the same frames rendered alone by
     ``workers`` plain processes; alternated ``rounds`` times (the fastest of each
-    side kept), since a shared machine's load drifts over a minute."""
+    side kept), since a shared machine's load drifts over a minute. ``config`` (a
+    BuildConfig) replaces the racing build, e.g. in tests."""
     import shutil
     from pathlib import Path
 
@@ -234,8 +235,10 @@ def bench_build(tmp: str, quick: bool, workers: int = 2) -> dict:
     from datagen.pipeline.build import local_cluster_env, quiet_dask_logs
 
     quiet_dask_logs()
-    config = BuildConfig(scenes=("racing",), sequences=2 if quick else 4, frames=3 if quick else 12,
-                         res="320x180" if quick else "640x360", spp=16, workers=workers)
+    config = config or BuildConfig(scenes=("racing",), sequences=2 if quick else 4,
+                                   frames=3 if quick else 12, res="320x180" if quick else "640x360",
+                                   spp=16, workers=workers)
+    workers = config.workers or workers
     tasks = plan(config)
     frames = len(tasks) * config.frames
     lp = local_cluster_env(workers)["LP_NUM_THREADS"]
@@ -255,7 +258,8 @@ def bench_build(tmp: str, quick: bool, workers: int = 2) -> dict:
     ref_s = min(render_s)
     return {
         "figure": "build_vs_render",
-        "what": f"datagen build end to end: racing, {len(tasks)} sequences x {config.frames} frames, "
+        "what": f"datagen build end to end: {'+'.join(config.scenes)}, {len(tasks)} sequences x "
+                f"{config.frames} frames, "
                 f"{config.res} HR, scale {config.scale:g}, {config.spp} spp, LocalCluster of {workers} "
                 f"worker processes (LP_NUM_THREADS={lp} each), into a temp store",
         "frames_per_s": frames / build_s,

@@ -191,3 +191,14 @@ def test_bad_recipe_values_name_the_key(tmp_path):
     recipe.write_text('holdout_scene = "city"\n')
     with pytest.raises(ConfigError, match="holdout_scene"):
         load_config(recipe)
+
+
+def test_bench_build_figure_compares_a_build_with_rendering_alone(tmp_path):
+    from datagen.bench import bench_build
+
+    figure = bench_build(str(tmp_path), quick=True, config=dataclasses.replace(TINY, sequences=2, frames=2))
+    assert figure["figure"] == "build_vs_render" and "primitives, 2 sequences x 2 frames" in figure["what"]
+    assert figure["frames_per_s"] == pytest.approx(4 / figure["seconds"])
+    assert figure["ratio"] == pytest.approx(figure["reference_seconds"] / figure["seconds"])
+    assert 0 < figure["cluster_startup_s"] < figure["seconds"]
+    assert open_store(tmp_path / "bench-build.zarr").frames == 2
