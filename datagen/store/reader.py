@@ -26,6 +26,7 @@ from pathlib import Path
 import numpy as np
 import zarr
 
+from datagen import conventions as cv
 from datagen.errors import StoreError
 from datagen.frame import Frame
 from datagen.store import schema
@@ -207,7 +208,7 @@ class Store:
     @property
     def crop_step(self) -> int:
         """The smallest HR step whose LR counterpart is whole: 2 at scale 2, 3 at 1.5."""
-        return next(k for k in range(1, 101) if abs(k / self.scale - round(k / self.scale)) < 1e-6)
+        return cv.crop_step(self.scale)
 
     def iter_frames(self, split: str, seq: int, block: int | None = None) -> Iterator[Frame]:
         """The frames of sequence ``seq`` as ``Frame`` records, read ``block`` frames
