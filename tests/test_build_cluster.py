@@ -177,7 +177,9 @@ def dask_cluster(tmp_path_factory):
             client.close()
         stop_groups(procs)
         groups = {proc.pid for proc in procs}
-        assert not alive_in_groups(groups), "dask scheduler/worker processes outlived the test"
+        # SIGKILL is delivered asynchronously: the groups' members may take a moment to go
+        wait_for(lambda: not alive_in_groups(groups), "every dask scheduler/worker process to exit",
+                 timeout=15)
 
 
 def test_build_through_a_dask_scheduler_and_two_dask_workers(dask_cluster, recipe, reference, tmp_path):
