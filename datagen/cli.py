@@ -269,7 +269,11 @@ def cmd_build(args) -> int:
         # a LocalCluster's scheduler runs here: its dashboard needs bokeh in this environment
         missing = not config.scheduler and importlib.util.find_spec("bokeh") is None
         note = " (served once bokeh is installed: pip install bokeh)" if missing else ""
-        print(f"Dask dashboard: {link}{note}", file=sys.stderr, flush=True)
+        line = f"Dask dashboard: {link}{note}"
+        if bar is not None:  # above the bar, not inside it
+            bar.write(line, file=sys.stderr)
+        else:
+            print(line, file=sys.stderr, flush=True)
 
     from distributed import KilledWorker
 
