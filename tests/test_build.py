@@ -14,6 +14,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import zarr
+from build_helpers import assert_same_arrays, read_arrays
 
 from datagen.errors import ConfigError
 from datagen.pipeline import BuildConfig, Splits, build, load_config, plan
@@ -31,23 +32,6 @@ def run(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess:
     env = {**os.environ, "LP_NUM_THREADS": "1"}
     return subprocess.run([*DATAGEN, *args], capture_output=True, text=True, env=env, cwd=cwd,
                           timeout=120)
-
-
-def arrays(path: Path) -> dict[str, np.ndarray]:
-    root = zarr.open_group(path, mode="r")
-    return {f"{split}/{name}": root[split][name][...]
-            for split in ("train", "val", "test") for name in sorted(root[split].array_keys())}
-
-
-def assert_same_arrays(a: Path, b: Path) -> None:
-    left, right = arrays(a), arrays(b)
-    assert left.keys() == right.keys()
-    for name, x in left.items():
-        y = right[name]
-        if x.dtype.kind in "fc":
-            assert np.array_equal(x, y, equal_nan=True), name
-        else:
-            assert (x == y).all(), name
 
 
 @pytest.fixture(scope="module")
@@ -73,10 +57,10 @@ def test_build_completes_and_validates(tiny_store):
 
 def test_second_run_skips_everything(tiny_store, tmp_path):
     out, _ = tiny_store
-    before = arrays(out)
+    before = read_arrays(out)
     summary = build(dataclasses.replace(TINY, workers=1), out)  # workers do not change the data
     assert summary["rendered"] == 0 and summary["skipped"] == 3
-    after = arrays(out)
+    after = read_arrays(out)
     for name, x in before.items():
         assert np.array_equal(x, after[name], equal_nan=x.dtype.kind in "fc"), name
 

@@ -18,6 +18,7 @@ import numpy as np
 import psutil
 import pytest
 import zarr
+from build_helpers import assert_same_arrays
 
 from datagen.errors import ConfigError, StoreError
 from datagen.pipeline import build, load_config, plan
@@ -51,19 +52,6 @@ ENV = {**os.environ, "LP_NUM_THREADS": "1"}
 
 def datagen(*args: str) -> subprocess.CompletedProcess:
     return subprocess.run([*DATAGEN, *args], capture_output=True, text=True, env=ENV, timeout=180)
-
-
-def read_arrays(path: Path) -> dict[str, np.ndarray]:
-    root = zarr.open_group(path, mode="r")
-    return {f"{split}/{name}": root[split][name][...]
-            for split in ("train", "val", "test") for name in sorted(root[split].array_keys())}
-
-
-def assert_same_arrays(a: Path, b: Path) -> None:
-    left, right = read_arrays(a), read_arrays(b)
-    assert left.keys() == right.keys()
-    for name, x in left.items():
-        assert np.array_equal(x, right[name], equal_nan=x.dtype.kind == "f"), name
 
 
 def complete_sequences(path: Path) -> set[tuple[str, int]]:
