@@ -151,6 +151,24 @@ def _check_workers(client, address: str) -> None:
                           f"is {__version__}: install the same version on every worker")
 
 
+def render_unless_complete(store_path: str, task: SequenceTask, build_config: dict) -> dict:
+    """The Dask task of one sequence: ``worker.render_sequence_task``, unless the store
+    already marks the sequence complete.
+
+    Dask runs a finished task again when the worker holding its result dies before
+    the client has let the result go; a second write would set ``complete`` false
+    again until it ends, and the client may have counted the sequence and left.
+    Sequences are deterministic, so a complete one is never worth rewriting."""
+    import zarr
+
+    from datagen.pipeline.worker import render_sequence_task
+
+    if zarr.open_group(store_path, mode="r")[task.split]["complete"][task.index]:
+        return {"split": task.split, "index": task.index, "scene": task.scene,
+                "frames": build_config["frames"], "seconds": 0.0}
+    return render_sequence_task(store_path, task, build_config)
+
+
 def build(config: BuildConfig, out: str | os.PathLike, overwrite: bool = False,
           progress: Callable[[int, int, float], None] | None = None,
           on_cluster: Callable[[str], None] | None = None) -> dict:
@@ -188,19 +206,19 @@ def build(config: BuildConfig, out: str | os.PathLike, overwrite: bool = False,
         if pending:
             from distributed import as_completed
 
-            from datagen.pipeline.worker import render_sequence_task
-
             if client is None:
                 client = stack.enter_context(_client(config))
             if on_cluster:
                 on_cluster(client.dashboard_link)
             config_dict = dataclasses.asdict(config)
-            futures = [client.submit(render_sequence_task, str(out.resolve()), task, config_dict,
-                                     key=f"sequence-{task.split}-{task.index}-{os.getpid()}",
-                                     pure=False, retries=TASK_RETRIES)
-                       for task in pending]
-            for future in as_completed(futures):
+            futures = as_completed([
+                client.submit(render_unless_complete, str(out.resolve()), task, config_dict,
+                              key=f"sequence-{task.split}-{task.index}-{os.getpid()}",
+                              pure=False, retries=TASK_RETRIES)
+                for task in pending])
+            for future in futures:
                 result = future.result()
+                future.release()  # let the scheduler forget it: it is not recomputed if its worker dies
                 done += 1
                 frames += result["frames"]
                 log.info("sequence %s %d (%s) in %.1f s", result["split"], result["index"],
