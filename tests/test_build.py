@@ -186,3 +186,17 @@ def test_bench_build_figure_compares_a_build_with_rendering_alone(tmp_path):
     assert figure["ratio"] == pytest.approx(figure["reference_seconds"] / figure["seconds"])
     assert 0 < figure["cluster_startup_s"] < figure["seconds"]
     assert open_store(tmp_path / "bench-build.zarr").frames == 2
+
+
+def test_a_task_run_again_leaves_a_complete_sequence_alone(tiny_store):
+    """Dask re-runs a finished task whose result was on a worker that died; the rerun must
+    not write (it would set complete=False again while the build may already be over)."""
+    from datagen.pipeline.build import render_unless_complete
+
+    out, _ = tiny_store
+    task = plan(TINY)[0]
+    files = {p: p.stat().st_mtime_ns for p in out.rglob("*") if p.is_file()}
+    result = render_unless_complete(str(out), task, dataclasses.asdict(TINY))
+    assert result == {"split": task.split, "index": task.index, "scene": "primitives", "frames": 3,
+                      "seconds": 0.0}
+    assert {p: p.stat().st_mtime_ns for p in out.rglob("*") if p.is_file()} == files
