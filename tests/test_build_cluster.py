@@ -213,6 +213,35 @@ def test_sigkill_of_a_worker_mid_build_still_gives_the_reference_arrays(dask_clu
     assert_same_arrays(reference, out)
 
 
+def test_a_sequence_whose_worker_dies_too_often_ends_the_build_with_one_line(dask_cluster, recipe,
+                                                                             reference, tmp_path):
+    address, client = dask_cluster
+    out = tmp_path / "killed-worker.zarr"
+    pids = client.run(os.getpid)
+    # no second chance for a task whose worker dies (the default allows 3)
+    client.run_on_scheduler(lambda dask_scheduler: setattr(dask_scheduler, "allowed_failures", 0))
+    try:
+        build_proc = subprocess.Popen([*DATAGEN, "build", "--recipe", str(recipe), "--scheduler", address,
+                                       "--out", str(out)], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                                      text=True, env=ENV)
+        wait_for(lambda: complete_sequences(out), "the first complete sequence")
+        busy = wait_for(lambda: [w for w, keys in client.processing().items() if keys],
+                        "a worker with a sequence in hand", poll=0.01)
+        os.kill(pids[busy[0]], signal.SIGKILL)
+        _, stderr = build_proc.communicate(timeout=180)
+    finally:
+        if build_proc.poll() is None:
+            build_proc.kill()
+            build_proc.wait()
+        client.run_on_scheduler(lambda dask_scheduler: setattr(dask_scheduler, "allowed_failures", 3))
+        client.wait_for_workers(2, timeout=120)
+    assert build_proc.returncode == 1, stderr
+    errors = [line for line in stderr.splitlines() if "error" in line.lower()]
+    assert len(errors) == 1 and errors[0].startswith("datagen build: error:"), stderr
+    assert "run the same command again to resume" in errors[0] and "Traceback" not in stderr
+    assert_complete_ones_match(out, reference)
+
+
 def test_sigkill_of_the_client_then_rerun_resumes_to_the_reference_arrays(recipe, reference, tmp_path):
     out = tmp_path / "client-killed.zarr"
     args = [*DATAGEN, "build", "--recipe", str(recipe), "--out", str(out)]
