@@ -281,6 +281,8 @@ def cmd_build(args) -> int:
         result = build(config, out, overwrite=args.overwrite, progress=progress,
                        on_cluster=on_cluster)
     except KilledWorker as exc:  # a sequence's worker died allowed-failures + 1 times
+        if bar is not None:
+            bar.close()  # so that the error is a line of its own
         print(f"datagen build: error: {exc}; the workers keep dying on it (out of memory? a GL driver "
               "crash?); complete sequences are kept, so fix the cause and run the same command "
               "again to resume", file=sys.stderr)
