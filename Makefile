@@ -74,3 +74,19 @@ comma := ,
 
 sheets: install
 	LP_NUM_THREADS=$${LP_NUM_THREADS:-2} $(BIN)/python -m datagen.sheet --out docs/images
+
+# GL loader packages (.gl/) and Python 3.12 wheels (.whl/) that the GPU machine of
+# the `device` tool lacks; docs/gpu.md says how a run uses them.
+DEVICE_WHEELS := moderngl==5.13.0 glcontext==3.1.0 pyrr==0.10.3 trimesh==5.2.0 pygltflib==1.16.5 \
+  dataclasses-json==0.6.7 marshmallow==3.26.2 Deprecated==1.3.1 OpenEXR==3.5.3 dask==2026.8.0 \
+  distributed==2026.8.0 zarr==3.1.6 numcodecs==0.16.6 donfig==0.8.1.post1 google-crc32c==1.9.0 \
+  tornado==6.6.1 tblib==3.2.2 zict==3.0.0 locket==1.0.0 partd==1.4.2
+device-deps:
+	mkdir -p .git/info .gl .whl /tmp/amd64/partial
+	grep -qx '/.gl/' .git/info/exclude 2>/dev/null || echo /.gl/ >> .git/info/exclude
+	grep -qx '/.whl/' .git/info/exclude 2>/dev/null || echo /.whl/ >> .git/info/exclude
+	o='-oAPT::Architecture=amd64 -oAPT::Architectures=amd64 -oDir::State::Lists=/tmp/amd64'; \
+	  apt-get $$o update -qq && cd .gl && apt-get $$o download libvulkan1 libegl1 libglvnd0 libopengl0 libgl1 libglx0 libgles2
+	python3 -m pip download -q --no-deps --only-binary=:all: --python-version 3.12 --implementation cp \
+	  --platform manylinux_2_28_x86_64 --platform manylinux_2_17_x86_64 --platform manylinux2014_x86_64 \
+	  --platform manylinux1_x86_64 -d .whl $(DEVICE_WHEELS)
