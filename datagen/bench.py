@@ -124,8 +124,6 @@ class BareLoop:
         r._draw_sky("GBUFFER", self.scene, self.sky_cams["lr"], c.lr_size)
         r._sky_average(self.scene, self.sky_cams["hr"][0], self.sky_cams["hr"][3], c.hr_size)
         self._anisotropy(c.hr_anisotropy)
-        r.fbo_accum.use()
-        r.fbo_accum.clear(0.0, 0.0, 0.0, 0.0)
         batch = len(ACCUMULATE_UNITS)
         for start in range(0, len(self.samples), batch):
             group = self.samples[start:start + batch]
@@ -133,13 +131,12 @@ class BareLoop:
                 fbo.use()
                 fbo.clear(0.0, 0.0, 0.0, 0.0, depth=1.0)
                 self._run(calls)
-            r._accumulate(r.fbo_accum, r.hr_samples, len(group), 1.0 / len(self.samples), add=True)
-        r._accumulate(r.fbo_resolve, [r.hr_accum], 1, 1.0, add=False)
+            r._sum_batch(start, len(group), len(self.samples))
         r.fbo_hr_md.use()
         r.fbo_hr_md.clear(depth=1.0)
         self._run(self.md)
         r._draw_sky("MOTION_DEPTH", self.scene, self.sky_cams["hr"], c.hr_size)
-        for tex in [*r.lr_targets.values(), r.hr_samples[0], r.hr_motion, r.hr_depth]:
+        for tex in [*r.lr_targets.values(), r.hr_color, r.hr_motion, r.hr_depth]:
             tex.read()
 
 

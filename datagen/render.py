@@ -25,7 +25,7 @@ import moderngl
 import numpy as np
 
 from datagen import conventions as cv
-from datagen.errors import ConfigError
+from datagen.errors import ConfigError, GLUnavailableError
 from datagen.frame import Frame
 from datagen.gl import create_context
 from datagen.scene import Material, Node, Scene, Texture
@@ -53,6 +53,7 @@ TEXTURE_UNITS = {
 }
 ACCUMULATE_UNITS = tuple(range(6, 6 + ACCUMULATE_BATCH))
 SKY_UNIT = 6 + ACCUMULATE_BATCH
+BASE_UNIT = SKY_UNIT + 1  # the float32 sum of earlier batches
 NDC_TO_UNIT = np.array([[0.5, 0, 0, 0.5], [0, 0.5, 0, 0.5], [0, 0, 0.5, 0.5], [0, 0, 0, 1.0]])
 MATERIAL_TEXTURES = (  # (material field, sampler uniform, shader define)
     ("base_color_texture", "u_base_tex", "HAS_BASE_TEX"),
@@ -226,11 +227,17 @@ class Renderer:
 
     def _make_programs(self) -> None:
         ctx = self.ctx
+        units = ctx.info["GL_MAX_TEXTURE_IMAGE_UNITS"]
+        if units <= BASE_UNIT:
+            raise GLUnavailableError(
+                f"{ctx.info['GL_RENDERER']} has {units} texture units per shader; the HR sum "
+                f"needs {BASE_UNIT + 1} (lower ACCUMULATE_BATCH in datagen/shaders.py)")
         self._programs: dict[tuple[str, ...], moderngl.Program] = {}
         self.sky = {v: ctx.program(**program_sources(SKY_VS, SKY_FS, v)) for v in VARIANTS}
         self.accumulate_prog = ctx.program(**program_sources(FULLSCREEN_VS, ACCUMULATE_FS))
         self.accumulate_prog["u_src"].value = ACCUMULATE_UNITS
         self.accumulate_prog["u_sky"].value = SKY_UNIT
+        self.accumulate_prog["u_base"].value = BASE_UNIT
         self.sky_average_prog = ctx.program(**program_sources(SKY_VS, SKY_AVERAGE_FS))
         sky_offsets = np.zeros((SKY_SAMPLES_MAX, 2), "f4")
         n_sky = min(self.config.spp, SKY_SAMPLES_MAX)
@@ -266,14 +273,15 @@ class Renderer:
         self.fbo_lr_color = ctx.framebuffer([self.lr_targets["color"]], self.lr_zbuf)
 
         # HR samples go to a batch of half-float images, summed into a float32
-        # accumulator one batch at a time; the mean is resolved to half floats.
-        # Memory is fixed whatever the spp.
+        # accumulator one batch at a time; the last batch writes the mean to a
+        # half-float image. Memory is fixed whatever the spp.
         self.hr_zbuf = ctx.depth_renderbuffer(hr)
         self.hr_samples = [tex(hr, 4, "f2") for _ in range(ACCUMULATE_BATCH)]
         self.fbo_samples = [ctx.framebuffer([t], self.hr_zbuf) for t in self.hr_samples]
         self.hr_accum = tex(hr, 4, "f4")
         self.fbo_accum = ctx.framebuffer([self.hr_accum])
-        self.fbo_resolve = self.fbo_samples[0]  # free once the last batch is summed
+        self.hr_color = tex(hr, 4, "f2")
+        self.fbo_color = ctx.framebuffer([self.hr_color])
         self.hr_sky = tex(hr, 4, "f2")
         self.fbo_sky = ctx.framebuffer([self.hr_sky])
         self.hr_motion, self.hr_depth = tex(hr, 2, "f4"), tex(hr, 1, "f4")
@@ -480,8 +488,6 @@ class Renderer:
         view, view_prev, _, proj = cam
         self._sky_average(scene, view, proj, size)
         self._anisotropy = self.config.hr_anisotropy
-        self.fbo_accum.use()
-        self.fbo_accum.clear(0.0, 0.0, 0.0, 0.0)
         n = len(self._offsets)
         for start in range(0, n, ACCUMULATE_BATCH):
             batch = self._offsets[start:start + ACCUMULATE_BATCH]
@@ -491,8 +497,7 @@ class Renderer:
                 fbo.clear(0.0, 0.0, 0.0, 0.0, depth=1.0)
                 self._draw_surfaces("COLOR", scene, draws, sample_cam, False, size)
                 self._blended(fbo, scene, draws, sample_cam, size)
-            self._accumulate(self.fbo_accum, self.hr_samples, len(batch), 1.0 / n, add=True)
-        self._accumulate(self.fbo_resolve, [self.hr_accum], 1, 1.0, add=False)
+            self._sum_batch(start, len(batch), n)
         self._anisotropy = self.config.anisotropy
 
     def _sky_average(self, scene, view, proj, size) -> None:
@@ -502,22 +507,29 @@ class Renderer:
         self.fbo_sky.use()
         self._fullscreen[id(prog)].render()
 
-    def _accumulate(self, fbo, sources, count: int, weight: float, add: bool) -> None:
-        """fbo (+)= weight * sum(sources[:count] over the sky), one full-screen pass;
-        add=False copies (the resolve) and leaves the sky out."""
-        ctx = self.ctx
+    def _sum_batch(self, start: int, count: int, n: int) -> None:
+        """Fold the ``count`` sample images of the batch starting at sample ``start``
+        (of ``n``) into the reference, each over the box-filtered sky, in one full-screen
+        pass: the first batch writes the float32 sum (no clear needed), middle ones add
+        to it, and the last writes sum-so-far + its own share as the half-float mean
+        (no separate resolve pass)."""
+        ctx, prog = self.ctx, self.accumulate_prog
+        first, last = start == 0, start + count >= n
+        fbo = self.fbo_color if last else self.fbo_accum
         fbo.use()
         ctx.disable(moderngl.DEPTH_TEST)
+        add = not first and not last
         if add:
             ctx.enable(moderngl.BLEND)
             ctx.blend_func = moderngl.ONE, moderngl.ONE
-        for source, unit in zip(sources, ACCUMULATE_UNITS, strict=False):
+        for source, unit in zip(self.hr_samples[:count], ACCUMULATE_UNITS, strict=False):
             source.use(unit)
         self.hr_sky.use(SKY_UNIT)
-        prog = self.accumulate_prog
+        # the accumulator is only bound for reading when it is not the target
+        (self.hr_accum if last else self.hr_sky).use(BASE_UNIT)
         prog["u_count"].value = count
-        prog["u_weight"].value = weight
-        prog["u_sky_on"].value = 1.0 if add else 0.0
+        prog["u_weight"].value = 1.0 / n
+        prog["u_base_on"].value = 1.0 if last and not first else 0.0
         self._fullscreen[id(prog)].render()
         ctx.disable(moderngl.BLEND)
         ctx.enable(moderngl.DEPTH_TEST)
@@ -567,7 +579,7 @@ class Renderer:
             albedo_lr=lr["albedo"][..., :3].copy(),
             material_lr=lr["material"].copy(),
             object_id_lr=lr["object_id"][..., 0].copy(),
-            color_hr=_read_texture(self.hr_samples[0])[..., :3].copy(),
+            color_hr=_read_texture(self.hr_color)[..., :3].copy(),
             depth_hr=_read_texture(self.hr_depth)[..., 0].copy(),
             motion_hr=_read_texture(self.hr_motion).copy(),
             jitter_px=np.asarray(jitter, np.float32),
@@ -590,7 +602,8 @@ class Renderer:
         self.ctx.detect_framebuffer(0).use()
         self._release_scene()
         for obj in [self.fbo_shadow, self.shadow_map, self.fbo_hr_md, self.hr_depth,
-                    self.hr_motion, self.fbo_accum, self.hr_accum, *self.fbo_samples,
+                    self.hr_motion, self.fbo_accum, self.hr_accum, self.fbo_color, self.hr_color,
+                    *self.fbo_samples,
                     *self.hr_samples, self.hr_zbuf, self.fbo_lr_color, self.fbo_lr, self.lr_zbuf,
                     *self.lr_targets.values(), self._white, *self._fullscreen.values(),
                     self.fbo_sky, self.hr_sky, self._tri_vbo, self.sky_average_prog,
