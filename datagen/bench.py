@@ -177,12 +177,12 @@ def _render_alone(tasks, results, config, lp_threads: str) -> None:
     the system-wide monotonic clock, from before the context is made to the last
     frame, and the frame count on ``results``."""
     os.environ["LP_NUM_THREADS"] = lp_threads  # as the build's workers get it
-    from datagen import recipes
+    from datagen.pipeline.worker import sequence_scene
 
     start, frames = time.monotonic(), 0
     with Renderer(config.render_config()) as r:
         while (task := tasks.get()) is not None:
-            scene = recipes.load(task.scene).build(task.seed)
+            _, scene = sequence_scene(task)
             for i in range(config.frames):
                 r.render(scene, i)
             frames += config.frames

@@ -44,31 +44,37 @@ def close_renderer() -> None:
         renderer.close()
 
 
+def sequence_scene(task):
+    """The recipe of ``task`` (a plan.SequenceTask) with its varied parameters laid
+    over, and its scene, strided as its augmentation says. Pure Python, no GL."""
+    import dataclasses
+
+    from datagen import recipes
+    from datagen.pipeline.augment import with_stride
+
+    recipe = recipes.load(task.scene)
+    recipe = dataclasses.replace(recipe, params={**recipe.params, **dict(task.params)})
+    return recipe, with_stride(recipe.build(task.seed), task.augmentation.stride)
+
+
 def render_sequence_task(store_path: str, task, build_config: dict) -> dict:
     """Render ``task`` (a plan.SequenceTask) with this process's Renderer, apply its
     augmentation (drawn by ``plan``) and stream its frames into the store; the
     sequence's ``complete`` flag is set last by the writer. Returns a small summary:
     split, index, scene, frames, seconds."""
-    import dataclasses
-
-    from datagen import recipes
-    from datagen.pipeline.augment import with_stride
     from datagen.pipeline.plan import config_from_dict
     from datagen.store.writer import write_sequence
 
     start = time.perf_counter()
     config = config_from_dict(build_config, "build config")
     renderer = _renderer(config.render_config())
-    recipe = recipes.load(task.scene)
-    varied = dict(task.params)
-    recipe = dataclasses.replace(recipe, params={**recipe.params, **varied})
+    recipe, scene = sequence_scene(task)
     aug = task.augmentation
-    scene = with_stride(recipe.build(task.seed), aug.stride)
     cam = scene.camera
     meta = {
         "scene": recipe.name, "seed": task.seed, "sequence_number": task.number,
         "split": task.split, "generator": recipe.generator, "params": recipe.params,
-        "varied": varied, "camera": {"fov_y_deg": cam.fov_y_deg, "near": cam.near, "far": cam.far},
+        "varied": dict(task.params), "camera": {"fov_y_deg": cam.fov_y_deg, "near": cam.near, "far": cam.far},
         "fps": scene.fps, "augmentation": aug.to_json(), "datagen_version": __version__,
     }
     frames = (aug.apply(renderer.render(scene, i), config.scale) for i in range(config.frames))
