@@ -297,8 +297,9 @@ void main() { gl_Position = vec4(in_ndc, 0.0, 1.0); }
 ACCUMULATE_BATCH = 16
 """HR samples rendered into separate textures, then summed in one full-screen pass
 (costing ~26 ms at 1080p on llvmpipe whatever the batch): 16 makes one pass at
-the default 16 spp (0.80 s a 1080p frame against 0.82 s with 8, for 128 MiB
-more). It needs 18 texture units in one shader; llvmpipe and NVIDIA have 32."""
+the default 16 spp (HR reference 675 ms a 1080p frame against 689 ms with 8,
+timed pass by pass, for 128 MiB more). It needs 18 texture units in one
+shader; llvmpipe and NVIDIA have 32."""
 
 # Each HR sample image holds premultiplied surfaces with coverage in alpha (0
 # where the sky shows); the sky, box-filtered once per frame, is composited
