@@ -349,7 +349,7 @@ void main() {{
     // supersample only within ~0.8 degrees of the sun. A loop whose count is 0
     // elsewhere, not an if: llvmpipe runs an if's body for the whole pixel
     // block under a mask, but leaves a loop once no pixel of the block is in it
-    // (1080p: 25 -> 16 ms, measured)
+    // (1080p sky pass: 31.7 -> 29.9 ms, measured A/B in one process)
     int n = dot(centre, u_sun_dir) > 0.9999 ? u_count : 0;
     float disc = 0.0;
     for (int i = 0; i < n; ++i) disc += sun_disc(pixel_dir(floor(gl_FragCoord.xy) + u_offsets[i]));
