@@ -28,6 +28,7 @@ from datagen.store import (
     check_version,
     open_store,
     write_sequence,
+    writer,
 )
 from datagen.store.schema import FRAME_NAMES, PER_FRAME, chunking, dim_sizes, tile_side
 
@@ -174,7 +175,14 @@ def test_complete_is_written_last_and_cleared_first(store_path, monkeypatch):
         writes.append((self.basename, np.asarray(value).tolist() if self.basename == "complete" else None))
         return setitem(self, key, value)
 
+    flush = writer._Blocks.flush
+
+    def spy_flush(self, end):  # pixel blocks go through tensorstore
+        writes.extend((name, None) for name in self.buffers if end > self.start)
+        return flush(self, end)
+
     monkeypatch.setattr(zarr.Array, "__setitem__", spy)
+    monkeypatch.setattr(writer._Blocks, "flush", spy_flush)
     write_sequence(store_path, "train", 0, iter(frames), META)  # a rewrite
     assert writes[0] == ("complete", False)
     assert writes[-1] == ("complete", True)

@@ -224,7 +224,7 @@ def billboard_texture(rng, width: int = 1024, row_h: int = 256) -> Texture:
                     x += gw
                     continue
                 glyph = rng.random((7, 5)) < 0.45
-                dots = np.kron(glyph, np.ones((scale, scale), bool))
+                dots = glyph.repeat(scale, 0).repeat(scale, 1)  # np.kron: 3x slower
                 panel[line_y:line_y + 7 * scale, x:x + 5 * scale][dots] = fg
                 x += gw
         panel[:4], panel[-4:], panel[:, :4], panel[:, -4:] = 240, 240, 240, 240
