@@ -573,7 +573,7 @@ class Renderer:
         return self._read(frame_index, scene, jitter, view, proj, t)
 
     def _read(self, frame_index, scene, jitter, view, proj, t) -> Frame:
-        lr = dict(zip(self.lr_targets, range(len(self.lr_targets)), strict=True))
+        lr = {name: i for i, name in enumerate(self.lr_targets)}  # attachment of each target
         return Frame(
             color_lr=_read_attachment(self.fbo_lr, lr["color"], 3, "f2"),
             depth_lr=_read_attachment(self.fbo_lr, lr["depth"], 1, "f4")[..., 0],

@@ -31,7 +31,7 @@ from datagen.errors import StoreError
 from datagen.frame import Frame
 from datagen.store import schema
 from datagen.store.schema import ARRAYS, PER_FRAME, STEP_NAMES
-from datagen.store.writer import io_errors, open_split
+from datagen.store.writer import io_errors, open_split, ts_open
 
 ENGINES = ("zarr", "tensorstore")
 
@@ -118,11 +118,8 @@ class Store:
     def _ts_array(self, split: str, name: str):
         key = (split, name)
         if key not in self._ts:
-            import tensorstore
-
             self.array(split, name)  # check the name
-            spec = {"driver": "zarr3", "kvstore": {"driver": "file", "path": str(self.path / split / name)}}
-            self._ts[key] = tensorstore.open(spec, read=True).result()
+            self._ts[key] = ts_open(self.path / split / name, read=True).result()
         return self._ts[key]
 
     def sequence_count(self, split: str) -> int:

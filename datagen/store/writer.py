@@ -217,8 +217,9 @@ class _Blocks:
     """
 
     def __init__(self, group: zarr.Group, split_path: Path, index: int, frames: int, block: int):
-        self.group, self.index, self.frames, self.block = group, index, frames, block
-        self.pixels = {spec.name: _open_pixels(split_path / spec.name) for spec in FRAME_ARRAYS}
+        self.index, self.frames, self.block = index, frames, block
+        self.pixels = {spec.name: _ts_result(ts_open(split_path / spec.name, open=True))
+                       for spec in FRAME_ARRAYS}
         self.buffers = {spec.name: np.empty((min(block, frames), *self.pixels[spec.name].shape[2:]),
                                             spec.dtype) for spec in FRAME_ARRAYS}
         self.arrays = {spec.name: group[spec.name] for spec in STEP_ARRAYS}
@@ -259,16 +260,17 @@ class _Blocks:
 _TS_CONTEXT = None
 
 
-def _open_pixels(path: Path):
-    """A tensorstore handle on the existing zarr3 array at ``path``; one tensorstore
-    context (thread pools, cache) per process."""
+def ts_open(path: Path, **options):
+    """The tensorstore.open future of the existing zarr3 array at ``path`` (options:
+    ``read=True``, ``open=True``, ...), in one tensorstore context (thread pools,
+    cache) per process; the writer and the tensorstore read engine both use it."""
     global _TS_CONTEXT
     import tensorstore
 
     if _TS_CONTEXT is None:
         _TS_CONTEXT = tensorstore.Context()
     spec = {"driver": "zarr3", "kvstore": {"driver": "file", "path": str(path)}}
-    return _ts_result(tensorstore.open(spec, open=True, context=_TS_CONTEXT))
+    return tensorstore.open(spec, context=_TS_CONTEXT, **options)
 
 
 _OS_ERROR = re.compile(r"\[OS error (\d+): ([^\]]+)\]")
