@@ -37,7 +37,8 @@ examples:
   datagen bench --quick
   datagen bench --out storage/bench.json
 
-figures (SPEC §8): render frames/s (LR + G-buffer + 16-spp HR, primitives, 1920x1080,
+prints one row per figure (value, reference, ratio, target); --out keeps the full JSON.
+figures: render frames/s (LR + G-buffer + 16-spp HR, primitives, 1920x1080,
 scale 2) against a bare moderngl loop drawing the same passes in the same run; store
 write and window-read MB/s and crop samples/s against the bare codec; peak memory of
 a process writing one 1080p sequence. Results: docs/benchmarks.md.
@@ -224,13 +225,16 @@ def cmd_render(args) -> int:
 
 def cmd_bench(args) -> int:
     from datagen.bench import run_bench
+    from datagen.bench_report import summary_table
 
     result = run_bench(quick=args.quick, progress=lambda msg: print(msg, file=sys.stderr))
     text = json.dumps(result, indent=2)
     if args.out:
         Path(args.out).parent.mkdir(parents=True, exist_ok=True)
         Path(args.out).write_text(text + "\n")
-    print(text)
+    print(text if args.json else summary_table(result))
+    if args.out and not args.json:
+        print(f"every figure in full: {args.out}")
     return 0
 
 
@@ -577,7 +581,8 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("bench", help="benchmarks of SPEC §8", epilog=BENCH_EXAMPLES,
                        formatter_class=fmt, description="Measure the §8 figures as ratios in one run.")
     p.add_argument("--quick", action="store_true", help="smaller sizes, for a smoke run")
-    p.add_argument("--out", metavar="FILE.json", help="also write the JSON here")
+    p.add_argument("--out", metavar="FILE.json", help="write every figure in full (JSON) here")
+    p.add_argument("--json", action="store_true", help="print the JSON instead of the summary table")
     p.set_defaults(func=cmd_bench)
 
     p = sub.add_parser("info", help="summary of a store: splits, scenes, shapes, bytes",
