@@ -291,6 +291,13 @@ def cmd_build(args) -> int:
               "crash?); complete sequences are kept, so fix the cause and run the same command "
               "again to resume", file=sys.stderr)
         return 1
+    except KeyboardInterrupt:  # main() says how to resume
+        from datagen.pipeline.build import close_interrupted_clusters
+
+        if bar is not None:
+            bar.close()
+        close_interrupted_clusters()
+        raise
     finally:
         if bar is not None:
             bar.close()
@@ -570,8 +577,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--scale", type=float, help="LR = HR / scale: 1.5, 1.7, 2, 3 or 4")
     p.add_argument("--spp", type=_int_at_least("--spp"), help="HR samples per pixel, 8-256")
     p.add_argument("--seed", type=_int_at_least("--seed", 0), help="master seed")
-    p.add_argument("--workers", type=_int_at_least("--workers", 0),
-                   help="local worker processes, one thread each (default: one per core)")
+    p.add_argument("--workers", type=_int_at_least("--workers", 1),
+                   help="local worker processes, one thread each (default: the recipe's, else one per core)")
     p.add_argument("--scheduler", metavar="ADDR",
                    help="existing Dask scheduler, e.g. tcp://HOST:8786 (default: a LocalCluster)")
     p.add_argument("--overwrite", action="store_true",
@@ -692,7 +699,9 @@ def main(argv: list[str] | None = None) -> int:
         print(f"datagen {args.command}: error: {exc}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
-        print("datagen: interrupted", file=sys.stderr)
+        hint = ("; complete sequences are kept: run the same command again to resume"
+                if args.command == "build" else "")
+        print(f"datagen {args.command}: interrupted{hint}", file=sys.stderr)
         return 130
     except BrokenPipeError:  # the reader went away (`datagen validate STORE | head`): stop quietly
         import os
