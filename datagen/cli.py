@@ -270,10 +270,11 @@ def cmd_build(args) -> int:
     def on_cluster(link: str) -> None:
         import importlib.util
 
-        # a LocalCluster's scheduler runs here: its dashboard needs bokeh in this environment
-        missing = not config.scheduler and importlib.util.find_spec("bokeh") is None
-        note = " (served once bokeh is installed: pip install bokeh)" if missing else ""
-        line = f"Dask dashboard: {link}{note}"
+        # a LocalCluster's scheduler runs here: its dashboard is served only with bokeh installed
+        if not config.scheduler and importlib.util.find_spec("bokeh") is None:
+            log.info("no Dask dashboard: pip install bokeh to serve one")
+            return
+        line = f"Dask dashboard: {link}"
         if bar is not None:  # above the bar, not inside it
             bar.write(line, file=sys.stderr)
         else:

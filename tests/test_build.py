@@ -4,6 +4,7 @@ resume, refusal of another config, --overwrite, determinism, and bad input."""
 from __future__ import annotations
 
 import dataclasses
+import importlib.util
 import os
 import shutil
 import subprocess
@@ -86,7 +87,9 @@ def test_cli_end_to_end_refuses_another_config_and_overwrites(tmp_path):
     proc = run("build", *TINY_FLAGS, "--out", str(out))
     assert proc.returncode == 0, proc.stderr
     assert "rendered 2 sequence(s)" in proc.stdout and "primitives (2)" in proc.stdout
-    assert "compression ratio" in proc.stdout and "Dask dashboard" in proc.stderr
+    assert "compression ratio" in proc.stdout
+    # the dashboard address only where one is served (bokeh installed)
+    assert ("Dask dashboard: http" in proc.stderr) == (importlib.util.find_spec("bokeh") is not None)
     assert run("validate", str(out)).returncode == 0
 
     proc = run("build", *TINY_FLAGS, "--frames", "3", "--out", str(out))
