@@ -75,8 +75,8 @@ sheets: install
 
 # GL loader packages (.gl/) and Python 3.12 wheels (.whl/) for a GPU node without
 # network access; docs/gpu.md says how to use them there.
-DEVICE_WHEELS := moderngl==5.13.0 glcontext==3.1.0 pyrr==0.10.3 trimesh==5.2.0 pygltflib==1.16.5 \
-  dataclasses-json==0.6.7 marshmallow==3.26.2 Deprecated==1.3.1 OpenEXR==3.5.3 dask==2026.8.0 \
+DEVICE_WHEELS := moderngl==5.13.0 glcontext==3.1.0 pyrr==0.10.3 trimesh==5.2.0 \
+  OpenEXR==3.5.3 dask==2026.8.0 \
   distributed==2026.8.0 zarr==3.1.6 numcodecs==0.16.6 donfig==0.8.1.post1 google-crc32c==1.9.0 \
   tornado==6.6.1 tblib==3.2.2 zict==3.0.0 locket==1.0.0 partd==1.4.2 tensorstore==0.1.86 ml_dtypes==0.6.0
 device-deps:

@@ -26,6 +26,7 @@ examples:
   datagen render primitives --frames 4 --res 640x360 --scale 2 --spp 32 --out /tmp/p
   datagen render path/to/recipe.toml --seed 7 --out /tmp/r
   datagen render scenes/assets/Duck.glb --frames 30 --out /tmp/duck   # orbit camera, first animation
+  datagen render scenes/assets/mesh/textured_ball.obj --out /tmp/ball  # also .ply, .stl, .off
 
 writes DIR/lr/NNNN.exr (R,G,B, Z, backward.u/v, N.X/Y/Z, albedo.R/G/B, roughness,
 metallic, objectId), DIR/hr/NNNN.exr (R,G,B, Z, backward.u/v), DIR/sequence.json
@@ -552,7 +553,8 @@ def build_parser() -> argparse.ArgumentParser:
                        epilog=RENDER_EXAMPLES, formatter_class=fmt,
                        description="Render one sequence of a scene for inspection.")
     p.add_argument("scene", metavar="SCENE",
-                   help="recipe name in scenes/, or a path to a .toml recipe or a .gltf/.glb file")
+                   help="recipe name in scenes/, or a path to a .toml recipe or a mesh file "
+                        "(.gltf/.glb, .obj with its .mtl, .ply, .stl, .off)")
     p.add_argument("--frames", type=_int_at_least("--frames"), default=8, help="frames (default 8)")
     p.add_argument("--res", default="1920x1080", help="HR (target) WIDTHxHEIGHT (default 1920x1080)")
     p.add_argument("--scale", type=float, default=2.0, help="LR = HR / scale: 1.5, 1.7, 2, 3 or 4")

@@ -50,12 +50,19 @@ def available() -> list[str]:
 
 def load(name_or_path: str) -> Recipe:
     """A recipe by name (``primitives``), by path to a .toml file, or a path to a
-    .gltf/.glb file (the ``gltf`` generator with an orbit camera)."""
+    .gltf/.glb file (the ``gltf`` generator with an orbit camera) or to another mesh
+    file (.obj, .ply, .stl, .off, ...: the ``mesh`` generator, see datagen.assets)."""
+    from datagen.assets import GLTF_SUFFIXES, asset_suffixes
+
     path = Path(name_or_path)
-    if path.suffix.lower() in (".gltf", ".glb"):
+    if path.suffix.lower() in GLTF_SUFFIXES:
         if not path.is_file():
             raise SceneLoadError(f"{path}: no such glTF file")
         return Recipe(path.stem, "gltf", {"path": str(path)}, f"glTF file {path}", str(path))
+    if path.suffix.lower() in asset_suffixes():
+        if not path.is_file():
+            raise SceneLoadError(f"{path}: no such mesh file")
+        return Recipe(path.stem, "mesh", {"path": str(path)}, f"mesh file {path}", str(path))
     if path.suffix.lower() != ".toml":
         path = scenes_dir() / f"{name_or_path}.toml"
         if not path.is_file():
@@ -75,7 +82,7 @@ def load(name_or_path: str) -> Recipe:
     if "generator" not in data:
         raise SceneLoadError(f"{path}: missing 'generator'")
     params = dict(data.get("params", {}))
-    if data["generator"] == "gltf" and isinstance(params.get("path"), str):
+    if data["generator"] in ("gltf", "mesh") and isinstance(params.get("path"), str):
         params["path"] = str(path.parent / params["path"])  # relative to the recipe
     recipe = Recipe(path.stem, data["generator"], params, data.get("description", ""), str(path))
     _check_params(recipe)
