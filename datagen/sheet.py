@@ -2,8 +2,9 @@
 
 Renders one frame of every scene recipe and lays them out one row per scene:
 LR (upscaled nearest), HR reference, HR motion (colour wheel) and HR depth,
-tonemapped for viewing. Writes docs/images/scenes.png (all scenes) and
-docs/images/racing.png (the README picture). ``make sheets`` runs it.
+tonemapped for viewing. Writes docs/images/scenes.png (all scenes),
+docs/images/racing.png (the README picture) and docs/images/compose.png (a
+composed scene with its hard cases). ``make sheets`` runs it.
 """
 
 from __future__ import annotations
@@ -49,8 +50,9 @@ def main(argv: list[str] | None = None) -> None:
             labels += [f"{name} LR", f"{name} HR (16 spp)", "motion_hr", "depth_hr"]
     iio.imwrite(out / "scenes.png", contact_sheet(tiles, labels, cols=4), optimize=True)
     with Renderer(RenderConfig(640, 360, 2.0, 16)) as renderer:
-        _, frame = scene_tiles(renderer, "racing")
-        iio.imwrite(out / "racing.png", preview_image(frame), optimize=True)
+        for name in ("racing", "compose"):
+            _, frame = scene_tiles(renderer, name)
+            iio.imwrite(out / f"{name}.png", preview_image(frame), optimize=True)
 
 
 if __name__ == "__main__":
