@@ -104,6 +104,22 @@ def test_camera_rigs_are_bounded_and_look_at_the_layout(rig):
         assert np.abs(view(1.0) - view(1.0 + 1 / 30)).max() < 0.5  # no jump between frames
 
 
+ALL_HARD = {"foliage": 2, "fences": 1, "thin": 1, "glass": 2, "moire": 1, "signs": 2, "fast_spin": 1,
+            "disocclusion": 6, "particles": 10}
+
+
+@pytest.mark.parametrize("rig", RIGS)
+def test_geometry_and_camera_inside_bounds(rig):
+    scene = generate("compose", {"camera": rig, "placement": "mixed", **ALL_HARD}, 2)
+    lo, hi = scene.bounds
+    for t in (0.0, 0.7, 3.1, 9.6, 41.3):
+        for node, world in scene.walk(t):
+            p = node.mesh.positions @ world[:3, :3].T + world[:3, 3]
+            assert np.isfinite(p).all() and (p >= lo - 1e-3).all() and (p <= hi + 1e-3).all(), (node.name, t)
+        eye = np.linalg.inv(scene.camera.view(t))[:3, 3]
+        assert (eye >= lo).all() and (eye <= hi).all(), (t, eye)
+
+
 # -- hard cases: a sequence featuring each passes validate ----------------------------------
 
 HARD = {

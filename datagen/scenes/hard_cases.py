@@ -297,6 +297,16 @@ def particles(rng: np.random.Generator, count: int, area: float, view: Transform
     each quad turned to face the camera of ``view`` at every t."""
     quad = card(1.0, 1.0, centred=True)
     sprite = disc_texture()
+    cache: dict[float, np.ndarray] = {}
+
+    def camera_to_world(t: float) -> np.ndarray:
+        """inv(view(t)), computed once per t for all sprites (a few times are kept)."""
+        if t not in cache:
+            if len(cache) > 8:
+                cache.clear()
+            cache[t] = np.linalg.inv(view(t))
+        return cache[t]
+
     nodes = []
     for i in range(count):
         colour = rng.uniform(0.3, 1.0, 3)
@@ -310,7 +320,7 @@ def particles(rng: np.random.Generator, count: int, area: float, view: Transform
 
         def billboard(t: float, c=centre, a=amp, f=freq, p=phase, s=size) -> np.ndarray:
             pos = c + a * np.sin(f * t + p)
-            cam_to_world = np.linalg.inv(view(t))
+            cam_to_world = camera_to_world(t)
             m = np.eye(4)
             m[:3, :3] = cam_to_world[:3, :3] * s  # the quad's +z faces the camera
             m[:3, 3] = pos
