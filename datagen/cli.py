@@ -138,7 +138,7 @@ examples:
   datagen validate storage/racing.zarr
   datagen validate storage/racing.zarr --split val --sequence 2
 
-checks (SPEC §6); each failure prints one line: CHECK: SPLIT sequence I frame T: what is wrong
+checks; each failure prints one line: CHECK: SPLIT sequence I frame T: what is wrong
 {checks}
 
 thresholds:
@@ -586,8 +586,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="delete a store of another config at --out and start fresh")
     p.set_defaults(func=cmd_build)
 
-    p = sub.add_parser("bench", help="benchmarks of SPEC §8", epilog=BENCH_EXAMPLES,
-                       formatter_class=fmt, description="Measure the §8 figures as ratios in one run.")
+    p = sub.add_parser("bench", help="speed and memory figures, as ratios measured in one run",
+                       epilog=BENCH_EXAMPLES, formatter_class=fmt,
+                       description="Measure the speed and memory figures as ratios in one run.")
     p.add_argument("--quick", action="store_true", help="smaller sizes, for a smoke run")
     p.add_argument("--out", metavar="FILE.json", help="write every figure in full (JSON) here")
     p.add_argument("--json", action="store_true", help="print the JSON instead of the summary table")
@@ -601,7 +602,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true", help="print the summary as JSON")
     p.set_defaults(func=cmd_info)
 
-    p = sub.add_parser("validate", help="schema and numeric checks of a store (SPEC §6)",
+    p = sub.add_parser("validate", help="schema and numeric checks of a store",
                        epilog=validate_epilog, formatter_class=fmt,
                        description="Check a store: schema, dtypes, NaN/inf, complete flags, jitter, and "
                                    "motion vectors against colour, depth, cameras and each other. "
@@ -620,7 +621,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="shrink tiles (every k-th pixel) so the picture is at most this wide (default 3840)")
     p.set_defaults(func=cmd_preview)
 
-    p = sub.add_parser("export", help="stored sequences to OpenEXR folders (SPEC §3 layout)",
+    p = sub.add_parser("export", help="stored sequences to OpenEXR folders (the datagen render layout)",
                        epilog=EXPORT_EXAMPLES, formatter_class=fmt,
                        description="Write complete sequences of a store as per-frame OpenEXR files with "
                                    "the per-sequence metadata as JSON, the layout `datagen render` writes.")
