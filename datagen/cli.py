@@ -69,11 +69,16 @@ EXPORT_EXAMPLES = """\
 examples:
   datagen export storage/racing.zarr --format exr --out exported/
   datagen export storage/racing.zarr --format exr --split val --sequence 2 --out exported/ --no-preview
+  datagen export storage/racing.zarr --format nss --out nss/      # Arm NSS layout, one root per split
 
 writes OUT/SPLIT/NNNN/lr/NNNN.exr (R,G,B, Z, backward.u/v, N.X/Y/Z, albedo.R/G/B,
 roughness, metallic, objectId), OUT/SPLIT/NNNN/hr/NNNN.exr (R,G,B, Z, backward.u/v),
 OUT/SPLIT/NNNN/sequence.json (per-frame cameras, conventions, resolved config and the
 sequence's metadata) and OUT/SPLIT/NNNN/preview/NNNN.png, for complete sequences only.
+
+--format nss writes Arm's Neural Super Sampling dataset layout (spec 1.0.1), one root
+per split: OUT/SPLIT/NNNN.json, OUT/SPLIT/ground_truth/NNNN/FFFF.exr, motion_gt/...,
+x2/color/..., x2/depth/..., x2/motion/... (docs/conventions.md lists the mapping).
 """
 
 BUILD_EXAMPLES = """\
@@ -426,6 +431,7 @@ def cmd_preview(args) -> int:
 
 def cmd_export(args) -> int:
     from datagen.store.export import FORMATS, export_exr
+    from datagen.store.nss import ARM_READER_RATIOS, export_nss, ratio_name
 
     if args.format not in FORMATS:
         raise ConfigError(f"unknown --format {args.format!r}; valid: {', '.join(FORMATS)}")
@@ -433,10 +439,19 @@ def cmd_export(args) -> int:
     sequences = select_sequences(store, args.split, args.sequence)
     # one sequence asked for by index is exported or refused; of many, the complete ones
     done = sequences if args.sequence is not None else [info for info in sequences if info.complete]
+    if not done:
+        where = f"split {args.split!r}" if args.split else "any split"
+        raise StoreError(f"{store.path}: {where} has no complete sequence to export; run the build to "
+                         "finish it (or pass another --split)")
     with _bar(len(done) * store.frames, "frame", "export") as bar:
-        export_exr(store, done, args.out, previews=not args.no_preview, progress=bar.update)
+        if args.format == "nss":
+            export_nss(store, done, args.out, progress=bar.update)
+        else:
+            export_exr(store, done, args.out, previews=not args.no_preview, progress=bar.update)
     skipped = len(sequences) - len(done)
     note = f"; skipped {skipped} sequence(s) that are not complete" if skipped else ""
+    if args.format == "nss" and ratio_name(store.scale) not in ARM_READER_RATIOS:
+        note += f"; note: Arm's NSS reader handles x2 only, this store is x{ratio_name(store.scale)}"
     print(f"exported {len(done)} sequence(s), {len(done) * store.frames} frames, to {args.out}{note}")
     return 0
 
@@ -607,15 +622,16 @@ def build_parser() -> argparse.ArgumentParser:
                    help="shrink tiles (every k-th pixel) so the picture is at most this wide (default 3840)")
     p.set_defaults(func=cmd_preview)
 
-    p = sub.add_parser("export", help="stored sequences to OpenEXR folders (SPEC §3 layout)",
+    p = sub.add_parser("export", help="stored sequences to OpenEXR folders (or Arm's NSS layout)",
                        epilog=EXPORT_EXAMPLES, formatter_class=fmt,
                        description="Write complete sequences of a store as per-frame OpenEXR files with "
-                                   "the per-sequence metadata as JSON, the layout `datagen render` writes.")
+                                   "the per-sequence metadata as JSON, the layout `datagen render` writes "
+                                   "(--format exr) or Arm's Neural Super Sampling layout (--format nss).")
     _selection_args(p, "every split")
-    p.add_argument("--format", required=True, help="output format: exr (the only one so far)")
+    p.add_argument("--format", required=True, help="output format: exr or nss")
     p.add_argument("--out", required=True, metavar="DIR",
-                   help="output folder; sequences go to DIR/SPLIT/NNNN")
-    p.add_argument("--no-preview", action="store_true", help="skip the PNG previews")
+                   help="output folder; sequences go to DIR/SPLIT/NNNN (exr) or the NSS root DIR/SPLIT (nss)")
+    p.add_argument("--no-preview", action="store_true", help="skip the PNG previews (exr)")
     p.set_defaults(func=cmd_export)
 
     p = sub.add_parser("train", help="fit the temporal CNN on a store (CUDA when present)",

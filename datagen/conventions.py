@@ -131,6 +131,45 @@ def linear_depth(device, near: float, far: float) -> np.ndarray:
     return 2.0 * far * near / ((far + near) - ndc_z * (far - near))
 
 
+def nss_motion_uv(motion_px, size: tuple[int, int]) -> np.ndarray:
+    """datagen motion (``p_prev - p_cur`` in pixels of a (w, h) buffer, y down) to Arm
+    NSS motion: UV units of that buffer, **current minus previous**, y down, i.e.
+    ``-motion / (w, h)``. (..., 2) float64."""
+    w, h = size
+    return -np.asarray(motion_px, dtype=np.float64) / np.array([w, h], dtype=np.float64)
+
+
+def normalized_jitter(jitter, lr_size: tuple[int, int]) -> np.ndarray:
+    """Jitter in LR pixels (..., 2) divided by the LR (w, h): NSS's
+    ``NormalizedPerRatioJitter``. float64."""
+    w, h = lr_size
+    return np.asarray(jitter, dtype=np.float64) / np.array([w, h], dtype=np.float64)
+
+
+def fov_rad(proj: np.ndarray) -> tuple[float, float]:
+    """(horizontal, vertical) full field of view of a ``perspective`` projection, radians,
+    as seen on the image: also for a projection that augmentation flipped (a diagonal
+    term negated), turned by quarter turns (x and y rows swapped) or cropped (scaled)."""
+    p = np.asarray(proj, dtype=np.float64)
+    return (2.0 * math.atan(1.0 / math.hypot(p[0, 0], p[0, 1])),
+            2.0 * math.atan(1.0 / math.hypot(p[1, 0], p[1, 1])))
+
+
+def near_far(proj: np.ndarray) -> tuple[float, float]:
+    """(near, far) plane distances, metres, of a ``perspective`` projection."""
+    p = np.asarray(proj, dtype=np.float64)
+    return p[2, 3] / (p[2, 2] - 1.0), p[2, 3] / (p[2, 2] + 1.0)
+
+
+def view_projection_rows(proj: np.ndarray, view: np.ndarray) -> list[float]:
+    """``proj @ view`` (column vectors, world to clip) flattened row by row: element
+    ``[4 i + j]`` is ``M[i, j]``. That is the same 16 numbers as the column-major
+    data of the row-vector matrix ``M.T`` (DirectX/Unreal habit), which NSS's
+    ``ViewProjection`` holds."""
+    m = np.asarray(proj, dtype=np.float64) @ np.asarray(view, dtype=np.float64)
+    return m.reshape(-1).tolist()
+
+
 def jittered(proj: np.ndarray, jitter: tuple[float, float], size: tuple[int, int]) -> np.ndarray:
     """``proj`` sheared so that pixel centres sample at centre + jitter.
 
