@@ -186,6 +186,28 @@ def jittered(proj: np.ndarray, jitter: tuple[float, float], size: tuple[int, int
     return shift @ proj
 
 
+def exr_world_to_camera(view: np.ndarray) -> np.ndarray:
+    """OpenEXR's standard ``worldToCamera`` attribute of a camera with world-to-camera
+    ``view`` (ours: column vectors, looking down -z): a (4, 4) float64 matrix for Imath's
+    **row** vectors (``p_cam = p_world @ M``) into a left-handed camera space with x
+    right, y up and +z the viewing direction (so ``z`` = our ``depth``). Stored as an
+    M44f, element [i][j] = ``M[i, j]``, which OpenImageIO reads as ``worldtocamera``."""
+    flip_z = np.diag([1.0, 1.0, -1.0, 1.0])
+    return (flip_z @ np.asarray(view, dtype=np.float64)).T
+
+
+def exr_world_to_ndc(proj: np.ndarray, view: np.ndarray) -> np.ndarray:
+    """OpenEXR's standard ``worldToNDC`` attribute (RenderMan NDC): a (4, 4) float64
+    matrix for row vectors such that ``h = p_world @ M`` and ``h[:2] / h[3]`` is the
+    point's image position with (0, 0) the top-left and (1, 1) the bottom-right corner
+    of the image, y down; times (w, h) it is our pixel position. ``z`` is to be
+    discarded. Pass the projection the image was rendered with (for an LR image the
+    jittered one, ``jittered(proj, jitter_px, lr_size)``)."""
+    to_unit = np.eye(4)  # NDC x, y in [-1, 1] (y up) to [0, 1] (y down), on homogeneous clip coordinates
+    to_unit[0], to_unit[1] = (0.5, 0.0, 0.0, 0.5), (0.0, -0.5, 0.0, 0.5)
+    return (to_unit @ np.asarray(proj, dtype=np.float64) @ np.asarray(view, dtype=np.float64)).T
+
+
 def look_at(eye, target, up=(0.0, 1.0, 0.0)) -> np.ndarray:
     """World-to-camera (view) matrix of a camera at ``eye`` looking at ``target``."""
     eye, target, up = (np.asarray(v, dtype=np.float64) for v in (eye, target, up))

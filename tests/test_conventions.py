@@ -266,3 +266,31 @@ def test_view_projection_rows_read_row_major_project_like_proj_view(point):
     clip = m @ np.array([*point, 1.0])
     np.testing.assert_allclose(clip, proj @ view @ np.array([*point, 1.0]), rtol=1e-12, atol=1e-9)
     assert cv.view_projection_rows(proj, view)[8:12] == pytest.approx((proj @ view)[2].tolist())
+
+
+# -- OpenEXR standard camera attributes (row vectors) --------------------------
+
+
+@given(st.tuples(st.floats(-20, 20), st.floats(-20, 20), st.floats(-20, 20)), sizes, jitters)
+def test_exr_matrices_are_row_vector_camera_and_renderman_ndc(point, size, jitter):
+    view = cv.look_at((1.0, 2.0, 30.0), (0.5, -0.5, 0.0))
+    proj = cv.perspective(45.0, size[0] / size[1], 0.1, 100.0)
+    p = np.array([*point, 1.0])
+    cam = p @ cv.exr_world_to_camera(view)  # Imath: p * M
+    eye = view @ p
+    np.testing.assert_allclose(cam, [eye[0], eye[1], -eye[2], 1.0], atol=1e-9)  # +z forward = depth
+    h = p @ cv.exr_world_to_ndc(proj, view)
+    want = cv.project_px(proj @ view, np.array(point), size) / np.array(size, float)
+    np.testing.assert_allclose(h[:2] / h[3], want, rtol=1e-7, atol=1e-7)
+    # with the jittered projection a point lands at its unjittered position minus the jitter
+    h = p @ cv.exr_world_to_ndc(cv.jittered(proj, jitter, size), view)
+    np.testing.assert_allclose(h[:2] / h[3] * np.array(size), want * np.array(size) - np.array(jitter),
+                               rtol=1e-7, atol=1e-6)
+
+
+def test_exr_ndc_corners():
+    view, proj = np.eye(4), cv.perspective(90.0, 2.0, 0.1, 100.0)
+    m = cv.exr_world_to_ndc(proj, view)
+    for point, corner in (((-2.0, 1.0, -1.0), (0.0, 0.0)), ((2.0, -1.0, -1.0), (1.0, 1.0))):
+        h = np.array([*point, 1.0]) @ m
+        np.testing.assert_allclose(h[:2] / h[3], corner, atol=1e-12)  # top-left, bottom-right

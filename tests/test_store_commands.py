@@ -344,6 +344,44 @@ def test_exported_exrs_open_with_openimageio(good_store, tmp_path):
         image.close()
 
 
+def unproject(proj_view: np.ndarray, pixel: np.ndarray, depth: np.ndarray, size) -> np.ndarray:
+    """World points (n, 3) seen at pixel positions (n, 2) at linear depths (n,) through
+    an OpenGL ``proj_view`` (what the renderer drew with at that pixel)."""
+    ndc = np.stack([pixel[:, 0] / size[0] * 2 - 1, 1 - pixel[:, 1] / size[1] * 2], -1)
+    # clip = M @ world with clip w = depth; solve for world from clip x, y, w and world w = 1
+    m = proj_view[[0, 1, 3]]
+    rhs = np.stack([ndc[:, 0] * depth, ndc[:, 1] * depth, depth], -1) - m[:, 3]
+    return np.linalg.solve(m[:, :3], rhs.T).T
+
+
+def test_exported_exrs_carry_world_to_camera_and_ndc_that_openimageio_reads(good_store, tmp_path):
+    oiio = pytest.importorskip("OpenImageIO")
+    proc = run("export", good_store, "--format", "exr", "--split", "train", "--sequence", "1", "--no-preview",
+               "--out", tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    store = open_store(good_store)
+    data = store.read_window("train", 1, 4, 1)
+    view, proj = data["view"][0].astype(np.float64), data["proj"][0].astype(np.float64)
+    jitter = data["jitter_px"][0].astype(np.float64)
+    for buffer, size in (("lr", store.lr_size), ("hr", store.hr_size)):
+        image = oiio.ImageInput.open(str(tmp_path / "train" / "0001" / buffer / "0004.exr"))
+        spec = image.spec()
+        to_camera = np.array(spec.getattribute("worldToCamera"), np.float64).reshape(4, 4)
+        to_ndc = np.array(spec.getattribute("worldToNDC"), np.float64).reshape(4, 4)
+        image.close()
+        depth = data[f"depth_{buffer}"][0].astype(np.float64)
+        ys, xs = np.nonzero(np.isfinite(depth))
+        centres = np.stack([xs + 0.5, ys + 0.5], -1)
+        # the LR sample of a pixel is the unjittered camera's view at centre + jitter
+        seen_at = centres + (jitter if buffer == "lr" else 0.0)
+        world = np.c_[unproject(proj @ view, seen_at, depth[ys, xs], size), np.ones(len(xs))]
+        cam = world @ to_camera  # OpenEXR's row vectors
+        np.testing.assert_allclose(cam[:, 2], depth[ys, xs], rtol=1e-4)  # +z forward: z is the depth
+        np.testing.assert_allclose(cam[:, :3], (world @ view.T)[:, :3] * [1, 1, -1], rtol=1e-4, atol=1e-4)
+        h = world @ to_ndc
+        np.testing.assert_allclose(h[:, :2] / h[:, 3:] * np.array(size), centres, atol=2e-3)
+
+
 def test_export_skips_sequences_that_are_not_complete(store, tmp_path):
     edit(store, "train", "complete")[0] = False
     proc = run("export", store, "--format", "exr", "--no-preview", "--out", tmp_path / "e")
