@@ -208,6 +208,21 @@ def exr_world_to_ndc(proj: np.ndarray, view: np.ndarray) -> np.ndarray:
     return (to_unit @ np.asarray(proj, dtype=np.float64) @ np.asarray(view, dtype=np.float64)).T
 
 
+def crop_flip_ndc(size: tuple[int, int], crop: tuple[int, int, int, int] | None = None,
+                  hflip: bool = False, vflip: bool = False) -> np.ndarray:
+    """(4, 4) clip-space transform A such that ``A @ proj`` projects onto the pixel grid
+    of a (W, H) = ``size`` image cropped to ``crop`` = (x, y, width, height) (pixels, y
+    down) and then flipped left-right and/or top-bottom. Any resolution of the same
+    aspect gives the same A for the same crop fractions."""
+    W, H = size
+    a = np.eye(4)
+    if crop:
+        x0, y0, w, h = crop
+        a[0, 0], a[0, 3] = W / w, (W - 2 * x0 - w) / w
+        a[1, 1], a[1, 3] = H / h, (h - H + 2 * y0) / h
+    return np.diag([-1.0 if hflip else 1.0, -1.0 if vflip else 1.0, 1.0, 1.0]) @ a
+
+
 def look_at(eye, target, up=(0.0, 1.0, 0.0)) -> np.ndarray:
     """World-to-camera (view) matrix of a camera at ``eye`` looking at ``target``."""
     eye, target, up = (np.asarray(v, dtype=np.float64) for v in (eye, target, up))
