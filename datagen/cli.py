@@ -191,7 +191,8 @@ def render_config(args) -> object:
     from datagen.render import RenderConfig
 
     w, h = parse_res(args.res)
-    config = RenderConfig(hr_width=w, hr_height=h, scale=args.scale, spp=args.spp)
+    config = RenderConfig(hr_width=w, hr_height=h, scale=args.scale, spp=args.spp,
+                          reference_resolve=args.reference_resolve)
     config.check()
     return config
 
@@ -209,7 +210,8 @@ def cmd_render(args) -> int:
     scene = recipe.build(args.seed)
     cam = scene.camera
     meta = {
-        "conventions": cv.conventions_block(config.scale, config.spp, cam.near, cam.far),
+        "conventions": cv.conventions_block(config.scale, config.spp, cam.near, cam.far,
+                                            config.reference_resolve),
         "config": {
             "scene": recipe.name, "recipe": dataclasses.asdict(recipe), "seed": args.seed,
             "frames": args.frames, "render": dataclasses.asdict(config),
@@ -247,7 +249,8 @@ def cmd_build(args) -> int:
 
     overrides = {"scenes": args.scenes or None, "sequences": args.sequences, "frames": args.frames,
                  "res": args.res, "scale": args.scale, "spp": args.spp, "seed": args.seed,
-                 "workers": args.workers, "scheduler": args.scheduler}
+                 "workers": args.workers, "scheduler": args.scheduler,
+                 "reference_resolve": args.reference_resolve}
     if args.res is not None:
         parse_res(args.res)
     config = load_config(args.recipe, **overrides)
@@ -561,6 +564,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--scale", type=float, default=2.0, help="LR = HR / scale: 1.5, 1.7, 2, 3 or 4")
     p.add_argument("--spp", type=int, default=16, help="HR samples per pixel, 8-256 (default 16)")
     p.add_argument("--seed", type=int, default=0, help="scene seed (default 0)")
+    p.add_argument("--reference-resolve", choices=("box", "karis"), default="box",
+                   help="HR samples to a pixel: their mean (box, default) or Karis's tonemapped mean (karis)")
     p.add_argument("--out", required=True, metavar="DIR", help="output folder")
     p.set_defaults(func=cmd_render)
 
@@ -581,6 +586,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--scale", type=float, help="LR = HR / scale: 1.5, 1.7, 2, 3 or 4")
     p.add_argument("--spp", type=_int_at_least("--spp"), help="HR samples per pixel, 8-256")
     p.add_argument("--seed", type=_int_at_least("--seed", 0), help="master seed")
+    p.add_argument("--reference-resolve", choices=("box", "karis"),
+                   help="HR samples to a pixel: box (mean) or karis (Karis's tonemapped mean)")
     p.add_argument("--workers", type=_int_at_least("--workers", 0),
                    help="local worker processes, one thread each (default: one per core)")
     p.add_argument("--scheduler", metavar="ADDR",

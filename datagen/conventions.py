@@ -30,6 +30,9 @@ SCALES: tuple[float, ...] = (1.5, 1.7, 2.0, 3.0, 4.0)
 SPP_RANGE: tuple[int, int] = (8, 256)
 """Samples per HR pixel a user may ask for (tests may go lower)."""
 
+REFERENCE_RESOLVES: tuple[str, ...] = ("box", "karis")
+"""How the HR samples of a pixel are resolved: their mean, or Karis's (NSS's) mean."""
+
 MOTION_SIGN = "p_prev - p_cur"
 MOTION_UNITS = "pixels of the buffer's own resolution, y down"
 DEPTH_KIND = "linear eye-space depth along the view axis (-z_eye), metres; sky = +inf"
@@ -280,8 +283,34 @@ def gl_bytes(m: np.ndarray) -> bytes:
     return np.ascontiguousarray(np.asarray(m, dtype=np.float32).T).tobytes()
 
 
-def conventions_block(scale: float, spp: int, near: float, far: float) -> dict:
+def karis(color) -> np.ndarray:
+    """Karis's tonemap as Arm's NSS ground truth uses it: ``c / (1 + max(r, g, b))`` of
+    (..., 3) linear colour (negative values clamped to 0), float64, each channel < 1."""
+    c = np.maximum(np.asarray(color, dtype=np.float64), 0.0)
+    return c / (1.0 + c.max(axis=-1, keepdims=True))
+
+
+def karis_inverse(mapped) -> np.ndarray:
+    """Inverse of ``karis``: ``m / (1 - max(r, g, b))``."""
+    m = np.asarray(mapped, dtype=np.float64)
+    return m / np.maximum(1.0 - m.max(axis=-1, keepdims=True), 1.0 / 65504.0)
+
+
+def resolve_samples(samples, resolve: str = "box") -> np.ndarray:
+    """The reference of (spp, ..., 3) samples of a pixel: their mean ("box"), or
+    ``karis_inverse`` of the mean of their ``karis`` ("karis"). What the renderer's
+    accumulation pass computes, in numpy."""
+    samples = np.asarray(samples, dtype=np.float64)
+    if resolve == "box":
+        return samples.mean(axis=0)
+    return karis_inverse(karis(samples).mean(axis=0))
+
+
+def conventions_block(scale: float, spp: int, near: float, far: float,
+                      reference_resolve: str = "box") -> dict:
     """The §4 conventions restated for store attrs and sequence.json."""
+    resolved = ("box filter (mean)" if reference_resolve == "box" else
+                "Karis resolve: mean of c / (1 + max(r,g,b)) over the pixel's samples, then m / (1 - max(m))")
     return {
         "array_layout": "(frame, y, x, channel); row 0 is the top; pixel centre (x+0.5, y+0.5)",
         "color": "linear scene-referred HDR RGB, Rec.709 primaries, not exposure-scaled",
@@ -292,10 +321,11 @@ def conventions_block(scale: float, spp: int, near: float, far: float) -> dict:
         "motion": f"{MOTION_SIGN}, {MOTION_UNITS}; prev_pixel = pixel + motion; unjittered",
         "depth": DEPTH_KIND,
         "matrices": "OpenGL, column vectors, unjittered; view = world-to-camera",
-        "reference": f"{spp} stratified samples per pixel, box filter, float32 accumulation",
+        "reference": f"{spp} stratified samples per pixel, {resolved}, float32 accumulation",
         "scale": scale,
         "spp": spp,
         "filter": "box",
+        "reference_resolve": reference_resolve,
         "near": near,
         "far": far,
     }
