@@ -111,7 +111,7 @@ def _conventions(config: BuildConfig, tasks: list[SequenceTask], recipes_by_name
         first = next(t for t in tasks if t.scene == name)
         cams.append(recipe.build(first.seed).camera)  # pure Python, no GL
     return cv.conventions_block(config.scale, config.spp, min(c.near for c in cams),
-                                max(c.far for c in cams))
+                                max(c.far for c in cams), config.reference_resolve)
 
 
 @contextlib.contextmanager
