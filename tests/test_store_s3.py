@@ -92,7 +92,7 @@ def test_no_such_bucket_is_one_clear_error(s3_env):
 # -- the CLI on s3:// stores ------------------------------------------------------------------------
 
 DATAGEN = [sys.executable, "-m", "datagen"]
-RACING = ("racing", "--sequences", "2", "--frames", "3", "--res", "64x36", "--spp", "8", "--workers", "2")
+RACING = ("racing", "--sequences", "2", "--frames", "2", "--res", "64x36", "--spp", "8", "--workers", "2")
 
 
 def datagen(*args: str, env: dict | None = None, timeout: float = 300) -> subprocess.CompletedProcess:
@@ -125,13 +125,11 @@ def test_build_validate_train_on_s3_equal_the_local_build(s3_env, tmp_path):
     assert proc.returncode == 0, proc.stderr
     records = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
     assert [r["step"] for r in records] == [1, 2] and all(np.isfinite(r["loss"]) for r in records)
-    proc = datagen("eval", run, url, "--split", "train", "--device", "cpu")
-    assert proc.returncode == 0, proc.stderr
     proc = datagen("preview", url, "--out", tmp_path / "p.png")
     assert proc.returncode == 0 and (tmp_path / "p.png").stat().st_size > 0, proc.stderr
     proc = datagen("export", url, "--format", "exr", "--sequence", 0, "--split", "train",
                    "--out", tmp_path / "exr", "--no-preview")
-    assert proc.returncode == 0 and len(list((tmp_path / "exr").rglob("*.exr"))) == 6, proc.stderr
+    assert proc.returncode == 0 and len(list((tmp_path / "exr").rglob("*.exr"))) == 4, proc.stderr
 
 
 def test_object_store_failures_are_one_line_exit_2(s3_env, tmp_path):

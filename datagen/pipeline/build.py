@@ -77,10 +77,16 @@ def _conventions(config: BuildConfig, tasks: list[SequenceTask], recipes_by_name
 
 @contextlib.contextmanager
 def _client(config: BuildConfig):
-    """A distributed.Client: to ``config.scheduler``, or to a new LocalCluster of
-    single-threaded worker processes."""
+    """A distributed.Client: to a new SLURM cluster (``config.cluster``), to
+    ``config.scheduler``, or to a new LocalCluster of single-threaded worker processes."""
     from distributed import Client, LocalCluster
 
+    if config.cluster.kind == "slurm":
+        from datagen.pipeline.cluster import slurm_client
+
+        with slurm_client(config.cluster) as client:
+            yield client
+        return
     if config.scheduler:
         try:
             client = Client(config.scheduler, timeout=f"{SCHEDULER_TIMEOUT_S}s")
@@ -160,10 +166,12 @@ def build(config: BuildConfig, out: str | os.PathLike, overwrite: bool = False,
     once the cluster is up.
     """
     from datagen import recipes
+    from datagen.pipeline.cluster import check_tools
     from datagen.store import location, open_store
     from datagen.store.writer import create_store
 
     config.check()
+    check_tools(config.cluster)
     recipes_by_name = {name: recipes.load(name) for name in config.scenes}  # unknown -> exit 2
     tasks = plan(config)
     out = location.parse(out)  # a path, file:// or s3:// URL that every worker reaches
