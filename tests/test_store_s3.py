@@ -158,3 +158,27 @@ def test_access_denied_is_one_line_exit_2():
         assert proc.returncode == 2 and "access denied" in one_error_line(proc, "info")
     finally:
         stop_moto(server)
+
+
+def test_window_dataset_streams_from_s3_with_several_loader_workers(s3_env, tmp_path):
+    torch = pytest.importorskip("torch")
+    from torch.utils.data import DataLoader
+
+    from datagen.train.data import WindowDataset
+
+    bucket = s3_env.make_bucket("training")
+    url = f"s3://{bucket}/train.zarr"
+    for where in (url, tmp_path / "local.zarr"):
+        make_store(where, frames=4, hr=(16, 10), splits={"train": 2})
+        for index in range(2):
+            frames = [random_frame(np.random.default_rng([index, t]), t, (16, 10), 2.0) for t in range(4)]
+            write_sequence(where, "train", index, iter(frames), META)
+    remote = WindowDataset(url, "train", window=2, crop_hr=(6, 8), augment=True, seed=4)
+    local = WindowDataset(tmp_path / "local.zarr", "train", window=2, crop_hr=(6, 8), augment=True, seed=4)
+    assert len(remote) == len(local) == 6
+    streamed = list(DataLoader(remote, batch_size=2, num_workers=2))
+    expected = list(DataLoader(local, batch_size=2, num_workers=0))
+    assert len(streamed) == len(expected) == 3
+    for a, b in zip(streamed, expected, strict=True):
+        for name in b:
+            assert torch.equal(a[name].nan_to_num(), b[name].nan_to_num()), name
