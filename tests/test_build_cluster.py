@@ -24,7 +24,7 @@ from datagen.errors import StoreError
 from datagen.pipeline import build, load_config, plan
 from datagen.pipeline.build import local_cluster_env
 from datagen.pipeline.plan import pipelines_dir
-from datagen.store import open_store
+from datagen.store import location, open_store
 from datagen.store.validate import validate
 
 DATAGEN = [sys.executable, "-m", "datagen"]
@@ -320,5 +320,8 @@ def test_kubernetes_manifest_matches_its_recipe():
     client = job["spec"]["template"]["spec"]["containers"][0]
     assert client["args"][:2] == ["datagen", "build"] and client["args"][3].endswith("kubernetes.toml")
     out = client["args"][client["args"].index("--out") + 1]
-    mounts = {m["mountPath"] for c in (worker, client) for m in c["volumeMounts"]}
-    assert len(mounts) == 1 and out.startswith(mounts.pop())  # one store path for client and workers
+    # the store is in S3, reached with the same credentials by the client and every worker:
+    # no shared (ReadWriteMany) volume
+    assert location.is_remote(location.parse(out))
+    assert "PersistentVolumeClaim" not in docs and not any("volumeMounts" in c for c in (worker, client))
+    assert worker["envFrom"] == client["envFrom"] == [{"secretRef": {"name": "datagen-s3"}}]
