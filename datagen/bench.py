@@ -2,8 +2,10 @@
 
 Figures so far: render_vs_bare (below), the store's write, window-read,
 crop-read and writer peak-memory figures (datagen.store.measure.bench_store),
-and the training figures (datagen.train.bench: model inference ms per HR frame,
-train step time and data-wait fraction).
+store reads from S3 against local disk (datagen.store.measure_s3: a moto server
+on 127.0.0.1, or DATAGEN_BENCH_S3), and the training figures (datagen.train.bench:
+model inference ms per HR frame, train step time and data-wait fraction, also
+with the store on S3).
 
 render_vs_bare: frames/s of ``Renderer.render`` (shadow, LR G-buffer, spp HR
 samples accumulated on the GPU, HR motion/depth, one read-back) against a bare

@@ -39,8 +39,10 @@ examples:
 
 figures (SPEC §8): render frames/s (LR + G-buffer + 16-spp HR, primitives, 1920x1080,
 scale 2) against a bare moderngl loop drawing the same passes in the same run; store
-write and window-read MB/s and crop samples/s against the bare codec; peak memory of
-a process writing one 1080p sequence. Results: docs/benchmarks.md.
+write and window-read MB/s and crop samples/s against the bare codec; the same reads
+from S3 against local disk (a moto server on 127.0.0.1 unless DATAGEN_BENCH_S3=s3://...);
+peak memory of a process writing one 1080p sequence; train step time and data wait
+(local and S3). Results: docs/benchmarks.md.
 """
 
 INFO_EXAMPLES = """\
