@@ -85,9 +85,11 @@ def complete_count(path) -> int:
 
 
 def start_build(recipe, out, env) -> subprocess.Popen:
+    """The client, run in the store's folder: the jobs write their slurm-JOBID.out logs
+    where they were submitted from."""
     return subprocess.Popen([*DATAGEN, "build", "--recipe", str(recipe), "--out", str(out)],
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                            env={**env, "LP_NUM_THREADS": "1"})
+                            env={**env, "LP_NUM_THREADS": "1"}, cwd=out.parent)
 
 
 def test_build_on_slurm_jobs_survives_a_scancel_and_equals_a_local_build(slurm, recipe, tmp_path):
