@@ -37,7 +37,8 @@ examples:
   datagen bench --quick
   datagen bench --out storage/bench.json
 
-figures (SPEC §8): render frames/s (LR + G-buffer + 16-spp HR, primitives, 1920x1080,
+prints one row per figure (value, reference, ratio, target); --out keeps the full JSON.
+figures: render frames/s (LR + G-buffer + 16-spp HR, primitives, 1920x1080,
 scale 2) against a bare moderngl loop drawing the same passes in the same run; store
 write and window-read MB/s and crop samples/s against the bare codec; the same reads
 from S3 against local disk (a moto server on 127.0.0.1 unless DATAGEN_BENCH_S3=s3://...);
@@ -142,7 +143,7 @@ examples:
   datagen validate storage/racing.zarr
   datagen validate storage/racing.zarr --split val --sequence 2
 
-checks (SPEC §6); each failure prints one line: CHECK: SPLIT sequence I frame T: what is wrong
+checks; each failure prints one line: CHECK: SPLIT sequence I frame T: what is wrong
 {checks}
 
 thresholds:
@@ -229,13 +230,16 @@ def cmd_render(args) -> int:
 
 def cmd_bench(args) -> int:
     from datagen.bench import run_bench
+    from datagen.bench_report import summary_table
 
     result = run_bench(quick=args.quick, progress=lambda msg: print(msg, file=sys.stderr))
     text = json.dumps(result, indent=2)
     if args.out:
         Path(args.out).parent.mkdir(parents=True, exist_ok=True)
         Path(args.out).write_text(text + "\n")
-    print(text)
+    print(text if args.json else summary_table(result))
+    if args.out and not args.json:
+        print(f"every figure in full: {args.out}")
     return 0
 
 
@@ -272,10 +276,11 @@ def cmd_build(args) -> int:
     def on_cluster(link: str) -> None:
         import importlib.util
 
-        # a LocalCluster's scheduler runs here: its dashboard needs bokeh in this environment
-        missing = not config.scheduler and importlib.util.find_spec("bokeh") is None
-        note = " (served once bokeh is installed: pip install bokeh)" if missing else ""
-        line = f"Dask dashboard: {link}{note}"
+        # a LocalCluster's scheduler runs here: its dashboard is served only with bokeh installed
+        if not config.scheduler and importlib.util.find_spec("bokeh") is None:
+            log.info("no Dask dashboard: pip install bokeh to serve one")
+            return
+        line = f"Dask dashboard: {link}"
         if bar is not None:  # above the bar, not inside it
             bar.write(line, file=sys.stderr)
         else:
@@ -293,6 +298,13 @@ def cmd_build(args) -> int:
               "crash?); complete sequences are kept, so fix the cause and run the same command "
               "again to resume", file=sys.stderr)
         return 1
+    except KeyboardInterrupt:  # main() says how to resume
+        from datagen.pipeline.build import close_interrupted_clusters
+
+        if bar is not None:
+            bar.close()
+        close_interrupted_clusters()
+        raise
     finally:
         if bar is not None:
             bar.close()
@@ -585,8 +597,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--scale", type=float, help="LR = HR / scale: 1.5, 1.7, 2, 3 or 4")
     p.add_argument("--spp", type=_int_at_least("--spp"), help="HR samples per pixel, 8-256")
     p.add_argument("--seed", type=_int_at_least("--seed", 0), help="master seed")
-    p.add_argument("--workers", type=_int_at_least("--workers", 0),
-                   help="local worker processes, one thread each (default: one per core)")
+    p.add_argument("--workers", type=_int_at_least("--workers", 1),
+                   help="local worker processes, one thread each (default: the recipe's, else one per core)")
     p.add_argument("--scheduler", metavar="ADDR",
                    help="existing Dask scheduler, e.g. tcp://HOST:8786 (default: a LocalCluster)")
     p.add_argument("--cluster", choices=("local", "slurm"),
@@ -600,10 +612,12 @@ def build_parser() -> argparse.ArgumentParser:
                    help="delete a store of another config at --out and start fresh")
     p.set_defaults(func=cmd_build)
 
-    p = sub.add_parser("bench", help="benchmarks of SPEC §8", epilog=BENCH_EXAMPLES,
-                       formatter_class=fmt, description="Measure the §8 figures as ratios in one run.")
+    p = sub.add_parser("bench", help="speed and memory figures, as ratios measured in one run",
+                       epilog=BENCH_EXAMPLES, formatter_class=fmt,
+                       description="Measure the speed and memory figures as ratios in one run.")
     p.add_argument("--quick", action="store_true", help="smaller sizes, for a smoke run")
-    p.add_argument("--out", metavar="FILE.json", help="also write the JSON here")
+    p.add_argument("--out", metavar="FILE.json", help="write every figure in full (JSON) here")
+    p.add_argument("--json", action="store_true", help="print the JSON instead of the summary table")
     p.set_defaults(func=cmd_bench)
 
     p = sub.add_parser("info", help="summary of a store: splits, scenes, shapes, bytes",
@@ -614,7 +628,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true", help="print the summary as JSON")
     p.set_defaults(func=cmd_info)
 
-    p = sub.add_parser("validate", help="schema and numeric checks of a store (SPEC §6)",
+    p = sub.add_parser("validate", help="schema and numeric checks of a store",
                        epilog=validate_epilog, formatter_class=fmt,
                        description="Check a store: schema, dtypes, NaN/inf, complete flags, jitter, and "
                                    "motion vectors against colour, depth, cameras and each other. "
@@ -633,7 +647,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="shrink tiles (every k-th pixel) so the picture is at most this wide (default 3840)")
     p.set_defaults(func=cmd_preview)
 
-    p = sub.add_parser("export", help="stored sequences to OpenEXR folders (SPEC §3 layout)",
+    p = sub.add_parser("export", help="stored sequences to OpenEXR folders (the datagen render layout)",
                        epilog=EXPORT_EXAMPLES, formatter_class=fmt,
                        description="Write complete sequences of a store as per-frame OpenEXR files with "
                                    "the per-sequence metadata as JSON, the layout `datagen render` writes.")
@@ -713,7 +727,9 @@ def main(argv: list[str] | None = None) -> int:
         print(f"datagen {args.command}: error: {exc}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
-        print("datagen: interrupted", file=sys.stderr)
+        hint = ("; complete sequences are kept: run the same command again to resume"
+                if args.command == "build" else "")
+        print(f"datagen {args.command}: interrupted{hint}", file=sys.stderr)
         return 130
     except BrokenPipeError:  # the reader went away (`datagen validate STORE | head`): stop quietly
         import os

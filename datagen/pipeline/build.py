@@ -46,6 +46,20 @@ def quiet_dask_logs() -> None:
             logging.getLogger(name).setLevel(logging.WARNING)
 
 
+def close_interrupted_clusters() -> None:
+    """After Ctrl-C: close any LocalCluster still open, quietly. Interrupted while its
+    workers start, Dask's own exit hook fails on them with an AssertionError traceback
+    ("Status.init"); this closes them first and takes that hook out."""
+    import atexit
+
+    from distributed.deploy import spec
+
+    atexit.unregister(spec.close_clusters)
+    for cluster in list(spec.SpecCluster._instances):
+        with contextlib.suppress(Exception):
+            cluster.close(timeout=10)
+
+
 def local_cluster_env(workers: int) -> dict[str, str]:
     """Environment of LocalCluster worker processes: llvmpipe threads shared out so
     that ``workers`` single-threaded processes do not oversubscribe the cores (NOTES:
@@ -105,6 +119,11 @@ def _client(config: BuildConfig):
                            env=local_cluster_env(workers))
     with cluster, Client(cluster) as client:
         yield client
+        # workers leave before the scheduler closes: closed together, a worker's heartbeat
+        # could meet the closed scheduler and print a CommClosedError traceback after a
+        # successful build (1 build in 12 here)
+        with contextlib.suppress(Exception):
+            client.retire_workers(close_workers=True)
 
 
 def _datagen_version() -> str:
@@ -154,6 +173,17 @@ def render_unless_complete(store_path: str, task: SequenceTask, build_config: di
     return render_sequence_task(store_path, task, build_config)
 
 
+def _warn_empty_splits(tasks: list[SequenceTask]) -> None:
+    """Say when val or test gets no sequence: eval and validation need them."""
+    sizes = split_sizes(tasks)
+    empty = [split for split in ("val", "test") if sizes.get(split, 0) == 0]
+    if empty:
+        log.warning("the %s split%s no sequence (%s of %d): `datagen eval --split %s` will have "
+                    "nothing to read; build more sequences or change [splits] in the recipe",
+                    " and ".join(empty), "s get" if len(empty) > 1 else " gets",
+                    ", ".join(f"{k} {v}" for k, v in sizes.items()), len(tasks), empty[-1])
+
+
 def build(config: BuildConfig, out: str | os.PathLike, overwrite: bool = False,
           progress: Callable[[int, int, float], None] | None = None,
           on_cluster: Callable[[str], None] | None = None) -> dict:
@@ -174,6 +204,7 @@ def build(config: BuildConfig, out: str | os.PathLike, overwrite: bool = False,
     check_tools(config.cluster)
     recipes_by_name = {name: recipes.load(name) for name in config.scenes}  # unknown -> exit 2
     tasks = plan(config)
+    _warn_empty_splits(tasks)
     out = location.parse(out)  # a path, file:// or s3:// URL that every worker reaches
     with contextlib.ExitStack() as stack:
         # an existing cluster is reached before the store is touched, so a wrong address
