@@ -93,6 +93,8 @@ def test_no_such_bucket_is_one_clear_error(s3_env):
 
 DATAGEN = [sys.executable, "-m", "datagen"]
 RACING = ("racing", "--sequences", "2", "--frames", "2", "--res", "64x36", "--spp", "8", "--workers", "2")
+PLANNED = ("racing", "--sequences", "10", "--frames", "2", "--res", "64x36", "--spp", "8")
+"""a build that fills every split: its errors come before any rendering."""
 
 
 def datagen(*args: str, env: dict | None = None, timeout: float = 300) -> subprocess.CompletedProcess:
@@ -136,14 +138,14 @@ def test_object_store_failures_are_one_line_exit_2(s3_env, tmp_path):
     bucket = s3_env.make_bucket("errors")
     line = one_error_line(datagen("info", "s3://no-such-bucket/x.zarr"), "info")
     assert "no such bucket s3://no-such-bucket" in line
-    proc = datagen("build", *RACING, "--out", "s3://no-such-bucket/x.zarr")
+    proc = datagen("build", *PLANNED, "--out", "s3://no-such-bucket/x.zarr")
     assert proc.returncode == 2 and "no such bucket" in one_error_line(proc, "build")
     # nothing listens on this port
     proc = datagen("validate", f"s3://{bucket}/x.zarr", env={"AWS_ENDPOINT_URL": f"http://127.0.0.1:{free_port()}"})
     assert proc.returncode == 2 and "cannot reach the object store" in one_error_line(proc, "validate")
     # a prefix holding a store of another config
     make_store(f"s3://{bucket}/p.zarr")
-    proc = datagen("build", *RACING, "--out", f"s3://{bucket}/p.zarr")
+    proc = datagen("build", *PLANNED, "--out", f"s3://{bucket}/p.zarr")
     assert proc.returncode == 2 and "a store built with a different config" in one_error_line(proc, "build")
 
 
@@ -180,3 +182,12 @@ def test_window_dataset_streams_from_s3_with_several_loader_workers(s3_env, tmp_
     for a, b in zip(streamed, expected, strict=True):
         for name in b:
             assert torch.equal(a[name].nan_to_num(), b[name].nan_to_num()), name
+
+
+def test_failures_are_named_by_what_went_wrong():
+    path = location.parse("s3://bucket/x.zarr")
+    assert "cannot reach" in location.explain(path, OSError("Could not connect to http://127.0.0.1:40312/"))
+    assert "access denied" in location.explain(path, PermissionError("Forbidden"))
+    assert "access denied" in location.explain(path, OSError("An error occurred (403) calling HeadBucket"))
+    assert "no such bucket s3://bucket" in location.explain(path, FileNotFoundError("NoSuchBucket"))
+    assert location.explain(path, ValueError("something else")) is None

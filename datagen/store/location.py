@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import functools
 import os
+import re
 import urllib.parse
 from dataclasses import dataclass
 from pathlib import Path
@@ -244,17 +245,19 @@ def explain(path: StorePath, exc: BaseException) -> str | None:
     if "nosuchbucket" in low or "bucket does not exist" in low or "specified bucket" in low:
         return (f"no such bucket {bucket}; create it (`aws s3 mb {bucket}`) or fix the URL, and check "
                 "AWS_ENDPOINT_URL if you use an S3-compatible server")
-    if any(word in low for word in ("accessdenied", "access denied", "forbidden", "invalidaccesskeyid",
-                                    "signaturedoesnotmatch", "403", "permissionerror",
-                                    "unable to locate credentials", "nocredentials")):
-        return (f"access denied to {bucket}; check the credentials (AWS_ACCESS_KEY_ID and "
-                "AWS_SECRET_ACCESS_KEY, or AWS_PROFILE) and that they may read and write the bucket")
+    # connection failures first: their text holds a URL whose port may contain "403"
     if any(word in low for word in ("could not connect", "connect timeout", "endpointconnectionerror",
                                     "connection refused", "cannot connect", "name or service not known",
                                     "connecttimeout", "failed to connect", "timed out", "unavailable")):
         endpoint = s3_settings().endpoint_url or "AWS S3"
         return (f"cannot reach the object store at {endpoint}; check AWS_ENDPOINT_URL (or the profile's "
                 "endpoint_url) and the network, then run again")
+    if any(word in low for word in ("accessdenied", "access denied", "forbidden", "invalidaccesskeyid",
+                                    "signaturedoesnotmatch", "permissionerror",
+                                    "unable to locate credentials", "nocredentials")) \
+            or re.search(r"\b403\b", low):
+        return (f"access denied to {bucket}; check the credentials (AWS_ACCESS_KEY_ID and "
+                "AWS_SECRET_ACCESS_KEY, or AWS_PROFILE) and that they may read and write the bucket")
     return None
 
 
