@@ -72,11 +72,16 @@ EXPORT_EXAMPLES = """\
 examples:
   datagen export storage/racing.zarr --format exr --out exported/
   datagen export storage/racing.zarr --format exr --split val --sequence 2 --out exported/ --no-preview
+  datagen export storage/racing.zarr --format nss --out nss/      # Arm NSS layout, one root per split
 
 writes OUT/SPLIT/NNNN/lr/NNNN.exr (R,G,B, Z, backward.u/v, N.X/Y/Z, albedo.R/G/B,
 roughness, metallic, objectId), OUT/SPLIT/NNNN/hr/NNNN.exr (R,G,B, Z, backward.u/v),
 OUT/SPLIT/NNNN/sequence.json (per-frame cameras, conventions, resolved config and the
 sequence's metadata) and OUT/SPLIT/NNNN/preview/NNNN.png, for complete sequences only.
+
+--format nss writes Arm's Neural Super Sampling dataset layout (spec 1.0.1), one root
+per split: OUT/SPLIT/NNNN.json, OUT/SPLIT/ground_truth/NNNN/FFFF.exr, motion_gt/...,
+x2/color/..., x2/depth/..., x2/motion/... (docs/conventions.md lists the mapping).
 """
 
 BUILD_EXAMPLES = """\
@@ -192,7 +197,8 @@ def render_config(args) -> object:
     from datagen.render import RenderConfig
 
     w, h = parse_res(args.res)
-    config = RenderConfig(hr_width=w, hr_height=h, scale=args.scale, spp=args.spp)
+    config = RenderConfig(hr_width=w, hr_height=h, scale=args.scale, spp=args.spp,
+                          reference_resolve=args.reference_resolve)
     config.check()
     return config
 
@@ -210,7 +216,8 @@ def cmd_render(args) -> int:
     scene = recipe.build(args.seed)
     cam = scene.camera
     meta = {
-        "conventions": cv.conventions_block(config.scale, config.spp, cam.near, cam.far),
+        "conventions": cv.conventions_block(config.scale, config.spp, cam.near, cam.far,
+                                            config.reference_resolve),
         "config": {
             "scene": recipe.name, "recipe": dataclasses.asdict(recipe), "seed": args.seed,
             "frames": args.frames, "render": dataclasses.asdict(config),
@@ -251,7 +258,8 @@ def cmd_build(args) -> int:
 
     overrides = {"scenes": args.scenes or None, "sequences": args.sequences, "frames": args.frames,
                  "res": args.res, "scale": args.scale, "spp": args.spp, "seed": args.seed,
-                 "workers": args.workers, "scheduler": args.scheduler}
+                 "workers": args.workers, "scheduler": args.scheduler,
+                 "reference_resolve": args.reference_resolve}
     if args.res is not None:
         parse_res(args.res)
     config = load_config(args.recipe, **overrides)
@@ -457,6 +465,7 @@ def cmd_preview(args) -> int:
 
 def cmd_export(args) -> int:
     from datagen.store.export import FORMATS, export_exr
+    from datagen.store.nss import ARM_READER_RATIOS, export_nss, ratio_name
 
     if args.format not in FORMATS:
         raise ConfigError(f"unknown --format {args.format!r}; valid: {', '.join(FORMATS)}")
@@ -464,10 +473,19 @@ def cmd_export(args) -> int:
     sequences = select_sequences(store, args.split, args.sequence)
     # one sequence asked for by index is exported or refused; of many, the complete ones
     done = sequences if args.sequence is not None else [info for info in sequences if info.complete]
+    if not done:
+        where = f"split {args.split!r}" if args.split else "any split"
+        raise StoreError(f"{store.path}: {where} has no complete sequence to export; run the build to "
+                         "finish it (or pass another --split)")
     with _bar(len(done) * store.frames, "frame", "export") as bar:
-        export_exr(store, done, args.out, previews=not args.no_preview, progress=bar.update)
+        if args.format == "nss":
+            export_nss(store, done, args.out, progress=bar.update)
+        else:
+            export_exr(store, done, args.out, previews=not args.no_preview, progress=bar.update)
     skipped = len(sequences) - len(done)
     note = f"; skipped {skipped} sequence(s) that are not complete" if skipped else ""
+    if args.format == "nss" and ratio_name(store.scale) not in ARM_READER_RATIOS:
+        note += f"; note: Arm's NSS reader handles x2 only, this store is x{ratio_name(store.scale)}"
     print(f"exported {len(done)} sequence(s), {len(done) * store.frames} frames, to {args.out}{note}")
     return 0
 
@@ -577,6 +595,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--scale", type=float, default=2.0, help="LR = HR / scale: 1.5, 1.7, 2, 3 or 4")
     p.add_argument("--spp", type=int, default=16, help="HR samples per pixel, 8-256 (default 16)")
     p.add_argument("--seed", type=int, default=0, help="scene seed (default 0)")
+    p.add_argument("--reference-resolve", choices=("box", "karis"), default="box",
+                   help="HR samples to a pixel: their mean (box, default) or Karis's tonemapped mean (karis)")
     p.add_argument("--out", required=True, metavar="DIR", help="output folder")
     p.set_defaults(func=cmd_render)
 
@@ -597,6 +617,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--scale", type=float, help="LR = HR / scale: 1.5, 1.7, 2, 3 or 4")
     p.add_argument("--spp", type=_int_at_least("--spp"), help="HR samples per pixel, 8-256")
     p.add_argument("--seed", type=_int_at_least("--seed", 0), help="master seed")
+    p.add_argument("--reference-resolve", choices=("box", "karis"),
+                   help="HR samples to a pixel: box (mean) or karis (Karis's tonemapped mean)")
     p.add_argument("--workers", type=_int_at_least("--workers", 1),
                    help="local worker processes, one thread each (default: the recipe's, else one per core)")
     p.add_argument("--scheduler", metavar="ADDR",
@@ -647,15 +669,17 @@ def build_parser() -> argparse.ArgumentParser:
                    help="shrink tiles (every k-th pixel) so the picture is at most this wide (default 3840)")
     p.set_defaults(func=cmd_preview)
 
-    p = sub.add_parser("export", help="stored sequences to OpenEXR folders (the datagen render layout)",
+    p = sub.add_parser("export", help="stored sequences to OpenEXR folders (the datagen render layout) "
+                                      "or Arm's NSS dataset layout",
                        epilog=EXPORT_EXAMPLES, formatter_class=fmt,
                        description="Write complete sequences of a store as per-frame OpenEXR files with "
-                                   "the per-sequence metadata as JSON, the layout `datagen render` writes.")
+                                   "the per-sequence metadata as JSON, the layout `datagen render` writes "
+                                   "(--format exr) or Arm's Neural Super Sampling layout (--format nss).")
     _selection_args(p, "every split")
-    p.add_argument("--format", required=True, help="output format: exr (the only one so far)")
+    p.add_argument("--format", required=True, help="output format: exr or nss")
     p.add_argument("--out", required=True, metavar="DIR",
-                   help="output folder; sequences go to DIR/SPLIT/NNNN")
-    p.add_argument("--no-preview", action="store_true", help="skip the PNG previews")
+                   help="output folder; sequences go to DIR/SPLIT/NNNN (exr) or the NSS root DIR/SPLIT (nss)")
+    p.add_argument("--no-preview", action="store_true", help="skip the PNG previews (exr)")
     p.set_defaults(func=cmd_export)
 
     p = sub.add_parser("train", help="fit the temporal CNN on a store (CUDA when present)",

@@ -10,6 +10,8 @@ import sys
 import time
 from pathlib import Path
 
+import zarr
+
 TINY = ["primitives", "--frames", "2", "--res", "16x8", "--scale", "2", "--spp", "8", "--workers", "1"]
 
 
@@ -29,18 +31,25 @@ def test_a_build_with_empty_val_and_test_splits_says_so(tmp_path: Path):
     assert "train 1, val 0, test 0 of 1" in warning[0]
 
 
+def complete_count(out: Path) -> int:
+    try:
+        return int(zarr.open_group(out, mode="r")["train"]["complete"][:].sum())
+    except Exception:  # not made yet, or a metadata file mid-write
+        return 0
+
+
 def test_ctrl_c_says_how_to_resume(tmp_path: Path):
     out = tmp_path / "s.zarr"
-    proc = subprocess.Popen(datagen("build", *TINY, "--sequences", "6", "--frames", "6", "--out", str(out)),
+    proc = subprocess.Popen(datagen("build", *TINY, "--sequences", "8", "--frames", "60", "--out", str(out)),
                             stderr=subprocess.PIPE, stdout=subprocess.DEVNULL, text=True, env=ENV,
                             start_new_session=True)
-    deadline = time.monotonic() + 120
-    while not (out / "zarr.json").exists() and time.monotonic() < deadline:  # store first, then cluster
-        time.sleep(0.2)
-    time.sleep(1.0)
+    deadline = time.monotonic() + 240
+    while complete_count(out) == 0 and proc.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.2)  # until the cluster is up and one sequence is in
     os.killpg(proc.pid, signal.SIGINT)  # as Ctrl-C does: the client and its worker processes
     _, stderr = proc.communicate(timeout=120)
     assert proc.returncode == 130, stderr
     assert ("datagen build: interrupted; complete sequences are kept: "
             "run the same command again to resume") in stderr.splitlines(), stderr
-    assert "Traceback" not in stderr and "Error" not in stderr, stderr
+    assert "Traceback" not in stderr, stderr  # a worker may warn that its task was cancelled
+    assert 1 <= complete_count(out) < 8  # what was done is kept; the rest is for the resume

@@ -19,6 +19,8 @@ import contextlib
 import dataclasses
 import logging
 import os
+import signal
+import threading
 import time
 from collections.abc import Callable
 
@@ -86,7 +88,7 @@ def _conventions(config: BuildConfig, tasks: list[SequenceTask], recipes_by_name
         first = next(t for t in tasks if t.scene == name)
         cams.append(recipe.build(first.seed).camera)  # pure Python, no GL
     return cv.conventions_block(config.scale, config.spp, min(c.near for c in cams),
-                                max(c.far for c in cams))
+                                max(c.far for c in cams), config.reference_resolve)
 
 
 @contextlib.contextmanager
@@ -114,9 +116,10 @@ def _client(config: BuildConfig):
             yield client
         return
     workers = config.workers or os.cpu_count() or 1
-    cluster = LocalCluster(n_workers=workers, threads_per_worker=1, processes=True,
-                           dashboard_address=":0", silence_logs=logging.WARNING,
-                           env=local_cluster_env(workers))
+    with _workers_ignore_ctrl_c():
+        cluster = LocalCluster(n_workers=workers, threads_per_worker=1, processes=True,
+                               dashboard_address=":0", silence_logs=logging.WARNING,
+                               env=local_cluster_env(workers))
     with cluster, Client(cluster) as client:
         yield client
         # workers leave before the scheduler closes: closed together, a worker's heartbeat
@@ -124,6 +127,23 @@ def _client(config: BuildConfig):
         # successful build (1 build in 12 here)
         with contextlib.suppress(Exception):
             client.retire_workers(close_workers=True)
+
+
+@contextlib.contextmanager
+def _workers_ignore_ctrl_c():
+    """Worker processes started inside inherit "ignore SIGINT" (kept across exec, and
+    Python then installs no KeyboardInterrupt handler): Ctrl-C in a terminal signals
+    the whole process group, and a worker still importing would print a traceback.
+    The client handles Ctrl-C and closes the workers. Ignored here only while the
+    workers start, and only where a handler can be set (the main thread)."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous)
 
 
 def _datagen_version() -> str:
