@@ -41,8 +41,10 @@ examples:
 prints one row per figure (value, reference, ratio, target); --out keeps the full JSON.
 figures: render frames/s (LR + G-buffer + 16-spp HR, primitives, 1920x1080,
 scale 2) against a bare moderngl loop drawing the same passes in the same run; store
-write and window-read MB/s and crop samples/s against the bare codec; peak memory of
-a process writing one 1080p sequence. Results: docs/benchmarks.md.
+write and window-read MB/s and crop samples/s against the bare codec; the same reads
+from S3 against local disk (a moto server on 127.0.0.1 unless DATAGEN_BENCH_S3=s3://...);
+peak memory of a process writing one 1080p sequence; train step time and data wait
+(local and S3). Results: docs/benchmarks.md.
 """
 
 INFO_EXAMPLES = """\
@@ -90,13 +92,14 @@ examples:
   datagen build primitives --sequences 2 --frames 2 --res 32x18 --spp 8 --out /tmp/tiny.zarr
   datagen build --recipe pipelines/dataset.toml --seed 7 --out storage/seed7.zarr
   datagen build racing --scheduler tcp://10.0.0.5:8786  # an existing cluster (`dask scheduler`)
-  datagen build --recipe pipelines/slurm.toml --scheduler tcp://HOST:8786 --out /shared/slurm.zarr
+  datagen build --recipe pipelines/slurm.toml --cluster slurm --jobs 64 --out /shared/slurm.zarr
+  datagen build racing --out s3://bucket/racing.zarr    # AWS credentials (AWS_ENDPOINT_URL: S3-compatible)
 
 flags override the recipe (default pipelines/dataset.toml). Re-running the same
 command skips complete sequences (resume); another config on an existing store is
 refused unless --overwrite. Ends with the `datagen info` summary. --out is a path
-(or file:// URL) that every worker sees; SLURM, Kubernetes and what workers need:
-docs/cluster.md.
+(or file:// URL) that every worker sees, or s3://BUCKET/PREFIX; SLURM, Kubernetes and
+what workers need: docs/cluster.md.
 """
 
 TRAIN_EXAMPLES = """\
@@ -130,6 +133,8 @@ writes DIR/model.onnx, DIR/model.pt2 (torch.export) and DIR/export.json: one rec
 step (inputs color_lr, depth_lr, motion_lr, jitter, exposure, prev_out, prev_depth,
 history; outputs out, depth), batch 1, fixed size. docs/training.md shows how to run them.
 """
+
+STORE_HELP = "a store made by `datagen build`: a path, a file:// URL or s3://BUCKET/PREFIX"
 
 VALIDATE_FAILED = 3
 """exit status of ``datagen validate`` when a check fails."""
@@ -259,6 +264,7 @@ def cmd_build(args) -> int:
     if args.res is not None:
         parse_res(args.res)
     config = load_config(args.recipe, **overrides)
+    config = with_cluster_flags(config, args)
     for name in config.scenes:  # every scene checked before a cluster starts
         recipes.load(name)
     if not args.verbose:
@@ -316,6 +322,19 @@ def cmd_build(args) -> int:
           f"frames) in {result['seconds']:.1f} s{rate}; skipped {result['skipped']} already complete\n")
     print(format_summary(_open(result["store"]).summary()))
     return 0
+
+
+def with_cluster_flags(config, args):
+    """``config`` with --cluster/--jobs/--partition/--account/--walltime laid over its
+    ``[cluster]`` table."""
+    flags = {"kind": args.cluster, "jobs": args.jobs, "partition": args.partition,
+             "account": args.account, "walltime": args.walltime}
+    flags = {k: v for k, v in flags.items() if v is not None}
+    if not flags:
+        return config
+    config = dataclasses.replace(config, cluster=dataclasses.replace(config.cluster, **flags))
+    config.check()
+    return config
 
 
 # -- store commands ---------------------------------------------------------------------------------
@@ -548,7 +567,7 @@ def cmd_export_model(args) -> int:
 
 
 def _selection_args(p: argparse.ArgumentParser, default: str) -> None:
-    p.add_argument("store", metavar="STORE", help="path of a store made by `datagen build`")
+    p.add_argument("store", metavar="STORE", help=STORE_HELP)
     p.add_argument("--split", metavar="S", help=f"train, val or test (default: {default})")
     p.add_argument("--sequence", metavar="I", type=_int_at_least("--sequence", 0),
                    help="sequence index within --split (without --split: within the first split that "
@@ -606,6 +625,13 @@ def build_parser() -> argparse.ArgumentParser:
                    help="local worker processes, one thread each (default: the recipe's, else one per core)")
     p.add_argument("--scheduler", metavar="ADDR",
                    help="existing Dask scheduler, e.g. tcp://HOST:8786 (default: a LocalCluster)")
+    p.add_argument("--cluster", choices=("local", "slurm"),
+                   help="slurm: start SLURM jobs as Dask workers (dask-jobqueue) for this build and "
+                        "cancel them at the end; default: the recipe's [cluster] table, else local")
+    p.add_argument("--jobs", type=_int_at_least("--jobs"), help="SLURM jobs to run (cluster.jobs)")
+    p.add_argument("--partition", help="SLURM partition (cluster.partition)")
+    p.add_argument("--account", help="SLURM account (cluster.account)")
+    p.add_argument("--walltime", metavar="HH:MM:SS", help="SLURM time limit per job (cluster.walltime)")
     p.add_argument("--overwrite", action="store_true",
                    help="delete a store of another config at --out and start fresh")
     p.set_defaults(func=cmd_build)
@@ -622,7 +648,7 @@ def build_parser() -> argparse.ArgumentParser:
                        epilog=INFO_EXAMPLES, formatter_class=fmt,
                        description="Summarise a Zarr store: splits, scenes, sequences, frames, shapes, "
                                    "bytes on disk and compression ratio.")
-    p.add_argument("store", metavar="STORE", help="path of a store made by `datagen build`")
+    p.add_argument("store", metavar="STORE", help=STORE_HELP)
     p.add_argument("--json", action="store_true", help="print the summary as JSON")
     p.set_defaults(func=cmd_info)
 
@@ -662,7 +688,7 @@ def build_parser() -> argparse.ArgumentParser:
                        epilog=TRAIN_EXAMPLES, formatter_class=fmt,
                        description="Train the recurrent temporal supersampling CNN on windows of a "
                                    "store's train split; checkpoints and metrics go to --out.")
-    p.add_argument("store", metavar="STORE", help="path of a store made by `datagen build`")
+    p.add_argument("store", metavar="STORE", help=STORE_HELP)
     p.add_argument("--out", default="runs/latest", metavar="RUN_DIR", help="run folder (default runs/latest)")
     p.add_argument("--steps", type=_int_at_least("--steps"), default=2000,
                    help="total optimiser steps (default 2000)")
@@ -701,7 +727,7 @@ def build_parser() -> argparse.ArgumentParser:
                        description="Evaluate a trained model and the classical baselines on whole "
                                    "sequences of a split; writes RUN_DIR/eval_SPLIT.json.")
     p.add_argument("run", metavar="RUN_DIR_OR_CKPT", help="run folder (uses ckpt/last.pt) or a .pt file")
-    p.add_argument("store", metavar="STORE", help="path of a store made by `datagen build`")
+    p.add_argument("store", metavar="STORE", help=STORE_HELP)
     p.add_argument("--split", default="test", help="split to evaluate (default test)")
     p.add_argument("--device", choices=("auto", "cuda", "cpu"), default="auto", help="default auto")
     p.set_defaults(func=cmd_eval)

@@ -22,9 +22,7 @@ import os
 import signal
 import threading
 import time
-import urllib.parse
 from collections.abc import Callable
-from pathlib import Path
 
 from datagen import conventions as cv
 from datagen.errors import ConfigError
@@ -38,27 +36,6 @@ SCHEDULER_TIMEOUT_S = 3
 TASK_RETRIES = 2
 """how often a sequence task that raised is tried again (worker deaths are counted
 apart, by Dask's ``distributed.scheduler.allowed-failures``)."""
-
-
-def local_store_path(out: str | os.PathLike) -> Path:
-    """``out`` as a path on this machine: a plain path or a ``file://`` URL.
-
-    Every worker writes its sequences straight into the store, so the path must
-    name the same folder on the client and on every worker (local disk for a
-    LocalCluster; a shared file system such as NFS or Lustre for a cluster).
-    Object-store URLs (s3://, gs://, ...) are refused: the store is created by an
-    atomic rename, which object stores do not have (docs/cluster.md).
-    """
-    text = os.fspath(out)
-    if "://" not in text:
-        return Path(text)
-    url = urllib.parse.urlparse(text)
-    if url.scheme == "file" and url.netloc in ("", "localhost"):
-        return Path(urllib.parse.unquote(url.path))
-    raise ConfigError(
-        f"--out {text}: only local or shared file-system paths (or file:// URLs) are supported, not "
-        f"{url.scheme}://; build to a disk every worker mounts and copy the store afterwards "
-        "(e.g. `aws s3 sync`); see docs/cluster.md")
 
 
 def quiet_dask_logs() -> None:
@@ -116,10 +93,16 @@ def _conventions(config: BuildConfig, tasks: list[SequenceTask], recipes_by_name
 
 @contextlib.contextmanager
 def _client(config: BuildConfig):
-    """A distributed.Client: to ``config.scheduler``, or to a new LocalCluster of
-    single-threaded worker processes."""
+    """A distributed.Client: to a new SLURM cluster (``config.cluster``), to
+    ``config.scheduler``, or to a new LocalCluster of single-threaded worker processes."""
     from distributed import Client, LocalCluster
 
+    if config.cluster.kind == "slurm":
+        from datagen.pipeline.cluster import slurm_client
+
+        with slurm_client(config.cluster) as client:
+            yield client
+        return
     if config.scheduler:
         try:
             client = Client(config.scheduler, timeout=f"{SCHEDULER_TIMEOUT_S}s")
@@ -201,8 +184,10 @@ def render_unless_complete(store_path: str, task: SequenceTask, build_config: di
     import zarr
 
     from datagen.pipeline.worker import render_sequence_task
+    from datagen.store import location
 
-    if zarr.open_group(store_path, mode="r")[task.split]["complete"][task.index]:
+    root = zarr.open_group(location.zarr_store(location.parse(store_path), read_only=True), mode="r")
+    if root[task.split]["complete"][task.index]:
         return {"split": task.split, "index": task.index, "scene": task.scene,
                 "frames": build_config["frames"], "seconds": 0.0}
     return render_sequence_task(store_path, task, build_config)
@@ -231,14 +216,16 @@ def build(config: BuildConfig, out: str | os.PathLike, overwrite: bool = False,
     once the cluster is up.
     """
     from datagen import recipes
-    from datagen.store import open_store
+    from datagen.pipeline.cluster import check_tools
+    from datagen.store import location, open_store
     from datagen.store.writer import create_store
 
     config.check()
+    check_tools(config.cluster)
     recipes_by_name = {name: recipes.load(name) for name in config.scenes}  # unknown -> exit 2
     tasks = plan(config)
     _warn_empty_splits(tasks)
-    out = local_store_path(out)
+    out = location.parse(out)  # a path, file:// or s3:// URL that every worker reaches
     with contextlib.ExitStack() as stack:
         # an existing cluster is reached before the store is touched, so a wrong address
         # leaves nothing behind; a LocalCluster starts only if there is work for it

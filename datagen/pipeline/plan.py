@@ -20,6 +20,7 @@ import numpy as np
 from datagen.errors import ConfigError
 from datagen.pipeline import vary as vary_mod
 from datagen.pipeline.augment import Augmentation, AugmentConfig, augment_from_dict, draw
+from datagen.pipeline.cluster import ClusterConfig, cluster_from_dict
 from datagen.store.schema import SPLITS
 
 
@@ -76,6 +77,8 @@ class BuildConfig:
     """worker processes of the local cluster (one thread each); 0 = one per CPU core."""
     scheduler: str = ""
     """address of an existing Dask scheduler (tcp://HOST:PORT); "" starts a LocalCluster."""
+    cluster: ClusterConfig = field(default_factory=ClusterConfig)
+    """the ``[cluster]`` table: start a SLURM cluster for the build (datagen/pipeline/cluster.py)."""
     augment: AugmentConfig = field(default_factory=AugmentConfig)
     """the ``[augment]`` table: flips, rotations, exposure, colour, stride, crop (drawn per
     sequence in ``plan``; see datagen/pipeline/augment.py)."""
@@ -139,6 +142,10 @@ class BuildConfig:
                               f"{list(self.scenes)}")
         if self.scheduler and "://" not in self.scheduler:
             raise ConfigError(f"scheduler {self.scheduler!r} is not an address like tcp://HOST:8786")
+        self.cluster.check()
+        if self.scheduler and self.cluster.kind != "local":
+            raise ConfigError(f"scheduler and cluster.kind = {self.cluster.kind!r} both say where to run; "
+                              "give one of them")
         self.augment.check(self.render_size, self.scale)
         vary_mod.check_vary(self.vary, "vary")
         for scene in self.scenes:
@@ -148,7 +155,7 @@ class BuildConfig:
     def recorded(self) -> dict:
         """The config as stored in the store's attrs: what the data depends on."""
         d = dataclasses.asdict(self)
-        for key in ("workers", "scheduler"):
+        for key in ("workers", "scheduler", "cluster"):
             d.pop(key)
         d["scenes"] = list(self.scenes)
         return d
@@ -170,6 +177,8 @@ def config_from_dict(data: dict, where: str = "recipe") -> BuildConfig:
         values["augment"] = augment_from_dict(values["augment"], where)
     if "vary" in values:
         values["vary"] = vary_mod.check_vary(values["vary"], where)
+    if "cluster" in values:
+        values["cluster"] = cluster_from_dict(values["cluster"], where)
     if "splits" in values:
         table = values["splits"]
         if not isinstance(table, dict):

@@ -22,7 +22,6 @@ import json
 import os
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
-from pathlib import Path
 
 import numpy as np
 import zarr
@@ -30,7 +29,7 @@ import zarr
 from datagen import conventions as cv
 from datagen.errors import StoreError
 from datagen.frame import Frame
-from datagen.store import schema
+from datagen.store import location, schema
 from datagen.store.schema import ARRAYS, PER_FRAME, STEP_NAMES
 from datagen.store.writer import io_errors, open_split, ts_open
 
@@ -65,7 +64,8 @@ class Store:
     def __init__(self, path: str | os.PathLike, engine: str = "zarr"):
         if engine not in ENGINES:
             raise StoreError(f"unknown read engine {engine!r}; valid: {', '.join(ENGINES)}")
-        self.path = Path(path)
+        self.path = location.parse(path)
+        """a pathlib.Path, or a location.ObjectPath for an s3:// store."""
         self.engine = engine
         self._ts: dict[tuple[str, str], object] = {}
         self._groups: dict[str, zarr.Group] = {}
@@ -238,7 +238,7 @@ class Store:
     def disk_bytes(self) -> int:
         """Bytes of every file under the store."""
         with io_errors(self.path, "list the store"):
-            return sum(f.stat().st_size for f in self.path.rglob("*") if f.is_file())
+            return location.file_sizes(self.path)
 
     def summary(self) -> dict:
         """What ``datagen info`` prints, as JSON-ready numbers: splits, scenes,

@@ -42,6 +42,7 @@ import zarr
 
 from datagen import conventions as cv
 from datagen.reproject import bilinear_sample
+from datagen.store import location
 from datagen.store.reader import SequenceInfo, Store
 from datagen.store.schema import ARRAYS, FRAME_NAMES, SCHEMA_VERSION, STEP_NAMES, ArraySpec
 
@@ -218,7 +219,8 @@ def _check_split(store: Store, split: str) -> Iterator[Failure]:
         want_shape = (count, *spec.shape(store.sizes))
         for source, opener in (("", lambda n=name: group[n]),
                                (" (in its zarr.json)", lambda n=name: zarr.open_array(
-                                   store.path / split / n, mode="r", use_consolidated=False))):
+                                   location.zarr_store(store.path / split / n, read_only=True),
+                                   mode="r", use_consolidated=False))):
             try:
                 problem = _array_problem(opener(), spec, want_shape)
             except Exception as exc:  # unreadable array metadata
