@@ -41,10 +41,9 @@ from datagen.render import (
     _set,
     _uniforms,
     draw_order,
-    material_defines,
 )
 from datagen.scenes import generate
-from datagen.shaders import SHADOW_FS, SHADOW_VS, SURFACE_FS, SURFACE_VS
+from datagen.shaders import SHADOW_FS, SHADOW_VS
 from datagen.store.measure import bench_store
 
 TARGETS = {"render_vs_bare": 0.85, "cpu_seconds_per_1080p_frame": 0.8, "gpu_frames_per_s": 50.0,
@@ -63,23 +62,22 @@ class BareLoop:
         cam = scene.camera
         proj = cv.perspective(cam.fov_y_deg, c.hr_width / c.hr_height, cam.near, cam.far)
         draws = r._prepare_draws(scene, frame_index, view, view_prev, proj)
-        self.shadow = [self._call((SHADOW_VS, SHADOW_FS), d, {"u_mvp": d.matrices["u_mvp"]})
-                       for d in draws]
+        shadow = r._program(SHADOW_VS, SHADOW_FS)
+        self.shadow = [self._call(shadow, d, {"u_mvp": d.matrices["u_mvp"]}) for d in draws]
 
         def surface_calls(variant, proj_raster, size, bias):
             calls = []
             for d in draw_order(draws, view, blend=False):
-                prog = r._program(SURFACE_VS, SURFACE_FS, variant, *material_defines(d.node.material))
+                prog = r.surface_program(variant, d.node.material)
                 r._set_lighting(prog, scene, size)
                 _set(prog, "u_mip_bias", bias)
                 matrices = {**d.matrices, "u_mvp_raster": cv.gl_bytes(proj_raster @ view @ d.model)}
-                calls.append(self._call((SURFACE_VS, SURFACE_FS, variant,
-                                         *material_defines(d.node.material)), d, matrices))
+                calls.append(self._call(prog, d, matrices))
             return calls
 
-        jit = cv.jitter_px(frame_index, c.scale)
+        jit = cv.jitter_px(frame_index, c.ratio[0])
         self.lr = surface_calls("GBUFFER", cv.jittered(proj, jit, c.lr_size), c.lr_size,
-                                cv.mip_bias(c.scale))
+                                cv.mip_bias(c.ratio[0]))
         self.samples = [surface_calls("COLOR", cv.jittered(proj, tuple(o - 0.5), c.hr_size), c.hr_size, 0.0)
                         for o in r._offsets]
         self.md = surface_calls("MOTION_DEPTH", proj, c.hr_size, 0.0)
@@ -87,9 +85,8 @@ class BareLoop:
                          "hr": (view, view_prev, proj, proj)}
         self.scene = scene
 
-    def _call(self, program_key, draw, matrices: dict[str, bytes]):
+    def _call(self, prog, draw, matrices: dict[str, bytes]):
         """(vertex array, [(uniform, bytes)], textures) of one draw, resolved now."""
-        prog = self.r._program(*program_key)
         uniforms = _uniforms(prog)
         vao = self.r._meshes[id(draw.node.mesh)].vao(prog)
         data = [(uniforms[k], raw) for k, raw in matrices.items() if k in uniforms]
@@ -105,10 +102,6 @@ class BareLoop:
                 t.use(TEXTURE_UNITS["u_base_tex"])
             vao.render()
 
-    def _anisotropy(self, value: float) -> None:
-        for _, gl_tex in self.r._textures.values():
-            gl_tex.anisotropy = value
-
     def frame(self) -> None:
         r, ctx = self.r, self.r.ctx
         c = r.config
@@ -117,13 +110,11 @@ class BareLoop:
         r.fbo_shadow.clear(depth=1.0)
         self._run(self.shadow)
         r.shadow_map.use(TEXTURE_UNITS["u_shadow_map"])
-        self._anisotropy(c.anisotropy)
         r.fbo_lr.use()
         r.fbo_lr.clear(depth=1.0)
         self._run(self.lr)
         r._draw_sky("GBUFFER", self.scene, self.sky_cams["lr"], c.lr_size)
         r._sky_average(self.scene, self.sky_cams["hr"][0], self.sky_cams["hr"][3], c.hr_size)
-        self._anisotropy(c.hr_anisotropy)
         batch = len(ACCUMULATE_UNITS)
         for start in range(0, len(self.samples), batch):
             group = self.samples[start:start + batch]

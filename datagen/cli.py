@@ -204,7 +204,7 @@ def cmd_render(args) -> int:
     scene = recipe.build(args.seed)
     cam = scene.camera
     meta = {
-        "conventions": cv.conventions_block(config.scale, config.spp, cam.near, cam.far),
+        "conventions": cv.conventions_block(config.scale, config.spp, cam.near, cam.far, config.ratio),
         "config": {
             "scene": recipe.name, "recipe": dataclasses.asdict(recipe), "seed": args.seed,
             "frames": args.frames, "render": dataclasses.asdict(config),
@@ -543,7 +543,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="recipe name in scenes/, or a path to a .toml recipe or a .gltf/.glb file")
     p.add_argument("--frames", type=_int_at_least("--frames"), default=8, help="frames (default 8)")
     p.add_argument("--res", default="1920x1080", help="HR (target) WIDTHxHEIGHT (default 1920x1080)")
-    p.add_argument("--scale", type=float, default=2.0, help="LR = HR / scale: 1.5, 1.7, 2, 3 or 4")
+    p.add_argument("--scale", type=float, default=2.0,
+                   help="LR = HR / scale rounded to whole pixels: 1.3, 1.5, 1.7, 2, 3 or 4")
     p.add_argument("--spp", type=int, default=16, help="HR samples per pixel, 8-256 (default 16)")
     p.add_argument("--seed", type=int, default=0, help="scene seed (default 0)")
     p.add_argument("--out", required=True, metavar="DIR", help="output folder")
@@ -563,7 +564,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--sequences", type=_int_at_least("--sequences"), help="sequences per scene")
     p.add_argument("--frames", type=_int_at_least("--frames"), help="frames per sequence")
     p.add_argument("--res", help="HR (target) WIDTHxHEIGHT")
-    p.add_argument("--scale", type=float, help="LR = HR / scale: 1.5, 1.7, 2, 3 or 4")
+    p.add_argument("--scale", type=float,
+                   help="LR = HR / scale rounded to whole pixels: 1.3, 1.5, 1.7, 2, 3 or 4")
     p.add_argument("--spp", type=_int_at_least("--spp"), help="HR samples per pixel, 8-256")
     p.add_argument("--seed", type=_int_at_least("--seed", 0), help="master seed")
     p.add_argument("--workers", type=_int_at_least("--workers", 0),

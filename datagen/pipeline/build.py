@@ -95,7 +95,7 @@ def _conventions(config: BuildConfig, tasks: list[SequenceTask], recipes_by_name
         first = next(t for t in tasks if t.scene == name)
         cams.append(recipe.build(first.seed).camera)  # pure Python, no GL
     return cv.conventions_block(config.scale, config.spp, min(c.near for c in cams),
-                                max(c.far for c in cams))
+                                max(c.far for c in cams), config.render_config().ratio)
 
 
 @contextlib.contextmanager
@@ -187,6 +187,9 @@ def build(config: BuildConfig, out: str | os.PathLike, overwrite: bool = False,
     config.check()
     recipes_by_name = {name: recipes.load(name) for name in config.scenes}  # unknown -> exit 2
     tasks = plan(config)
+    for task in tasks:  # every sequence's varied parameters, before a worker builds the scene
+        recipe = recipes_by_name[task.scene]
+        dataclasses.replace(recipe, params={**recipe.params, **dict(task.params)}).check()
     out = local_store_path(out)
     with contextlib.ExitStack() as stack:
         # an existing cluster is reached before the store is touched, so a wrong address
@@ -194,7 +197,7 @@ def build(config: BuildConfig, out: str | os.PathLike, overwrite: bool = False,
         client = stack.enter_context(_client(config)) if config.scheduler else None
         create_store(out, store_config(config, recipes_by_name), split_sizes(tasks), config.frames,
                      config.hr_size, config.scale, _conventions(config, tasks, recipes_by_name),
-                     overwrite=overwrite)
+                     overwrite=overwrite, lr_size=config.lr_size)
         store = open_store(out)
         done_already = {(s, info.index) for s in store.splits for info in store.sequences(s)
                         if info.complete}

@@ -77,7 +77,7 @@ def render_sequence_task(store_path: str, task, build_config: dict) -> dict:
         "varied": dict(task.params), "camera": {"fov_y_deg": cam.fov_y_deg, "near": cam.near, "far": cam.far},
         "fps": scene.fps, "augmentation": aug.to_json(), "datagen_version": __version__,
     }
-    frames = (aug.apply(renderer.render(scene, i), config.scale) for i in range(config.frames))
+    frames = (aug.apply(renderer.render(scene, i)) for i in range(config.frames))
     write_sequence(store_path, task.split, task.index, frames, meta)
     return {"split": task.split, "index": task.index, "scene": recipe.name,
             "frames": config.frames, "seconds": time.perf_counter() - start}

@@ -238,7 +238,7 @@ def bare_codec(frames: list[Frame], scale: float, layout: Layout) -> dict:
                 else numcodecs.Blosc("zstd", layout.level, numcodecs.Blosc.SHUFFLE))
     tiles = []
     for spec in FRAME_ARRAYS:
-        ty, tx = chunking(spec, sizes, scale, layout)[0][2:4]
+        ty, tx = chunking(spec, sizes, layout)[0][2:4]
         for f in frames:
             a = np.asarray(getattr(f, spec.name), spec.dtype)
             tiles += [np.ascontiguousarray(a[y:y + ty, x:x + tx])
