@@ -12,6 +12,10 @@ framebuffers and draw calls, with every uniform precomputed as bytes, no scene
 walk and no per-draw numpy. The ratio is the renderer's overhead; the absolute
 frames/s is the GL stack's speed on this machine.
 
+frame_time_spread: per scene and size, the slowest frame's time over its sequence's
+median (``bench_frame_spread``): a frame whose cost explodes (as llvmpipe's own
+anisotropic filtering did, 30-2000x its neighbours) shows here; the target is <= 3.
+
 build_vs_render: frames/s of a whole ``datagen build`` (LocalCluster start-up,
 store creation, rendering on 2 worker processes, writing every array) against
 rendering the same frames alone: 2 plain spawned processes taking sequences
@@ -47,7 +51,18 @@ from datagen.shaders import SHADOW_FS, SHADOW_VS
 from datagen.store.measure import bench_store
 
 TARGETS = {"render_vs_bare": 0.85, "cpu_seconds_per_1080p_frame": 0.8, "gpu_frames_per_s": 50.0,
-           "build_vs_render": 0.85}
+           "build_vs_render": 0.85, "frame_time_spread": 3.0}
+
+SPREAD_SCENES = ("primitives", "racing", "city", "forest", "showroom")
+SPREAD_FRAMES = {(64, 36): 48, (128, 72): 48, (640, 360): 48, (1920, 1080): 8}
+"""frames timed per scene at each HR size (scale 2, 16 spp); 1080p takes up to ~6 s a
+frame on 2 cores (forest), so it times 8."""
+SPREAD_FRAMES_QUICK = {(64, 36): 12, (128, 72): 12, (640, 360): 4}
+REPRO_BUILD = {"scenes": ("racing",), "sequences": 6, "frames": 4, "res": "64x36", "scale": 2.0, "spp": 8,
+               "seed": 7}
+"""``datagen build racing --sequences 6 --frames 4 --res 64x36 --scale 2 --spp 8 --seed 7``:
+the build whose 4th sequence stalled on one frame (27-39 s at 64x36) under the driver's
+anisotropic filtering."""
 
 
 class BareLoop:
@@ -159,6 +174,73 @@ def bench_render(config: RenderConfig, frames: int) -> dict:
         "ratio": bare_s / renderer_s,
         "target_ratio": TARGETS["render_vs_bare"],
         "gl_renderer": gl,
+    }
+
+
+def sequence_frame_times(renderer: Renderer, scene, frames: int) -> list[tuple[float, float]]:
+    """(CPU seconds, wall seconds) of frames 0 .. frames-1 of ``scene``, after an untimed
+    render of frame 0 (scene upload and shader compiles are once per scene, not per
+    frame). CPU time is the process's, llvmpipe's threads included: on a shared machine
+    it does not count other processes' load, as wall time does."""
+    renderer.render(scene, 0)
+    times = []
+    for i in range(frames):
+        cpu, wall = time.process_time(), time.perf_counter()
+        renderer.render(scene, i)
+        times.append((time.process_time() - cpu, time.perf_counter() - wall))
+    return times
+
+
+def spread_row(label: str, size: tuple[int, int], times: list[tuple[float, float]]) -> dict:
+    """One sequence's figures: median and slowest frame, their ratio (CPU and wall)."""
+    import numpy as np
+
+    cpu, wall = np.array([c for c, _ in times]), np.array([w for _, w in times])
+    return {"sequence": label, "res": f"{size[0]}x{size[1]}", "frames": len(times),
+            "median_cpu_s": float(np.median(cpu)), "max_cpu_s": float(cpu.max()),
+            "slowest_frame": int(cpu.argmax()), "spread": float(cpu.max() / np.median(cpu)),
+            "spread_wall": float(wall.max() / np.median(wall))}
+
+
+def bench_frame_spread(quick: bool = False, progress: Callable[[str], None] = lambda _: None) -> dict:
+    """frame_time_spread: every scene of ``SPREAD_SCENES`` at every size of
+    ``SPREAD_FRAMES`` (one sequence each: the default build recipe's first, with its
+    varied parameters and stride), plus every sequence of ``REPRO_BUILD``."""
+    from datagen.pipeline import load_config, plan
+    from datagen.pipeline.worker import sequence_scene
+
+    rows = []
+    for size, frames in (SPREAD_FRAMES_QUICK if quick else SPREAD_FRAMES).items():
+        res = f"{size[0]}x{size[1]}"
+        config = load_config(None, scenes=SPREAD_SCENES, sequences=1, frames=frames, res=res, spp=16)
+        with Renderer(config.render_config()) as r:
+            for task in plan(config):
+                progress(f"frame_time_spread: {task.scene} at {res}, {frames} frames ...")
+                rows.append(spread_row(task.scene, size, sequence_frame_times(r, sequence_scene(task)[1],
+                                                                                 frames)))
+    repro = load_config(None, **REPRO_BUILD)
+    progress("frame_time_spread: the 64x36 racing build of seed 7 ...")
+    with Renderer(repro.render_config()) as r:
+        for task in plan(repro):
+            rows.append(spread_row(f"repro {task.split} {task.index}", repro.render_size,
+                                   sequence_frame_times(r, sequence_scene(task)[1], repro.frames)))
+    worst = max(rows, key=lambda row: row["spread"])
+    return {
+        "figure": "frame_time_spread",
+        "what": "per sequence: the slowest frame's CPU time over the median frame's (LR G-buffer + 16-spp "
+                "HR, scale 2, after an untimed warm-up frame); every scene at "
+                + ", ".join(f"{w}x{h} ({n} frames)" for (w, h), n in
+                            (SPREAD_FRAMES_QUICK if quick else SPREAD_FRAMES).items())
+                + "; and each sequence of `datagen build racing --sequences 6 --frames 4 --res 64x36 "
+                  "--scale 2 --spp 8 --seed 7`",
+        "measured": worst["max_cpu_s"],
+        "reference": "the median frame of the same sequence",
+        "reference_s": worst["median_cpu_s"],
+        "ratio": worst["spread"],
+        "worst": f"{worst['sequence']} at {worst['res']}, frame {worst['slowest_frame']}",
+        "target_ratio": TARGETS["frame_time_spread"],
+        "target": f"ratio <= {TARGETS['frame_time_spread']:g}",
+        "rows": rows,
     }
 
 
@@ -283,6 +365,7 @@ def run_bench(quick: bool = False, progress: Callable[[str], None] = lambda _: N
     frames = 2 if quick else 4
     progress(f"render vs bare loop at {config.hr_width}x{config.hr_height}, {frames} frames ...")
     figures = [bench_render(config, frames)]
+    figures.append(bench_frame_spread(quick, progress))
     progress("store write/read/crop against the bare codec ...")
     with tempfile.TemporaryDirectory(prefix="datagen-bench-") as tmp:
         figures += bench_store(tmp, quick)

@@ -356,7 +356,7 @@ def format_summary(s: dict) -> str:
     lines = [
         f"store       {s['path']}  (schema {s['schema_version']}, written by datagen {s['datagen_version']})",
         f"frames      {s['frames_per_sequence']} per sequence; HR {W}x{H}, LR {w}x{h} "
-        f"(scale {s['scale']:g}), {s['spp']} spp",
+        f"(scale {s['scale']:g}; ratio {W / w:.6g} x {H / h:.6g}), {s['spp']} spp",
         "",
         f"{'split':<8}{'sequences':>10}{'complete':>10}{'frames':>8}  scenes (complete sequences)",
     ]

@@ -236,10 +236,10 @@ def coordinate_store(path: Path, hr: tuple[int, int], scale: float) -> Path:
         jitter = np.asarray(cv.jitter_px(t, ratio[0]), np.float32)
         at_lr = (cv.pixel_centres(lr) + jitter) * ratio
         ones_lr, ones_hr = np.ones((lr[1], lr[0]), np.float32), np.ones((hr[1], hr[0]), np.float32)
+        rgb_lr = np.ones((lr[1], lr[0], 3), np.float16)
         frames.append(Frame(
-            color_lr=np.ones((lr[1], lr[0], 3), np.float16), depth_lr=ones_lr, motion_lr=at_lr.astype("f4"),
-            normal_lr=np.ones((lr[1], lr[0], 3), np.float16), albedo_lr=np.ones((lr[1], lr[0], 3), np.float16),
-            material_lr=np.ones((lr[1], lr[0], 2), np.float16), object_id_lr=ones_lr.astype(np.uint32),
+            color_lr=rgb_lr, depth_lr=ones_lr, motion_lr=at_lr.astype("f4"), normal_lr=rgb_lr,
+            albedo_lr=rgb_lr, material_lr=rgb_lr[..., :2], object_id_lr=ones_lr.astype(np.uint32),
             color_hr=np.ones((hr[1], hr[0], 3), np.float16), depth_hr=ones_hr,
             motion_hr=cv.pixel_centres(hr).astype("f4"), jitter_px=jitter, view=np.eye(4, dtype="f4"),
             proj=np.eye(4, dtype="f4"), exposure=1.0, camera_cut=t == 0, time_s=t / 30))

@@ -114,6 +114,7 @@ def _client(config: BuildConfig):
                 "(and workers with `dask worker ADDRESS`), or check the host and port") from None
         with client:
             _check_workers(client, config.scheduler)
+            _register_plugins(client)
             yield client
         return
     workers = config.workers or os.cpu_count() or 1
@@ -121,7 +122,16 @@ def _client(config: BuildConfig):
                            dashboard_address=":0", silence_logs=logging.WARNING,
                            env=local_cluster_env(workers))
     with cluster, Client(cluster) as client:
+        _register_plugins(client)
         yield client
+
+
+def _register_plugins(client) -> None:
+    """``worker.RendererPlugin`` on every worker, present and future: a worker that
+    shuts down closes its Renderer and GL context."""
+    from datagen.pipeline.worker import RendererPlugin
+
+    client.register_plugin(RendererPlugin())
 
 
 def _datagen_version() -> str:

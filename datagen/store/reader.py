@@ -277,6 +277,7 @@ class Store:
             "hr_size": list(self.hr_size),
             "lr_size": list(self.lr_size),
             "scale": self.scale,
+            "ratio": list(self.ratio),
             "spp": self.conventions.get("spp"),
             "arrays": {spec.name: {"shape": list(spec.shape(self.sizes)), "dtype": spec.dtype,
                                    "dims": list(spec.dimension_names)} for spec in ARRAYS.values()},

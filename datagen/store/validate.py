@@ -303,7 +303,7 @@ def check_sequence(store: Store, info: SequenceInfo, tally: Tally) -> Iterator[F
             for name in FRAME_NAMES:
                 if cur[name] is not None:
                     yield from (fail(c, m, t) for c, m in _finite_problems(name, cur[name]))
-            for check, message in _motion_problems(store, cur, prev, tally, warp_judged):
+            for check, message in _motion_problems(store.ratio, cur, prev, tally, warp_judged):
                 yield fail(check, message, t)
             prev = cur
             tally.frames += 1
@@ -348,14 +348,15 @@ def _finite_problems(name: str, value: np.ndarray) -> Iterator[tuple[str, str]]:
 # -- motion ---------------------------------------------------------------------------------------
 
 
-def _motion_problems(store: Store, cur: dict, prev: dict | None, tally: Tally,
+def _motion_problems(ratio: tuple[float, float], cur: dict, prev: dict | None, tally: Tally,
                      warp_judged: list) -> Iterator[tuple[str, str]]:
-    """(check, message) for the three motion checks of one frame; skipped parts pass.
-    Appends (frame, e(1), e(0)) to ``warp_judged`` when the warp could judge it."""
+    """(check, message) for the three motion checks of one frame (``ratio``: HR / LR per
+    axis); skipped parts pass. Appends (frame, e(1), e(0)) to ``warp_judged`` when the
+    warp could judge it."""
     need = ("motion_hr", "motion_lr", "depth_lr", "depth_hr", "jitter_px")
     if all(cur[n] is not None for n in need):
         result = lr_hr_agreement(cur["motion_lr"], cur["motion_hr"], cur["depth_lr"], cur["depth_hr"],
-                                 cur["jitter_px"], store.ratio)
+                                 cur["jitter_px"], ratio)
         if result is not None:
             tally.judged["motion_lr_hr"] += 1
             agree, count = result
