@@ -38,7 +38,9 @@ examples:
   datagen bench --out storage/bench.json
 
 figures (SPEC §8): render frames/s (LR + G-buffer + 16-spp HR, primitives, 1920x1080,
-scale 2) against a bare moderngl loop drawing the same passes in the same run; store
+scale 2) against a bare moderngl loop drawing the same passes in the same run;
+frame_time_spread (every scene at 64x36, 128x72, 640x360 and 1920x1080: the slowest
+frame's CPU time over its sequence's median, target <= 3); store
 write and window-read MB/s and crop samples/s against the bare codec; peak memory of
 a process writing one 1080p sequence. Results: docs/benchmarks.md.
 """
