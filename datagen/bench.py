@@ -379,3 +379,16 @@ def run_bench(quick: bool = False, progress: Callable[[str], None] = lambda _: N
         "quick": quick,
         "figures": figures,
     }
+
+
+def rendered_frames(hr_size: tuple[int, int], scale: float, count: int, spp: int = 8) -> list:
+    """Frames of the ``primitives`` scene, for measuring store layouts on real pixels."""
+    scene = generate("primitives", {}, 0)
+    with Renderer(RenderConfig(hr_size[0], hr_size[1], scale, spp)) as renderer:
+        return [renderer.render(scene, t) for t in range(count)]
+
+
+if __name__ == "__main__":  # the store layout table (datagen.store.measure) on rendered frames
+    from datagen.store.measure import main
+
+    main(render_frames=rendered_frames)

@@ -37,7 +37,8 @@ examples:
   datagen bench --quick
   datagen bench --out storage/bench.json
 
-figures (SPEC §8): render frames/s (LR + G-buffer + 16-spp HR, primitives, 1920x1080,
+prints one row per figure (value, reference, ratio, target); --out keeps the full JSON.
+figures: render frames/s (LR + G-buffer + 16-spp HR, primitives, 1920x1080,
 scale 2) against a bare moderngl loop drawing the same passes in the same run;
 frame_time_spread (every scene at 64x36, 128x72, 640x360 and 1920x1080: the slowest
 frame's CPU time over its sequence's median, target <= 3); store
@@ -71,11 +72,16 @@ EXPORT_EXAMPLES = """\
 examples:
   datagen export storage/racing.zarr --format exr --out exported/
   datagen export storage/racing.zarr --format exr --split val --sequence 2 --out exported/ --no-preview
+  datagen export storage/racing.zarr --format nss --out nss/      # Arm NSS layout, one root per split
 
 writes OUT/SPLIT/NNNN/lr/NNNN.exr (R,G,B, Z, backward.u/v, N.X/Y/Z, albedo.R/G/B,
 roughness, metallic, objectId), OUT/SPLIT/NNNN/hr/NNNN.exr (R,G,B, Z, backward.u/v),
 OUT/SPLIT/NNNN/sequence.json (per-frame cameras, conventions, resolved config and the
 sequence's metadata) and OUT/SPLIT/NNNN/preview/NNNN.png, for complete sequences only.
+
+--format nss writes Arm's Neural Super Sampling dataset layout (spec 1.0.1), one root
+per split: OUT/SPLIT/NNNN.json, OUT/SPLIT/ground_truth/NNNN/FFFF.exr, motion_gt/...,
+x2/color/..., x2/depth/..., x2/motion/... (docs/conventions.md lists the mapping).
 """
 
 BUILD_EXAMPLES = """\
@@ -139,7 +145,7 @@ examples:
   datagen validate storage/racing.zarr
   datagen validate storage/racing.zarr --split val --sequence 2
 
-checks (SPEC §6); each failure prints one line: CHECK: SPLIT sequence I frame T: what is wrong
+checks; each failure prints one line: CHECK: SPLIT sequence I frame T: what is wrong
 {checks}
 
 thresholds:
@@ -188,7 +194,8 @@ def render_config(args) -> object:
     from datagen.render import RenderConfig
 
     w, h = parse_res(args.res)
-    config = RenderConfig(hr_width=w, hr_height=h, scale=args.scale, spp=args.spp)
+    config = RenderConfig(hr_width=w, hr_height=h, scale=args.scale, spp=args.spp,
+                          reference_resolve=args.reference_resolve)
     config.check()
     return config
 
@@ -206,7 +213,8 @@ def cmd_render(args) -> int:
     scene = recipe.build(args.seed)
     cam = scene.camera
     meta = {
-        "conventions": cv.conventions_block(config.scale, config.spp, cam.near, cam.far, config.ratio),
+        "conventions": cv.conventions_block(config.scale, config.spp, cam.near, cam.far,
+                                            config.reference_resolve, ratio=config.ratio),
         "config": {
             "scene": recipe.name, "recipe": dataclasses.asdict(recipe), "seed": args.seed,
             "frames": args.frames, "render": dataclasses.asdict(config),
@@ -226,13 +234,16 @@ def cmd_render(args) -> int:
 
 def cmd_bench(args) -> int:
     from datagen.bench import run_bench
+    from datagen.bench_report import summary_table
 
     result = run_bench(quick=args.quick, progress=lambda msg: print(msg, file=sys.stderr))
     text = json.dumps(result, indent=2)
     if args.out:
         Path(args.out).parent.mkdir(parents=True, exist_ok=True)
         Path(args.out).write_text(text + "\n")
-    print(text)
+    print(text if args.json else summary_table(result))
+    if args.out and not args.json:
+        print(f"every figure in full: {args.out}")
     return 0
 
 
@@ -244,7 +255,8 @@ def cmd_build(args) -> int:
 
     overrides = {"scenes": args.scenes or None, "sequences": args.sequences, "frames": args.frames,
                  "res": args.res, "scale": args.scale, "spp": args.spp, "seed": args.seed,
-                 "workers": args.workers, "scheduler": args.scheduler}
+                 "workers": args.workers, "scheduler": args.scheduler,
+                 "reference_resolve": args.reference_resolve}
     if args.res is not None:
         parse_res(args.res)
     config = load_config(args.recipe, **overrides)
@@ -268,10 +280,11 @@ def cmd_build(args) -> int:
     def on_cluster(link: str) -> None:
         import importlib.util
 
-        # a LocalCluster's scheduler runs here: its dashboard needs bokeh in this environment
-        missing = not config.scheduler and importlib.util.find_spec("bokeh") is None
-        note = " (served once bokeh is installed: pip install bokeh)" if missing else ""
-        line = f"Dask dashboard: {link}{note}"
+        # a LocalCluster's scheduler runs here: its dashboard is served only with bokeh installed
+        if not config.scheduler and importlib.util.find_spec("bokeh") is None:
+            log.info("no Dask dashboard: pip install bokeh to serve one")
+            return
+        line = f"Dask dashboard: {link}"
         if bar is not None:  # above the bar, not inside it
             bar.write(line, file=sys.stderr)
         else:
@@ -289,6 +302,13 @@ def cmd_build(args) -> int:
               "crash?); complete sequences are kept, so fix the cause and run the same command "
               "again to resume", file=sys.stderr)
         return 1
+    except KeyboardInterrupt:  # main() says how to resume
+        from datagen.pipeline.build import close_interrupted_clusters
+
+        if bar is not None:
+            bar.close()
+        close_interrupted_clusters()
+        raise
     finally:
         if bar is not None:
             bar.close()
@@ -428,6 +448,7 @@ def cmd_preview(args) -> int:
 
 def cmd_export(args) -> int:
     from datagen.store.export import FORMATS, export_exr
+    from datagen.store.nss import ARM_READER_RATIOS, export_nss, ratio_name
 
     if args.format not in FORMATS:
         raise ConfigError(f"unknown --format {args.format!r}; valid: {', '.join(FORMATS)}")
@@ -435,10 +456,19 @@ def cmd_export(args) -> int:
     sequences = select_sequences(store, args.split, args.sequence)
     # one sequence asked for by index is exported or refused; of many, the complete ones
     done = sequences if args.sequence is not None else [info for info in sequences if info.complete]
+    if not done:
+        where = f"split {args.split!r}" if args.split else "any split"
+        raise StoreError(f"{store.path}: {where} has no complete sequence to export; run the build to "
+                         "finish it (or pass another --split)")
     with _bar(len(done) * store.frames, "frame", "export") as bar:
-        export_exr(store, done, args.out, previews=not args.no_preview, progress=bar.update)
+        if args.format == "nss":
+            export_nss(store, done, args.out, progress=bar.update)
+        else:
+            export_exr(store, done, args.out, previews=not args.no_preview, progress=bar.update)
     skipped = len(sequences) - len(done)
     note = f"; skipped {skipped} sequence(s) that are not complete" if skipped else ""
+    if args.format == "nss" and ratio_name(store.scale) not in ARM_READER_RATIOS:
+        note += f"; note: Arm's NSS reader handles x2 only, this store is x{ratio_name(store.scale)}"
     print(f"exported {len(done)} sequence(s), {len(done) * store.frames} frames, to {args.out}{note}")
     return 0
 
@@ -549,6 +579,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="LR = HR / scale rounded to whole pixels: 1.3, 1.5, 1.7, 2, 3 or 4")
     p.add_argument("--spp", type=int, default=16, help="HR samples per pixel, 8-256 (default 16)")
     p.add_argument("--seed", type=int, default=0, help="scene seed (default 0)")
+    p.add_argument("--reference-resolve", choices=("box", "karis"), default="box",
+                   help="HR samples to a pixel: their mean (box, default) or Karis's tonemapped mean (karis)")
     p.add_argument("--out", required=True, metavar="DIR", help="output folder")
     p.set_defaults(func=cmd_render)
 
@@ -570,18 +602,22 @@ def build_parser() -> argparse.ArgumentParser:
                    help="LR = HR / scale rounded to whole pixels: 1.3, 1.5, 1.7, 2, 3 or 4")
     p.add_argument("--spp", type=_int_at_least("--spp"), help="HR samples per pixel, 8-256")
     p.add_argument("--seed", type=_int_at_least("--seed", 0), help="master seed")
-    p.add_argument("--workers", type=_int_at_least("--workers", 0),
-                   help="local worker processes, one thread each (default: one per core)")
+    p.add_argument("--reference-resolve", choices=("box", "karis"),
+                   help="HR samples to a pixel: box (mean) or karis (Karis's tonemapped mean)")
+    p.add_argument("--workers", type=_int_at_least("--workers", 1),
+                   help="local worker processes, one thread each (default: the recipe's, else one per core)")
     p.add_argument("--scheduler", metavar="ADDR",
                    help="existing Dask scheduler, e.g. tcp://HOST:8786 (default: a LocalCluster)")
     p.add_argument("--overwrite", action="store_true",
                    help="delete a store of another config at --out and start fresh")
     p.set_defaults(func=cmd_build)
 
-    p = sub.add_parser("bench", help="benchmarks of SPEC §8", epilog=BENCH_EXAMPLES,
-                       formatter_class=fmt, description="Measure the §8 figures as ratios in one run.")
+    p = sub.add_parser("bench", help="speed and memory figures, as ratios measured in one run",
+                       epilog=BENCH_EXAMPLES, formatter_class=fmt,
+                       description="Measure the speed and memory figures as ratios in one run.")
     p.add_argument("--quick", action="store_true", help="smaller sizes, for a smoke run")
-    p.add_argument("--out", metavar="FILE.json", help="also write the JSON here")
+    p.add_argument("--out", metavar="FILE.json", help="write every figure in full (JSON) here")
+    p.add_argument("--json", action="store_true", help="print the JSON instead of the summary table")
     p.set_defaults(func=cmd_bench)
 
     p = sub.add_parser("info", help="summary of a store: splits, scenes, shapes, bytes",
@@ -592,7 +628,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true", help="print the summary as JSON")
     p.set_defaults(func=cmd_info)
 
-    p = sub.add_parser("validate", help="schema and numeric checks of a store (SPEC §6)",
+    p = sub.add_parser("validate", help="schema and numeric checks of a store",
                        epilog=validate_epilog, formatter_class=fmt,
                        description="Check a store: schema, dtypes, NaN/inf, complete flags, jitter, and "
                                    "motion vectors against colour, depth, cameras and each other. "
@@ -611,15 +647,17 @@ def build_parser() -> argparse.ArgumentParser:
                    help="shrink tiles (every k-th pixel) so the picture is at most this wide (default 3840)")
     p.set_defaults(func=cmd_preview)
 
-    p = sub.add_parser("export", help="stored sequences to OpenEXR folders (SPEC §3 layout)",
+    p = sub.add_parser("export", help="stored sequences to OpenEXR folders (the datagen render layout) "
+                                      "or Arm's NSS dataset layout",
                        epilog=EXPORT_EXAMPLES, formatter_class=fmt,
                        description="Write complete sequences of a store as per-frame OpenEXR files with "
-                                   "the per-sequence metadata as JSON, the layout `datagen render` writes.")
+                                   "the per-sequence metadata as JSON, the layout `datagen render` writes "
+                                   "(--format exr) or Arm's Neural Super Sampling layout (--format nss).")
     _selection_args(p, "every split")
-    p.add_argument("--format", required=True, help="output format: exr (the only one so far)")
+    p.add_argument("--format", required=True, help="output format: exr or nss")
     p.add_argument("--out", required=True, metavar="DIR",
-                   help="output folder; sequences go to DIR/SPLIT/NNNN")
-    p.add_argument("--no-preview", action="store_true", help="skip the PNG previews")
+                   help="output folder; sequences go to DIR/SPLIT/NNNN (exr) or the NSS root DIR/SPLIT (nss)")
+    p.add_argument("--no-preview", action="store_true", help="skip the PNG previews (exr)")
     p.set_defaults(func=cmd_export)
 
     p = sub.add_parser("train", help="fit the temporal CNN on a store (CUDA when present)",
@@ -691,7 +729,9 @@ def main(argv: list[str] | None = None) -> int:
         print(f"datagen {args.command}: error: {exc}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
-        print("datagen: interrupted", file=sys.stderr)
+        hint = ("; complete sequences are kept: run the same command again to resume"
+                if args.command == "build" else "")
+        print(f"datagen {args.command}: interrupted{hint}", file=sys.stderr)
         return 130
     except BrokenPipeError:  # the reader went away (`datagen validate STORE | head`): stop quietly
         import os

@@ -5,6 +5,7 @@ fault-free reference build of the same recipe on a LocalCluster of 2 processes."
 
 from __future__ import annotations
 
+import importlib.util
 import os
 import re
 import signal
@@ -265,9 +266,10 @@ def test_sigkill_of_the_client_then_rerun_resumes_to_the_reference_arrays(recipe
     assert proc.returncode == 0, proc.stderr
     assert f"skipped {len(done)} already complete" in proc.stdout
     assert f"rendered {SEQUENCES - len(done)} sequence(s)" in proc.stdout
-    # the bar: sequences done of total, ETA, frames/s; the dashboard address; the summary
+    # the bar: sequences done of total, ETA, frames/s; the dashboard address if served; the summary
     assert re.search(rf"{SEQUENCES}/{SEQUENCES} \[\d+:\d+<\d+:\d+", proc.stderr), proc.stderr
-    assert "frames/s" in proc.stderr and "Dask dashboard: http" in proc.stderr
+    assert "frames/s" in proc.stderr
+    assert ("Dask dashboard: http" in proc.stderr) == (importlib.util.find_spec("bokeh") is not None)
     assert "compression ratio" in proc.stdout
     assert list(validate(open_store(out))) == []
     assert_same_arrays(reference, out)

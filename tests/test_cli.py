@@ -76,6 +76,7 @@ def test_render_is_deterministic(tmp_path: Path):
     (["render", "primitives", "--frames", "0", "--out", "x"], "--frames must be >= 1"),
     (["render", "model.glb", "--out", "x"], "model.glb: no such glTF file"),
     (["render", "primitives"], "--out"),
+    (["build", "primitives", "--workers", "0", "--out", "x"], "--workers must be >= 1, got 0"),
 ])
 def test_bad_input_is_one_line_and_exit_2(tmp_path: Path, args, message):
     proc = subprocess.run([*DATAGEN, *args], capture_output=True, text=True, cwd=tmp_path)

@@ -66,6 +66,9 @@ class BuildConfig:
     """master seed; every sequence's seed derives from (seed, scene, sequence number)."""
     shadow_map_size: int = 2048
     """sun shadow map size in texels."""
+    reference_resolve: str = "box"
+    """how the HR samples become a pixel: "box" (their mean) or "karis" (Karis's tonemapped
+    mean, as Arm's NSS ground truth; suppresses fireflies)."""
     splits: Splits = field(default_factory=Splits)
     """train/val/test fractions per scene, by whole sequence."""
     holdout_scene: str = ""
@@ -109,7 +112,7 @@ class BuildConfig:
 
         w, h = self.render_size
         return RenderConfig(hr_width=w, hr_height=h, scale=self.scale, spp=self.spp,
-                            shadow_map_size=self.shadow_map_size)
+                            shadow_map_size=self.shadow_map_size, reference_resolve=self.reference_resolve)
 
     def check(self) -> None:
         """ConfigError naming the key of the first out-of-range value."""
@@ -133,7 +136,7 @@ class BuildConfig:
         try:
             self.render_config().check()
         except ConfigError as exc:
-            raise ConfigError(f"{exc} (keys scale, spp, res)") from None
+            raise ConfigError(f"{exc} (keys scale, spp, res, reference_resolve)") from None
         fractions = dataclasses.asdict(self.splits)
         for name, value in fractions.items():
             if not isinstance(value, int | float) or not 0 <= value <= 1:
@@ -193,7 +196,8 @@ def config_from_dict(data: dict, where: str = "recipe") -> BuildConfig:
     if "scale" in values and isinstance(values["scale"], int):
         values["scale"] = float(values["scale"])
     types = {"sequences": int, "frames": int, "spp": int, "seed": int, "workers": int,
-             "shadow_map_size": int, "res": str, "scale": float, "holdout_scene": str, "scheduler": str}
+             "shadow_map_size": int, "res": str, "scale": float, "holdout_scene": str, "scheduler": str,
+             "reference_resolve": str}
     for key, kind in types.items():
         if key in values and (not isinstance(values[key], kind) or isinstance(values[key], bool)):
             raise ConfigError(f"{where}: {key} must be a {kind.__name__}, got {values[key]!r}")

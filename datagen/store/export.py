@@ -28,7 +28,8 @@ from datagen.store.reader import SequenceInfo, Store
 
 log = logging.getLogger(__name__)
 
-FORMATS = ("exr",)
+FORMATS = ("exr", "nss")
+"""``--format`` values: exr here, nss in ``datagen.store.nss``."""
 
 
 def sequence_dir(out: str | os.PathLike, info: SequenceInfo) -> Path:
@@ -52,7 +53,7 @@ def sequence_meta(store: Store, info: SequenceInfo) -> dict:
 def write_errors(out: Path, doing: str = "write the export") -> Iterator[None]:
     """A full or read-only disk as a one-line StoreError. OpenEXR reports its I/O
     failures as RuntimeError ("... No space left on device."); reads of the store
-    never get here as RuntimeError (``_frames`` turns them into StoreError)."""
+    never get here as RuntimeError (``frames_of`` turns them into StoreError)."""
     try:
         yield
     except (OSError, RuntimeError) as exc:
@@ -62,7 +63,8 @@ def write_errors(out: Path, doing: str = "write the export") -> Iterator[None]:
                          "writable --out, then run again") from exc
 
 
-def _frames(store: Store, info: SequenceInfo) -> Iterator[Frame]:
+def frames_of(store: Store, info: SequenceInfo) -> Iterator[Frame]:
+    """The frames of a stored sequence, a shard at a time; a damaged shard is a StoreError."""
     try:
         yield from store.iter_frames(info.split, info.index)
     except StoreError:
@@ -84,7 +86,7 @@ def export_exr(store: Store, sequences: Sequence[SequenceInfo], out: str | os.Pa
                              "only (run the build again to finish it)")
         target = sequence_dir(out, info)
         with write_errors(out):
-            written.append(write_sequence_dir(target, _frames(store, info), sequence_meta(store, info),
+            written.append(write_sequence_dir(target, frames_of(store, info), sequence_meta(store, info),
                                               progress=progress, previews=previews))
         log.info("exported %s sequence %d to %s", info.split, info.index, target)
     return written

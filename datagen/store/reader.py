@@ -10,9 +10,10 @@ each with a leading frame axis. The store's schema version is checked on open.
 
 Two read engines give the same values: ``zarr`` (zarr-python, the default, safe
 in forked processes) and ``tensorstore`` (about 4x faster on tiled crops, since
-it decodes a read's chunks in parallel in C++; it aborts in a process forked
-after it was used, so open the store inside each worker of a spawn or
-forkserver pool). Metadata is always read with zarr-python.
+it decodes a read's chunks in parallel in C++). Tensorstore runs threads of its
+own and aborts ("fork() use detected") in a process forked from one that had
+used it, even through new handles: ``tensorstore_usable()`` says whether this
+process may use it. Metadata is always read with zarr-python.
 """
 
 from __future__ import annotations
@@ -35,6 +36,13 @@ from datagen.store.schema import ARRAYS, PER_FRAME, STEP_NAMES
 from datagen.store.writer import io_errors, open_split, ts_open
 
 ENGINES = ("zarr", "tensorstore")
+_tensorstore_pid: int | None = None
+"""The process that has read with tensorstore; a process forked from it inherits the value."""
+
+
+def tensorstore_usable() -> bool:
+    """False in a process forked from one that had read with tensorstore (it would abort)."""
+    return _tensorstore_pid in (None, os.getpid())
 
 
 @dataclass(frozen=True)
@@ -121,9 +129,11 @@ class Store:
             raise StoreError(f"{self.path}: cannot read {split}: {exc}") from exc
 
     def _ts_array(self, split: str, name: str):
+        global _tensorstore_pid
         key = (split, name)
         if key not in self._ts:
             self.array(split, name)  # check the name
+            _tensorstore_pid = os.getpid()
             self._ts[key] = ts_open(self.path / split / name, read=True).result()
         return self._ts[key]
 

@@ -1,4 +1,4 @@
-"""The store schema as code (SPEC §5): array names, dimension names, dtypes,
+"""The store schema as code: array names, dimension names, dtypes,
 chunking, sharding, codecs and ``SCHEMA_VERSION``, in one place.
 
 A store is a Zarr v3 group with one subgroup per split (``train``, ``val``,

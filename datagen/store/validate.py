@@ -52,8 +52,8 @@ CHECKS: dict[str, str] = {
     "readable": "every chunk of a complete sequence decodes",
     "nan": "no NaN in any float array",
     "inf": "+inf only in depth (the sky), -inf nowhere",
-    "jitter": "jitter_px equals Halton(2,3) of SPEC §4 at the store's HR / LR width ratio (turned by "
-              "the recorded flips and rotation)",
+    "jitter": "jitter_px equals Halton(2,3) of docs/conventions.md at the store's HR / LR width ratio "
+              "(turned by the recorded flips and rotation)",
     "motion_warp": "warping HR frame t-1 by motion_hr explains frame t far better than no warp "
                    "(and better than half, twice or minus the motion)",
     "motion_camera": "motion_hr equals the reprojection by depth_hr and the cameras on the static world",

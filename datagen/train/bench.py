@@ -62,7 +62,7 @@ def bench_inference(hr_size: tuple[int, int] = (1080, 1920), repeats: int = 3) -
                 f"{autocast_dtype(device) or torch.float32} on {device}, median of {repeats}",
         "ms_per_frame": ms, "hr_size": [W, H], "device": str(device),
         "threads": torch.get_num_threads(),
-        "reference": {"what": "SPEC §8 target, 1080p on the H100 in bf16", "ms_per_frame":
+        "reference": {"what": "target, 1080p on an H100 in bf16", "ms_per_frame":
                       TARGETS["inference_ms_1080p"]},
         "ratio": ms / TARGETS["inference_ms_1080p"],
     }
@@ -91,7 +91,7 @@ def bench_train_step(tmp: str | Path, quick: bool) -> dict:
                 f"model, {config.num_workers} loader workers, {result['device']}, mean of steps 2..{steps}",
         "seconds_per_step": step_s, "samples_per_s": config.batch / step_s, "data_wait_frac": wait,
         "device": result["device"],
-        "reference": {"what": "SPEC §8 target for the data wait on the H100", "data_wait_frac":
+        "reference": {"what": "target for the data wait on an H100", "data_wait_frac":
                       TARGETS["data_wait_frac"]},
         "ratio": wait / TARGETS["data_wait_frac"],
     }

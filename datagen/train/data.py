@@ -22,6 +22,14 @@ pixels of its own buffer, jitter in LR pixels (SPEC §4). The crop origin (and t
 optional flips) are drawn from ``seed``, the epoch (``set_epoch``) and the item
 index, so a run's data is reproducible whatever the worker count.
 
+``keys=`` picks what an item holds, from every per-frame array of the store (the
+rest of the G-buffer: ``normal_lr`` (K, 3, h, w), ``albedo_lr`` (K, 3, h, w),
+``material_lr`` (K, 2, h, w) roughness and metallic, ``object_id_lr`` (K, 1, h, w)
+int64, ``depth_hr`` (K, 1, H, W); and ``view``, ``proj`` (K, 4, 4), ``time_s`` (K,)
+float64); the jitter is ``jitter``. ``proj`` is the one that projects onto the
+item's HR pixels: the crop and flips are folded into it (as the build's augmentation
+does), while ``view`` and world-space normals stay as stored.
+
 Crops keep the store's exact HR / LR ratio ``ds.ratio`` (per axis; not the nominal
 scale where the LR size was rounded). Where the crop size is a multiple of the step
 on which the two grids line up (``conventions.grid_step``: 2 HR pixels at scale 2 of
@@ -33,18 +41,25 @@ crop, in LR pixels, in [0, 1). The model then takes ``jitter - lr_offset``
 (``model_jitter``): the LR sample positions relative to the HR crop's grid.
 
 The store is opened lazily in each process that reads (each DataLoader worker),
-never pickled. Works with a DistributedSampler (it only needs ``len`` and indices).
+never pickled, and opened again in a process forked from one that had it open.
+The tensorstore engine cannot be used in a process forked from one that had read
+with it (tensorstore aborts); such a worker reads with zarr-python instead (the
+same values; logged once). Works with a DistributedSampler (it only needs ``len``
+and indices).
 
 Flips (``augment=True``): horizontal and vertical, each with probability 1/2; a
 flip about x negates motion x and jitter x (pixel x -> W - 1 - x maps the sample
-at x + 0.5 + jx to (W - 1 - x) + 0.5 - jx), likewise for y, and moves ``lr_offset``
-x to w - W / ratio_x - lr_offset x (the HR crop's other edge).
+at x + 0.5 + jx to (W - 1 - x) + 0.5 - jx), likewise for y, and ``lr_offset`` x
+moves to w - W / ratio_x - lr_offset x (the HR crop's other edge); every other image
+is mirrored, with its values as they are.
 """
 
 from __future__ import annotations
 
+import logging
 import math
 import os
+from collections.abc import Sequence
 
 import numpy as np
 import torch
@@ -52,11 +67,23 @@ from torch.utils.data import Dataset
 
 from datagen import conventions as cv
 from datagen.errors import ConfigError, StoreError
-from datagen.store.reader import Store, open_store
+from datagen.store.reader import Store, open_store, tensorstore_usable
+from datagen.store.schema import FRAME_NAMES, PER_FRAME
 
-ITEM_ARRAYS = ("color_lr", "depth_lr", "motion_lr", "jitter_px", "color_hr", "motion_hr", "exposure",
-               "camera_cut")
-"""the store arrays an item reads."""
+log = logging.getLogger(__name__)
+
+KEYS: tuple[str, ...] = tuple("jitter" if name == "jitter_px" else name for name in PER_FRAME)
+"""every key an item may hold: the store's per-frame arrays (``jitter_px`` as ``jitter``)."""
+DEFAULT_KEYS = ("color_lr", "depth_lr", "motion_lr", "jitter", "color_hr", "motion_hr", "exposure",
+                "camera_cut")
+"""what an item holds unless ``keys=`` says otherwise: what the model and trainer use."""
+ITEM_ARRAYS = tuple("jitter_px" if key == "jitter" else key for key in DEFAULT_KEYS)
+"""the store arrays a default item reads."""
+
+
+def store_arrays(keys: Sequence[str]) -> tuple[str, ...]:
+    """The store arrays behind item ``keys``."""
+    return tuple("jitter_px" if key == "jitter" else key for key in keys)
 
 
 class WindowDataset(Dataset):
@@ -64,9 +91,14 @@ class WindowDataset(Dataset):
 
     def __init__(self, store_path: str | os.PathLike, split: str = "train", window: int = 8,
                  crop_hr: int | tuple[int, int] | None = 128, augment: bool = False, seed: int = 0,
-                 engine: str = "zarr"):
+                 engine: str = "zarr", keys: Sequence[str] = DEFAULT_KEYS):
         self.store_path, self.split, self.window = str(store_path), split, window
         self.augment, self.seed, self.engine, self.epoch = augment, seed, engine, 0
+        bad = [k for k in keys if k not in KEYS]
+        if bad or not keys:
+            raise ConfigError(f"WindowDataset keys {bad or list(keys)} are not per-frame arrays of a store; "
+                              f"valid: {', '.join(KEYS)}")
+        self.keys = tuple(dict.fromkeys(keys))
         store = open_store(store_path, engine="zarr")
         self.scale = store.scale
         self.ratio: tuple[float, float] = store.ratio
@@ -87,6 +119,7 @@ class WindowDataset(Dataset):
         self.crop = self._check_crop(crop_hr)
         self.windows = [(s.index, t) for s in self.sequences for t in range(store.frames - window + 1)]
         self._store: Store | None = None
+        self._store_pid: int | None = None
 
     def _check_crop(self, crop_hr) -> tuple[int, int]:
         H, W = self.hr_size
@@ -102,13 +135,21 @@ class WindowDataset(Dataset):
 
     @property
     def store(self) -> Store:
-        """This process's open store (opened on first use, e.g. inside a worker)."""
-        if self._store is None:
-            self._store = open_store(self.store_path, engine=self.engine)
+        """This process's open store (opened on first use, e.g. inside a worker, and again
+        after a fork: handles do not cross processes)."""
+        if self._store is None or self._store_pid != os.getpid():
+            engine = self.engine
+            if engine == "tensorstore" and not tensorstore_usable():
+                log.warning("process %d was forked from one that had read with tensorstore, which "
+                            "would abort here; reading with zarr-python (same values, slower). Read "
+                            "only in DataLoader workers, or give the DataLoader "
+                            "multiprocessing_context='forkserver'", os.getpid())
+                engine = "zarr"
+            self._store, self._store_pid = open_store(self.store_path, engine=engine), os.getpid()
         return self._store
 
     def __getstate__(self) -> dict:
-        return {**self.__dict__, "_store": None}
+        return {**self.__dict__, "_store": None, "_store_pid": None}
 
     def set_epoch(self, epoch: int) -> None:
         """Crops and flips depend on the epoch; call before iterating (as with a DistributedSampler)."""
@@ -123,11 +164,16 @@ class WindowDataset(Dataset):
         (y, y_lr, h, off_y), (x, x_lr, w, off_x) = (
             crop_window(rng, self.hr_size[a], self.lr_size[a], self.crop[a]) for a in (0, 1))
         flip_x, flip_y = (rng.random(2) < 0.5) if self.augment else (False, False)
-        data = self.store.read_crop(self.split, seq, start, self.window, y, x, self.crop, ITEM_ARRAYS,
+        arrays = store_arrays(self.keys)
+        data = self.store.read_crop(self.split, seq, start, self.window, y, x, self.crop, arrays,
                                     lr_box=(y_lr, x_lr, h, w))
-        item = to_tensors(data)
+        if "proj" in data:  # project onto the crop's pixels, as the build's crop augmentation does
+            (H, W), (ch, cw) = self.hr_size, self.crop
+            data["proj"] = cv.crop_flip_ndc((W, H), (x, y, cw, ch)) @ data["proj"].astype(np.float64)
+        item = to_tensors(data, self.keys)
         item["lr_offset"] = torch.tensor([off_x, off_y], dtype=torch.float32)
-        return flip(item, bool(flip_x), bool(flip_y), self.ratio)
+        slack = (w - self.crop[1] / self.ratio[0], h - self.crop[0] / self.ratio[1])
+        return flip(item, bool(flip_x), bool(flip_y), slack)
 
 
 def crop_window(rng: np.random.Generator, n_hr: int, n_lr: int, crop: int) -> tuple[int, int, int, float]:
@@ -152,27 +198,31 @@ def model_jitter(batch: dict[str, torch.Tensor]) -> torch.Tensor:
     return batch["jitter"] if offset is None else batch["jitter"] - offset[..., None, :]
 
 
-def to_tensors(data: dict[str, np.ndarray]) -> dict[str, torch.Tensor]:
-    """Store arrays (K, y, x, C) / (K, y, x) / (K, ...) -> item tensors (K, C, y, x), float32."""
-    def image(a: np.ndarray) -> torch.Tensor:
+def to_tensors(data: dict[str, np.ndarray], keys: Sequence[str] = DEFAULT_KEYS) -> dict[str, torch.Tensor]:
+    """Store arrays (K, y, x, C) / (K, y, x) / (K, ...) -> item tensors named by ``keys``:
+    images (K, C, y, x) float32 (object ids int64), jitter, matrices and exposure float32,
+    camera_cut bool, time_s float64."""
+    def image(a: np.ndarray, dtype=np.float32) -> torch.Tensor:
         a = a[..., None] if a.ndim == 3 else a
-        return torch.from_numpy(np.ascontiguousarray(a.transpose(0, 3, 1, 2), dtype=np.float32))
+        return torch.from_numpy(np.ascontiguousarray(a.transpose(0, 3, 1, 2), dtype=dtype))
 
-    return {
-        "color_lr": image(data["color_lr"]), "depth_lr": image(data["depth_lr"]),
-        "motion_lr": image(data["motion_lr"]),
-        "jitter": torch.from_numpy(data["jitter_px"].astype(np.float32)),
-        "color_hr": image(data["color_hr"]), "motion_hr": image(data["motion_hr"]),
-        "exposure": torch.from_numpy(data["exposure"].astype(np.float32)),
-        "camera_cut": torch.from_numpy(data["camera_cut"].astype(bool)),
-    }
+    out = {}
+    for key, name in zip(keys, store_arrays(keys), strict=True):
+        a = data[name]
+        if name in FRAME_NAMES:
+            out[key] = image(a, np.int64 if name == "object_id_lr" else np.float32)
+        else:
+            dtype = {"camera_cut": bool, "time_s": np.float64}.get(name, np.float32)
+            out[key] = torch.from_numpy(np.ascontiguousarray(a, dtype=dtype))
+    return out
 
 
 def flip(item: dict[str, torch.Tensor], flip_x: bool, flip_y: bool,
-         ratio: tuple[float, float] | None = None) -> dict[str, torch.Tensor]:
-    """Mirror an item about x and/or y, negating motion and jitter along the flipped axis
-    and moving ``lr_offset`` to the HR crop's other edge (``ratio``: the store's (rx, ry);
-    by default the crop's own W / w, H / h)."""
+         slack: tuple[float, float] = (0.0, 0.0)) -> dict[str, torch.Tensor]:
+    """Mirror an item about x and/or y: every image, negating motion and jitter along the
+    flipped axis, ``proj`` mirrored in NDC, and ``lr_offset`` moved to the HR crop's other
+    edge (``slack`` - offset, ``slack`` the LR crop's size less the HR crop's / ratio, per
+    axis x, y); normals (world space), ``view`` and the per-frame scalars stay as they are."""
     out = dict(item)
     for axis, on in ((0, flip_x), (1, flip_y)):
         if not on:
@@ -180,15 +230,18 @@ def flip(item: dict[str, torch.Tensor], flip_x: bool, flip_y: bool,
         dim = -1 if axis == 0 else -2
         sign = torch.ones(2)
         sign[axis] = -1
-        for name in ("color_lr", "depth_lr", "color_hr"):
+        for name in [name for name in out if name in FRAME_NAMES]:
             out[name] = out[name].flip(dim)
-        for name in ("motion_lr", "motion_hr"):
-            out[name] = out[name].flip(dim) * sign[:, None, None]
-        out["jitter"] = out["jitter"] * sign
+            if name.startswith("motion_"):
+                out[name] = out[name] * sign[:, None, None]
+        if "jitter" in out:
+            out["jitter"] = out["jitter"] * sign
         if "lr_offset" in out:
-            n_lr, n_hr = item["color_lr"].shape[dim], item["color_hr"].shape[dim]
-            r = n_hr / n_lr if ratio is None else ratio[axis]
             offset = out["lr_offset"].clone()
-            offset[axis] = n_lr - n_hr / r - offset[axis]
+            offset[axis] = slack[axis] - offset[axis]
             out["lr_offset"] = offset
+        if "proj" in out:
+            mirror = torch.ones(4)
+            mirror[axis] = -1
+            out["proj"] = mirror[:, None] * out["proj"]  # diag(mirror) @ proj: NDC x (or y) negated
     return out
