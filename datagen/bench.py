@@ -233,9 +233,9 @@ def bench_frame_spread(quick: bool = False, progress: Callable[[str], None] = la
                             (SPREAD_FRAMES_QUICK if quick else SPREAD_FRAMES).items())
                 + "; and each sequence of `datagen build racing --sequences 6 --frames 4 --res 64x36 "
                   "--scale 2 --spp 8 --seed 7`",
-        "measured": worst["max_cpu_s"],
+        "seconds_per_frame": worst["max_cpu_s"],
         "reference": "the median frame of the same sequence",
-        "reference_s": worst["median_cpu_s"],
+        "reference_seconds_per_frame": worst["median_cpu_s"],
         "ratio": worst["spread"],
         "worst": f"{worst['sequence']} at {worst['res']}, frame {worst['slowest_frame']}",
         "target_ratio": TARGETS["frame_time_spread"],

@@ -42,3 +42,15 @@ def test_the_stalled_frames_cost_what_their_neighbours_cost(make_renderer, split
     times = {i: cpu_seconds(renderer, scene, i) for i in range(config.frames)}
     neighbours = float(np.median([t for i, t in times.items() if i != frame]))
     assert times[frame] <= MAX_RATIO * neighbours, times
+
+
+def test_frame_spread_figure_rows(make_renderer):
+    """The bench figure's pieces: frame times after a warm-up frame, and a row's ratio."""
+    from datagen.bench import sequence_frame_times, spread_row
+    from datagen.scenes import generate
+
+    times = sequence_frame_times(make_renderer(hr=(16, 9)), generate("primitives", {}, 0), 3)
+    assert len(times) == 3 and all(cpu > 0 and wall > 0 for cpu, wall in times)
+    row = spread_row("primitives", (16, 9), [(0.1, 0.2), (0.3, 0.2), (0.2, 0.4)])
+    assert row["spread"] == pytest.approx(1.5) and row["spread_wall"] == pytest.approx(2.0)
+    assert (row["slowest_frame"], row["res"], row["median_cpu_s"]) == (1, "16x9", pytest.approx(0.2))

@@ -233,7 +233,7 @@ def test_dataset_keys_carry_the_whole_gbuffer_through_crops_and_flips(store):
               "normal_lr": (3, 3, h, w), "albedo_lr": (3, 3, h, w), "material_lr": (3, 2, h, w),
               "object_id_lr": (3, 1, h, w), "color_hr": (3, 3, ch, cw), "depth_hr": (3, 1, ch, cw),
               "motion_hr": (3, 2, ch, cw), "jitter": (3, 2), "view": (3, 4, 4), "proj": (3, 4, 4),
-              "exposure": (3,), "camera_cut": (3,), "time_s": (3,)}
+              "exposure": (3,), "camera_cut": (3,), "time_s": (3,), "lr_offset": (2,)}
     flips_seen = set()
     for i in range(0, len(ds), 3):
         item = ds[i]
