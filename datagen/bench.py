@@ -14,6 +14,10 @@ framebuffers and draw calls, with every uniform precomputed as bytes, no scene
 walk and no per-draw numpy. The ratio is the renderer's overhead; the absolute
 frames/s is the GL stack's speed on this machine.
 
+frame_time_spread: per scene and size, the slowest frame's time over its sequence's
+median (``bench_frame_spread``): a frame whose cost explodes (as llvmpipe's own
+anisotropic filtering did, 30-2000x its neighbours) shows here; the target is <= 3.
+
 build_vs_render: frames/s of a whole ``datagen build`` (LocalCluster start-up,
 store creation, rendering on 2 worker processes, writing every array) against
 rendering the same frames alone: 2 plain spawned processes taking sequences
@@ -43,15 +47,25 @@ from datagen.render import (
     _set,
     _uniforms,
     draw_order,
-    material_defines,
 )
 from datagen.scenes import generate
-from datagen.shaders import SHADOW_FS, SHADOW_VS, SURFACE_FS, SURFACE_VS
+from datagen.shaders import SHADOW_FS, SHADOW_VS
 from datagen.store.measure import bench_store
 from datagen.store.measure_s3 import s3_read_figure
 
 TARGETS = {"render_vs_bare": 0.85, "cpu_seconds_per_1080p_frame": 0.8, "gpu_frames_per_s": 50.0,
-           "build_vs_render": 0.85}
+           "build_vs_render": 0.85, "frame_time_spread": 3.0}
+
+SPREAD_SCENES = ("primitives", "racing", "city", "forest", "showroom")
+SPREAD_FRAMES = {(64, 36): 48, (128, 72): 48, (640, 360): 48, (1920, 1080): 8}
+"""frames timed per scene at each HR size (scale 2, 16 spp); 1080p takes up to ~6 s a
+frame on 2 cores (forest), so it times 8."""
+SPREAD_FRAMES_QUICK = {(64, 36): 12, (128, 72): 12, (640, 360): 4}
+REPRO_BUILD = {"scenes": ("racing",), "sequences": 6, "frames": 4, "res": "64x36", "scale": 2.0, "spp": 8,
+               "seed": 7}
+"""``datagen build racing --sequences 6 --frames 4 --res 64x36 --scale 2 --spp 8 --seed 7``:
+the build whose 4th sequence stalled on one frame (27-39 s at 64x36) under the driver's
+anisotropic filtering."""
 
 
 class BareLoop:
@@ -66,23 +80,22 @@ class BareLoop:
         cam = scene.camera
         proj = cv.perspective(cam.fov_y_deg, c.hr_width / c.hr_height, cam.near, cam.far)
         draws = r._prepare_draws(scene, frame_index, view, view_prev, proj)
-        self.shadow = [self._call((SHADOW_VS, SHADOW_FS), d, {"u_mvp": d.matrices["u_mvp"]})
-                       for d in draws]
+        shadow = r._program(SHADOW_VS, SHADOW_FS)
+        self.shadow = [self._call(shadow, d, {"u_mvp": d.matrices["u_mvp"]}) for d in draws]
 
         def surface_calls(variant, proj_raster, size, bias):
             calls = []
             for d in draw_order(draws, view, blend=False):
-                prog = r._program(SURFACE_VS, SURFACE_FS, variant, *material_defines(d.node.material))
+                prog = r.surface_program(variant, d.node.material)
                 r._set_lighting(prog, scene, size)
                 _set(prog, "u_mip_bias", bias)
                 matrices = {**d.matrices, "u_mvp_raster": cv.gl_bytes(proj_raster @ view @ d.model)}
-                calls.append(self._call((SURFACE_VS, SURFACE_FS, variant,
-                                         *material_defines(d.node.material)), d, matrices))
+                calls.append(self._call(prog, d, matrices))
             return calls
 
-        jit = cv.jitter_px(frame_index, c.scale)
+        jit = cv.jitter_px(frame_index, c.ratio[0])
         self.lr = surface_calls("GBUFFER", cv.jittered(proj, jit, c.lr_size), c.lr_size,
-                                cv.mip_bias(c.scale))
+                                cv.mip_bias(c.ratio[0]))
         self.samples = [surface_calls("COLOR", cv.jittered(proj, tuple(o - 0.5), c.hr_size), c.hr_size, 0.0)
                         for o in r._offsets]
         self.md = surface_calls("MOTION_DEPTH", proj, c.hr_size, 0.0)
@@ -90,9 +103,8 @@ class BareLoop:
                          "hr": (view, view_prev, proj, proj)}
         self.scene = scene
 
-    def _call(self, program_key, draw, matrices: dict[str, bytes]):
+    def _call(self, prog, draw, matrices: dict[str, bytes]):
         """(vertex array, [(uniform, bytes)], textures) of one draw, resolved now."""
-        prog = self.r._program(*program_key)
         uniforms = _uniforms(prog)
         vao = self.r._meshes[id(draw.node.mesh)].vao(prog)
         data = [(uniforms[k], raw) for k, raw in matrices.items() if k in uniforms]
@@ -108,10 +120,6 @@ class BareLoop:
                 t.use(TEXTURE_UNITS["u_base_tex"])
             vao.render()
 
-    def _anisotropy(self, value: float) -> None:
-        for _, gl_tex in self.r._textures.values():
-            gl_tex.anisotropy = value
-
     def frame(self) -> None:
         r, ctx = self.r, self.r.ctx
         c = r.config
@@ -120,13 +128,11 @@ class BareLoop:
         r.fbo_shadow.clear(depth=1.0)
         self._run(self.shadow)
         r.shadow_map.use(TEXTURE_UNITS["u_shadow_map"])
-        self._anisotropy(c.anisotropy)
         r.fbo_lr.use()
         r.fbo_lr.clear(depth=1.0)
         self._run(self.lr)
         r._draw_sky("GBUFFER", self.scene, self.sky_cams["lr"], c.lr_size)
         r._sky_average(self.scene, self.sky_cams["hr"][0], self.sky_cams["hr"][3], c.hr_size)
-        self._anisotropy(c.hr_anisotropy)
         batch = len(ACCUMULATE_UNITS)
         for start in range(0, len(self.samples), batch):
             group = self.samples[start:start + batch]
@@ -171,6 +177,73 @@ def bench_render(config: RenderConfig, frames: int) -> dict:
         "ratio": bare_s / renderer_s,
         "target_ratio": TARGETS["render_vs_bare"],
         "gl_renderer": gl,
+    }
+
+
+def sequence_frame_times(renderer: Renderer, scene, frames: int) -> list[tuple[float, float]]:
+    """(CPU seconds, wall seconds) of frames 0 .. frames-1 of ``scene``, after an untimed
+    render of frame 0 (scene upload and shader compiles are once per scene, not per
+    frame). CPU time is the process's, llvmpipe's threads included: on a shared machine
+    it does not count other processes' load, as wall time does."""
+    renderer.render(scene, 0)
+    times = []
+    for i in range(frames):
+        cpu, wall = time.process_time(), time.perf_counter()
+        renderer.render(scene, i)
+        times.append((time.process_time() - cpu, time.perf_counter() - wall))
+    return times
+
+
+def spread_row(label: str, size: tuple[int, int], times: list[tuple[float, float]]) -> dict:
+    """One sequence's figures: median and slowest frame, their ratio (CPU and wall)."""
+    import numpy as np
+
+    cpu, wall = np.array([c for c, _ in times]), np.array([w for _, w in times])
+    return {"sequence": label, "res": f"{size[0]}x{size[1]}", "frames": len(times),
+            "median_cpu_s": float(np.median(cpu)), "max_cpu_s": float(cpu.max()),
+            "slowest_frame": int(cpu.argmax()), "spread": float(cpu.max() / np.median(cpu)),
+            "spread_wall": float(wall.max() / np.median(wall))}
+
+
+def bench_frame_spread(quick: bool = False, progress: Callable[[str], None] = lambda _: None) -> dict:
+    """frame_time_spread: every scene of ``SPREAD_SCENES`` at every size of
+    ``SPREAD_FRAMES`` (one sequence each: the default build recipe's first, with its
+    varied parameters and stride), plus every sequence of ``REPRO_BUILD``."""
+    from datagen.pipeline import load_config, plan
+    from datagen.pipeline.worker import sequence_scene
+
+    rows = []
+    for size, frames in (SPREAD_FRAMES_QUICK if quick else SPREAD_FRAMES).items():
+        res = f"{size[0]}x{size[1]}"
+        config = load_config(None, scenes=SPREAD_SCENES, sequences=1, frames=frames, res=res, spp=16)
+        with Renderer(config.render_config()) as r:
+            for task in plan(config):
+                progress(f"frame_time_spread: {task.scene} at {res}, {frames} frames ...")
+                rows.append(spread_row(task.scene, size, sequence_frame_times(r, sequence_scene(task)[1],
+                                                                                 frames)))
+    repro = load_config(None, **REPRO_BUILD)
+    progress("frame_time_spread: the 64x36 racing build of seed 7 ...")
+    with Renderer(repro.render_config()) as r:
+        for task in plan(repro):
+            rows.append(spread_row(f"repro {task.split} {task.index}", repro.render_size,
+                                   sequence_frame_times(r, sequence_scene(task)[1], repro.frames)))
+    worst = max(rows, key=lambda row: row["spread"])
+    return {
+        "figure": "frame_time_spread",
+        "what": "per sequence: the slowest frame's CPU time over the median frame's (LR G-buffer + 16-spp "
+                "HR, scale 2, after an untimed warm-up frame); every scene at "
+                + ", ".join(f"{w}x{h} ({n} frames)" for (w, h), n in
+                            (SPREAD_FRAMES_QUICK if quick else SPREAD_FRAMES).items())
+                + "; and each sequence of `datagen build racing --sequences 6 --frames 4 --res 64x36 "
+                  "--scale 2 --spp 8 --seed 7`",
+        "seconds_per_frame": worst["max_cpu_s"],
+        "reference": "the median frame of the same sequence",
+        "reference_seconds_per_frame": worst["median_cpu_s"],
+        "ratio": worst["spread"],
+        "worst": f"{worst['sequence']} at {worst['res']}, frame {worst['slowest_frame']}",
+        "target_ratio": TARGETS["frame_time_spread"],
+        "target": f"ratio <= {TARGETS['frame_time_spread']:g}",
+        "rows": rows,
     }
 
 
@@ -295,6 +368,7 @@ def run_bench(quick: bool = False, progress: Callable[[str], None] = lambda _: N
     frames = 2 if quick else 4
     progress(f"render vs bare loop at {config.hr_width}x{config.hr_height}, {frames} frames ...")
     figures = [bench_render(config, frames)]
+    figures.append(bench_frame_spread(quick, progress))
     progress("store write/read/crop against the bare codec ...")
     with tempfile.TemporaryDirectory(prefix="datagen-bench-") as tmp:
         figures += bench_store(tmp, quick)

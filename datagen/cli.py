@@ -40,11 +40,13 @@ examples:
 
 prints one row per figure (value, reference, ratio, target); --out keeps the full JSON.
 figures: render frames/s (LR + G-buffer + 16-spp HR, primitives, 1920x1080,
-scale 2) against a bare moderngl loop drawing the same passes in the same run; store
-write and window-read MB/s and crop samples/s against the bare codec; the same reads
-from S3 against local disk (a moto server on 127.0.0.1 unless DATAGEN_BENCH_S3=s3://...);
-peak memory of a process writing one 1080p sequence; train step time and data wait
-(local and S3). Results: docs/benchmarks.md.
+scale 2) against a bare moderngl loop drawing the same passes in the same run;
+frame_time_spread (every scene at 64x36, 128x72, 640x360 and 1920x1080: the slowest
+frame's CPU time over its sequence's median, target <= 3); store write and window-read
+MB/s and crop samples/s against the bare codec; the same reads from S3 against local
+disk (a moto server on 127.0.0.1 unless DATAGEN_BENCH_S3=s3://...); peak memory of a
+process writing one 1080p sequence; train step time and data wait (local and S3).
+Results: docs/benchmarks.md.
 """
 
 INFO_EXAMPLES = """\
@@ -218,7 +220,7 @@ def cmd_render(args) -> int:
     cam = scene.camera
     meta = {
         "conventions": cv.conventions_block(config.scale, config.spp, cam.near, cam.far,
-                                            config.reference_resolve),
+                                            config.reference_resolve, ratio=config.ratio),
         "config": {
             "scene": recipe.name, "recipe": dataclasses.asdict(recipe), "seed": args.seed,
             "frames": args.frames, "render": dataclasses.asdict(config),
@@ -396,7 +398,7 @@ def format_summary(s: dict) -> str:
     lines = [
         f"store       {s['path']}  (schema {s['schema_version']}, written by datagen {s['datagen_version']})",
         f"frames      {s['frames_per_sequence']} per sequence; HR {W}x{H}, LR {w}x{h} "
-        f"(scale {s['scale']:g}), {s['spp']} spp",
+        f"(scale {s['scale']:g}; ratio {W / w:.6g} x {H / h:.6g}), {s['spp']} spp",
         "",
         f"{'split':<8}{'sequences':>10}{'complete':>10}{'frames':>8}  scenes (complete sequences)",
     ]
@@ -594,7 +596,8 @@ def build_parser() -> argparse.ArgumentParser:
                         "(.gltf/.glb, .obj with its .mtl, .ply, .stl, .off)")
     p.add_argument("--frames", type=_int_at_least("--frames"), default=8, help="frames (default 8)")
     p.add_argument("--res", default="1920x1080", help="HR (target) WIDTHxHEIGHT (default 1920x1080)")
-    p.add_argument("--scale", type=float, default=2.0, help="LR = HR / scale: 1.5, 1.7, 2, 3 or 4")
+    p.add_argument("--scale", type=float, default=2.0,
+                   help="LR = HR / scale rounded to whole pixels: 1.3, 1.5, 1.7, 2, 3 or 4")
     p.add_argument("--spp", type=int, default=16, help="HR samples per pixel, 8-256 (default 16)")
     p.add_argument("--seed", type=int, default=0, help="scene seed (default 0)")
     p.add_argument("--reference-resolve", choices=("box", "karis"), default="box",
@@ -616,7 +619,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--sequences", type=_int_at_least("--sequences"), help="sequences per scene")
     p.add_argument("--frames", type=_int_at_least("--frames"), help="frames per sequence")
     p.add_argument("--res", help="HR (target) WIDTHxHEIGHT")
-    p.add_argument("--scale", type=float, help="LR = HR / scale: 1.5, 1.7, 2, 3 or 4")
+    p.add_argument("--scale", type=float,
+                   help="LR = HR / scale rounded to whole pixels: 1.3, 1.5, 1.7, 2, 3 or 4")
     p.add_argument("--spp", type=_int_at_least("--spp"), help="HR samples per pixel, 8-256")
     p.add_argument("--seed", type=_int_at_least("--seed", 0), help="master seed")
     p.add_argument("--reference-resolve", choices=("box", "karis"),

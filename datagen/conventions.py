@@ -9,7 +9,11 @@ and docs/conventions.md restates them with a worked example.
 - Matrices are numpy (4, 4) float arrays for column vectors (``p' = M @ p``),
   OpenGL clip space (NDC z in [-1, 1]); world is metres, y up, and a camera looks
   down its -z axis. Upload to GLSL with ``gl_bytes(M)`` (column-major).
-- Jitter is Halton(2, 3) in LR pixels with ``ceil(8 * scale**2)`` phases; the LR
+- LR size is HR / scale rounded to whole pixels on each axis, as upscalers do
+  (1.7x of 1920x1080 is 1129x635); the exact per-axis ratio HR / LR (``ratio``) is
+  what every LR <-> HR mapping uses, and its x component sets the jitter phase
+  count and the mip bias (as FSR 2 and DLSS take the width ratio).
+- Jitter is Halton(2, 3) in LR pixels with ``ceil(8 * ratio_x**2)`` phases; the LR
   sample of pixel (x, y) is taken at (x + 0.5 + jx, y + 0.5 + jy).
 - Motion is ``p_prev - p_cur`` in pixels of the buffer's own resolution, y down,
   for the surface point seen at the pixel, both positions unjittered, so that
@@ -24,8 +28,9 @@ import math
 
 import numpy as np
 
-SCALES: tuple[float, ...] = (1.5, 1.7, 2.0, 3.0, 4.0)
-"""LR = HR / scale, one of these."""
+SCALES: tuple[float, ...] = (1.3, 1.5, 1.7, 2.0, 3.0, 4.0)
+"""LR = HR / scale rounded (``lr_size``), one of these: the DLSS/FSR/XeSS quality modes
+1.5 (Quality), 1.7 (Balanced), 2 (Performance), 3 (Ultra Performance), plus 1.3 and 4."""
 
 SPP_RANGE: tuple[int, int] = (8, 256)
 """Samples per HR pixel a user may ask for (tests may go lower)."""
@@ -48,40 +53,51 @@ def halton(index: int, base: int) -> float:
     return result
 
 
-def jitter_phase_count(scale: float) -> int:
-    """N = ceil(8 * scale^2): 18 at 1.5, 24 at 1.7, 32 at 2, 72 at 3, 128 at 4."""
-    return math.ceil(8.0 * scale * scale - 1e-9)
+def jitter_phase_count(ratio: float) -> int:
+    """N = ceil(8 * ratio^2) for the x ratio HR width / LR width: 14 at 1.3, 18 at 1.5,
+    24 at 1.7, 32 at 2, 72 at 3, 128 at 4 when the ratio is exact (a rounded LR size
+    moves it: 1280 / 853 gives 19)."""
+    return math.ceil(8.0 * ratio * ratio - 1e-9)
 
 
-def jitter_px(frame_index: int, scale: float) -> tuple[float, float]:
-    """Sub-pixel jitter (jx, jy) of frame ``frame_index``, in LR pixels, y down.
+def jitter_px(frame_index: int, ratio: float) -> tuple[float, float]:
+    """Sub-pixel jitter (jx, jy) of frame ``frame_index``, in LR pixels, y down, for the
+    x ratio HR width / LR width (``ratio_of``).
 
     Each component lies in (-0.5, 0.5) and the pair is never (0, 0).
     """
-    k = frame_index % jitter_phase_count(scale) + 1
+    k = frame_index % jitter_phase_count(ratio) + 1
     return halton(k, 2) - 0.5, halton(k, 3) - 0.5
 
 
-def mip_bias(scale: float) -> float:
-    """Texture LOD bias for the LR pass: log2(1 / scale) - 1 (sharper than LR alone)."""
-    return math.log2(1.0 / scale) - 1.0
+def mip_bias(ratio: float) -> float:
+    """Texture LOD bias for the LR pass: log2(1 / ratio) - 1 (sharper than LR alone), for
+    the x ratio HR width / LR width."""
+    return math.log2(1.0 / ratio) - 1.0
 
 
 def lr_size(hr_size: tuple[int, int], scale: float) -> tuple[int, int]:
-    """LR (width, height) for an HR (width, height), or ValueError if not whole pixels."""
-    w, h = hr_size[0] / scale, hr_size[1] / scale
-    if abs(w - round(w)) > 1e-6 or abs(h - round(h)) > 1e-6:
-        raise ValueError(
-            f"HR {hr_size[0]}x{hr_size[1]} is not divisible by scale {scale}: "
-            f"LR would be {w:g}x{h:g} pixels"
-        )
-    return round(w), round(h)
+    """LR (width, height) for an HR (width, height): HR / scale rounded half up on each
+    axis, at least 1 (1.7x of 1920x1080 is 1129x635). FSR 2's helper truncates instead,
+    which gives one pixel less where the fraction is >= 0.5 (1.3x of 1280x720: ours
+    985x554, FSR 2 984x553)."""
+    return tuple(max(1, math.floor(n / scale + 0.5)) for n in hr_size)
 
 
-def crop_step(scale: float) -> int:
-    """The smallest HR step whose LR counterpart is whole pixels: 2 at scale 2, 3 at 1.5,
-    10 at 1.7. Aligned crops start and end on multiples of it."""
-    return next(k for k in range(1, 101) if abs(k / scale - round(k / scale)) < 1e-6)
+def ratio_of(hr_size: tuple[int, int], lr_size: tuple[int, int]) -> tuple[float, float]:
+    """The exact per-axis ratio (HR width / LR width, HR height / LR height): what maps
+    LR pixel positions and motion to HR ones (``p_hr = p_lr * ratio``). Equal to the
+    nominal scale only where HR / scale is whole."""
+    return hr_size[0] / lr_size[0], hr_size[1] / lr_size[1]
+
+
+def grid_step(hr: int, lr: int) -> tuple[int, int]:
+    """(HR step, LR step) along one axis of ``hr`` HR and ``lr`` LR pixels: the smallest
+    spans on which the two grids line up (HR / gcd, LR / gcd): (2, 1) for 640 -> 320,
+    (3, 2) for 1920 -> 1280, (1920, 1129) for 1920 -> 1129 (only the whole axis).
+    Aligned crops start and end on multiples of them."""
+    g = math.gcd(hr, lr)
+    return hr // g, lr // g
 
 
 def transform_px_vector(v, hflip: bool = False, vflip: bool = False, quarter_turns: int = 0) -> np.ndarray:
@@ -306,9 +322,11 @@ def resolve_samples(samples, resolve: str = "box") -> np.ndarray:
     return karis_inverse(karis(samples).mean(axis=0))
 
 
-def conventions_block(scale: float, spp: int, near: float, far: float,
-                      reference_resolve: str = "box") -> dict:
-    """The §4 conventions restated for store attrs and sequence.json."""
+def conventions_block(scale: float, spp: int, near: float, far: float, reference_resolve: str = "box",
+                      *, ratio: tuple[float, float] | None = None) -> dict:
+    """The §4 conventions restated for store attrs and sequence.json; ``ratio`` is the
+    exact per-axis HR / LR ratio (``ratio_of``; default (scale, scale))."""
+    ratio = (float(scale), float(scale)) if ratio is None else tuple(float(r) for r in ratio)
     resolved = ("box filter (mean)" if reference_resolve == "box" else
                 "Karis resolve: mean of c / (1 + max(r,g,b)) over the pixel's samples, then m / (1 - max(m))")
     return {
@@ -316,8 +334,11 @@ def conventions_block(scale: float, spp: int, near: float, far: float,
         "color": "linear scene-referred HDR RGB, Rec.709 primaries, not exposure-scaled",
         "jitter": "Halton(2,3), jitter_px = (halton(i % N + 1, 2) - 0.5, "
         "halton(i % N + 1, 3) - 0.5) in LR pixels; LR sample at (x+0.5+jx, y+0.5+jy)",
-        "jitter_phase_count": jitter_phase_count(scale),
-        "mip_bias_lr": mip_bias(scale),
+        "jitter_phase_count": jitter_phase_count(ratio[0]),
+        "mip_bias_lr": mip_bias(ratio[0]),
+        "ratio": list(ratio),
+        "lr_size_rule": "LR = floor(HR / scale + 0.5) per axis, at least 1; ratio = HR / LR per axis, "
+                        "used for every LR <-> HR mapping; jitter phases and mip bias from ratio x",
         "motion": f"{MOTION_SIGN}, {MOTION_UNITS}; prev_pixel = pixel + motion; unjittered",
         "depth": DEPTH_KIND,
         "matrices": "OpenGL, column vectors, unjittered; view = world-to-camera",

@@ -19,7 +19,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from datagen.errors import SceneLoadError, UnknownNameError
+from datagen import scenes
+from datagen.errors import ConfigError, SceneLoadError, UnknownNameError
 from datagen.scene import Scene
 from datagen.scenes import GENERATORS, _load_builtin, generate
 
@@ -41,7 +42,24 @@ class Recipe:
     path: str = ""
 
     def build(self, seed: int) -> Scene:
-        return generate(self.generator, self.params, seed)
+        """The scene for ``seed``; a bad parameter is a ConfigError naming the recipe."""
+        try:
+            return generate(self.generator, self.params, seed)
+        except ConfigError as exc:
+            raise ConfigError(f"{self.where}: {exc}") from None
+
+    @property
+    def where(self) -> str:
+        """How messages name the recipe: ``scene racing (scenes/racing.toml)``."""
+        return f"scene {self.name}" + (f" ({self.path})" if self.path else "")
+
+    def check(self) -> None:
+        """ConfigError naming the recipe and the first parameter out of its generator's
+        documented range (``datagen.scenes.params``), without building anything."""
+        try:
+            scenes.check(self.generator, self.params)
+        except ConfigError as exc:
+            raise ConfigError(f"{self.where}: {exc}") from None
 
 
 def available() -> list[str]:
@@ -100,3 +118,4 @@ def _check_params(recipe: Recipe) -> None:
     if unknown:
         raise SceneLoadError(f"{recipe.path}: unknown param(s) {', '.join(sorted(unknown))} for "
                              f"generator {recipe.generator!r}; valid: {', '.join(valid)}")
+    recipe.check()

@@ -74,6 +74,11 @@ def material_defines(m: Material) -> tuple[str, ...]:
     return tuple(defines)
 VERTEX_ATTRIBUTES = (("in_pos", "3f", 12), ("in_normal", "3f", 12), ("in_uv", "2f", 8))
 
+LR_PROBES = 8
+"""Default probe budget of the LR pass's anisotropic filtering, chosen by measurement
+(docs/benchmarks.md, "LR texture filtering")."""
+LR_PROBES_MAX = 16
+
 
 @dataclass(frozen=True)
 class RenderConfig:
@@ -84,16 +89,22 @@ class RenderConfig:
     hr_height: int = 1080
     """target (HR) height in pixels."""
     scale: float = 2.0
-    """LR = HR / scale; one of conventions.SCALES."""
+    """LR = HR / scale rounded to whole pixels (``conventions.lr_size``); one of
+    conventions.SCALES."""
     spp: int = 16
     """HR reference samples per pixel, 8-256 (1+ accepted for tests)."""
     shadow_map_size: int = 2048
-    anisotropy: float = 16.0
-    """max anisotropy of LR texture sampling."""
-    hr_anisotropy: float = 1.0
-    """max anisotropy within each HR reference sample. The spp stratified samples
-    already integrate the pixel footprint, so trilinear suffices, and it is 40%
-    cheaper per pass on llvmpipe (measured; see docs/benchmarks.md)."""
+    lr_probes: int = LR_PROBES
+    """most trilinear probes per texture lookup of the LR pass: anisotropic filtering
+    done in the shader along the footprint's major axis (datagen/shaders.py), so its
+    cost is bounded and every driver computes the same image; 1 = trilinear. HR
+    reference samples are trilinear: the spp stratified samples integrate the
+    pixel footprint."""
+    driver_anisotropy: float = 0.0
+    """for measurements only: > 0 samples LR textures with the GL driver's own
+    anisotropic filtering at this max anisotropy instead of the probes. Its cost
+    on llvmpipe is unbounded (one 64x36 frame took 205 s, measured), and its
+    image differs between drivers."""
     sample_seed: int = 0
     """seed of the stratified HR sample pattern."""
     reference_resolve: str = "box"
@@ -108,6 +119,11 @@ class RenderConfig:
     def lr_size(self) -> tuple[int, int]:
         return cv.lr_size(self.hr_size, self.scale)
 
+    @property
+    def ratio(self) -> tuple[float, float]:
+        """The exact per-axis HR / LR ratio (``conventions.ratio_of``)."""
+        return cv.ratio_of(self.hr_size, self.lr_size)
+
     def check(self, min_spp: int = cv.SPP_RANGE[0]) -> None:
         """Raise ConfigError naming the bad field and the allowed values."""
         if self.scale not in cv.SCALES:
@@ -115,15 +131,13 @@ class RenderConfig:
                               + ", ".join(f"{s:g}" for s in cv.SCALES))
         if not min_spp <= self.spp <= cv.SPP_RANGE[1]:
             raise ConfigError(f"spp {self.spp} is out of range; use {min_spp} to {cv.SPP_RANGE[1]}")
+        if not 1 <= self.lr_probes <= LR_PROBES_MAX:
+            raise ConfigError(f"lr_probes {self.lr_probes} is out of range; use 1 to {LR_PROBES_MAX}")
         if self.reference_resolve not in cv.REFERENCE_RESOLVES:
             raise ConfigError(f"reference_resolve {self.reference_resolve!r} is not one of "
                               + ", ".join(cv.REFERENCE_RESOLVES))
         if self.hr_width < 1 or self.hr_height < 1:
             raise ConfigError(f"resolution {self.hr_width}x{self.hr_height} must be positive")
-        try:
-            cv.lr_size(self.hr_size, self.scale)
-        except ValueError as exc:
-            raise ConfigError(f"{exc}; choose --res divisible by --scale") from exc
 
 
 def ortho(l: float, r: float, b: float, t: float, n: float, f: float) -> np.ndarray:  # noqa: E741
@@ -225,7 +239,7 @@ class Renderer:
         self._meshes: dict[int, _GpuMesh] = {}
         self._textures: dict[int, tuple[Texture, moderngl.Texture]] = {}
         self._offsets = cv.stratified_offsets(config.spp, config.sample_seed)
-        self._anisotropy = config.anisotropy
+        self._anisotropy = 1.0  # of the driver's filter; driver_anisotropy in the LR pass only
         self._make_programs()
         self._make_targets()
 
@@ -304,6 +318,12 @@ class Renderer:
         self.shadow_map.repeat_x = self.shadow_map.repeat_y = False
         self.fbo_shadow = ctx.framebuffer(depth_attachment=self.shadow_map)
 
+    def surface_program(self, variant: str, material: Material) -> moderngl.Program:
+        """The surface program of a render variant (``shaders.VARIANTS``) for a material."""
+        probes = () if variant != "GBUFFER" or self.config.driver_anisotropy else (
+            f"LR_PROBES {self.config.lr_probes}",)
+        return self._program(SURFACE_VS, SURFACE_FS, variant, *probes, *material_defines(material))
+
     def _program(self, vs: str, fs: str, *defines: str) -> moderngl.Program:
         """The program for a shader permutation, compiled on first use."""
         key = (vs, fs, *defines)
@@ -319,6 +339,8 @@ class Renderer:
     def _texture(self, texture: Texture) -> moderngl.Texture:
         hit = self._textures.get(id(texture))
         if hit is not None:
+            if hit[1].anisotropy != self._anisotropy:
+                hit[1].anisotropy = self._anisotropy
             return hit[1]
         px = texture.pixels
         data = np.empty(px.shape, np.float32)
@@ -358,10 +380,7 @@ class Renderer:
         for field, uniform, _ in MATERIAL_TEXTURES:
             texture = getattr(m, field)
             if texture is not None and uniform in _uniforms(prog):
-                gl_tex = self._texture(texture)
-                if gl_tex.anisotropy != self._anisotropy:
-                    gl_tex.anisotropy = self._anisotropy
-                gl_tex.use(TEXTURE_UNITS[uniform])
+                self._texture(texture).use(TEXTURE_UNITS[uniform])
 
     def _set_lighting(self, prog: moderngl.Program, scene: Scene, size) -> None:
         sun, sky = scene.sun, scene.sky
@@ -385,7 +404,7 @@ class Renderer:
         raster = np.ascontiguousarray(raster.transpose(0, 2, 1), dtype=np.float32)
         prepared: set[int] = set()
         for d, mvp_raster in zip(todo, raster, strict=True):
-            prog = self._program(SURFACE_VS, SURFACE_FS, variant, *material_defines(d.node.material))
+            prog = self.surface_program(variant, d.node.material)
             uniforms = _uniforms(prog)
             if id(prog) not in prepared:  # per-pass uniforms, once per program
                 prepared.add(id(prog))
@@ -470,10 +489,12 @@ class Renderer:
         size = self.config.lr_size
         self.fbo_lr.use()
         self.fbo_lr.clear(depth=1.0)
-        bias = cv.mip_bias(self.config.scale)
+        bias = cv.mip_bias(self.config.ratio[0])
+        self._anisotropy = self.config.driver_anisotropy or 1.0
         self._draw_surfaces("GBUFFER", scene, draws, cam, False, size, bias)
         self._draw_sky("GBUFFER", scene, cam, size)
         self._blended(self.fbo_lr_color, scene, draws, cam, size, bias)
+        self._anisotropy = 1.0
 
     def _blended(self, fbo, scene, draws, cam, size, bias=0.0) -> None:
         if not any(d.node.material.alpha_mode == "BLEND" for d in draws):
@@ -498,7 +519,6 @@ class Renderer:
         size = self.config.hr_size
         view, view_prev, _, proj = cam
         self._sky_average(scene, view, proj, size)
-        self._anisotropy = self.config.hr_anisotropy
         n = len(self._offsets)
         for start in range(0, n, ACCUMULATE_BATCH):
             batch = self._offsets[start:start + ACCUMULATE_BATCH]
@@ -509,7 +529,6 @@ class Renderer:
                 self._draw_surfaces("COLOR", scene, draws, sample_cam, False, size)
                 self._blended(fbo, scene, draws, sample_cam, size)
             self._sum_batch(start, len(batch), n)
-        self._anisotropy = self.config.anisotropy
 
     def _sky_average(self, scene, view, proj, size) -> None:
         prog = self.sky_average_prog
@@ -567,7 +586,7 @@ class Renderer:
         camera = scene.camera
         view, view_prev = camera.view(t), camera.view(t_prev)
         proj = cv.perspective(camera.fov_y_deg, c.hr_width / c.hr_height, camera.near, camera.far)
-        jitter = cv.jitter_px(frame_index, c.scale)
+        jitter = cv.jitter_px(frame_index, c.ratio[0])
         draws = self._prepare_draws(scene, frame_index, view, view_prev, proj)
 
         ctx = self.ctx

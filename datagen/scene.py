@@ -195,13 +195,14 @@ class Scene:
         return frame_index / self.fps
 
     def walk(self, t: float) -> list[tuple[Node, np.ndarray]]:
-        """Every node with a mesh and its world matrix at time t, depth first."""
+        """Every node with a mesh of at least one triangle and its world matrix at time t,
+        depth first (a generator's empty batch, e.g. no cars, draws nothing)."""
         out: list[tuple[Node, np.ndarray]] = []
 
         def visit(nodes: Sequence[Node], parent: np.ndarray) -> None:
             for node in nodes:
                 world = parent @ node.transform(t)
-                if node.mesh is not None:
+                if node.mesh is not None and len(node.mesh.indices):
                     out.append((node, world))
                 visit(node.children, world)
 

@@ -14,6 +14,9 @@ MATERIAL_DEFINES = ("HAS_BASE_TEX", "HAS_MR_TEX", "HAS_NORMAL_TEX", "HAS_EMISSIV
                     "HAS_OCCLUSION_TEX", "ALPHA_MASK", "ALPHA_BLEND", "DOUBLE_SIDED")
 
 HEADER = "#version 330 core\n"
+FRAGMENT_EXTENSIONS = "#extension GL_ARB_derivative_control : enable\n"
+"""dFdxFine/dFdyFine where the driver has them (Mesa and NVIDIA do): an unsupported
+``enable`` is only a warning, and the shaders fall back to dFdx/dFdy."""
 
 COMMON = """
 const float PI = 3.14159265358979;
@@ -125,10 +128,36 @@ uniform vec3 u_cam_pos;
 
 """ + OUTPUTS + """
 
+vec2 g_duv_dx, g_duv_dy;  // d(uv)/d(pixel), set first thing in main()
+
+#if defined(LR_PROBES) && LR_PROBES > 1
+// Anisotropic filtering in the shader, the GL spec's model (EXT_texture_filter_
+// anisotropic): the footprint's axes in texels are the uv derivatives along x and y;
+// N = min(ceil(major / minor), LR_PROBES) trilinear probes at LOD log2(major / N)
+// + bias, spaced along the major axis at i / (N + 1) - 1/2 of a pixel and averaged.
+// The probe count bounds the cost (the driver's own anisotropic filter has no such
+// bound on llvmpipe), and explicit LODs make every driver compute the same image.
+vec4 sample_tex(sampler2D s, vec2 uv) {
+    vec2 size = vec2(textureSize(s, 0));
+    vec2 ax = g_duv_dx * size, ay = g_duv_dy * size;
+    float lx = dot(ax, ax), ly = dot(ay, ay);
+    float major = sqrt(max(lx, ly)), minor = sqrt(min(lx, ly));
+    float n = clamp(ceil(major / max(minor, 1e-20)), 1.0, float(LR_PROBES));
+    float lod = log2(max(major / n, 1e-20)) + u_mip_bias;
+    vec2 step = (lx >= ly ? g_duv_dx : g_duv_dy) / (n + 1.0);
+    vec2 p = uv - 0.5 * (lx >= ly ? g_duv_dx : g_duv_dy);
+    vec4 sum = vec4(0.0);
+    for (int i = 1; i <= int(n); ++i) sum += textureLod(s, p + float(i) * step, lod);
+    return sum / n;
+}
+#else
+vec4 sample_tex(sampler2D s, vec2 uv) { return texture(s, uv, u_mip_bias); }
+#endif
+
 vec4 base_color() {
     vec4 c = u_base_color;
 #ifdef HAS_BASE_TEX
-    c *= texture(u_base_tex, v_uv, u_mip_bias);
+    c *= sample_tex(u_base_tex, v_uv);
 #endif
     return c;
 }
@@ -137,7 +166,7 @@ vec4 base_color() {
 // derivatives (Schueler 2006).
 vec3 perturb(vec3 n, vec3 map) {
     vec3 dp1 = dFdx(v_world), dp2 = dFdy(v_world);
-    vec2 duv1 = dFdx(v_uv), duv2 = dFdy(v_uv);
+    vec2 duv1 = g_duv_dx, duv2 = g_duv_dy;
     vec3 dp2perp = cross(dp2, n), dp1perp = cross(n, dp1);
     vec3 t = dp2perp * duv1.x + dp1perp * duv2.x;
     vec3 b = dp2perp * duv1.y + dp1perp * duv2.y;
@@ -186,6 +215,13 @@ vec3 shade(vec3 base, float metallic, float rough, vec3 n, float occlusion) {
 }
 
 void main() {
+#ifdef GL_ARB_derivative_control  // fine: defined per pixel, the same on every driver
+    g_duv_dx = dFdxFine(v_uv);
+    g_duv_dy = dFdyFine(v_uv);
+#else
+    g_duv_dx = dFdx(v_uv);
+    g_duv_dy = dFdy(v_uv);
+#endif
 #if defined(MOTION_DEPTH)
 #ifdef ALPHA_MASK
     if (base_color().a < u_alpha_cutoff) discard;
@@ -199,7 +235,7 @@ void main() {
 #endif
     float metallic = u_metallic, rough = u_roughness;
 #ifdef HAS_MR_TEX
-    vec4 mr = texture(u_mr_tex, v_uv, u_mip_bias);
+    vec4 mr = sample_tex(u_mr_tex, v_uv);
     rough *= mr.g;
     metallic *= mr.b;
 #endif
@@ -208,15 +244,15 @@ void main() {
     if (!gl_FrontFacing) n = -n;
 #endif
 #ifdef HAS_NORMAL_TEX
-    n = perturb(n, texture(u_normal_tex, v_uv, u_mip_bias).xyz * 2.0 - 1.0);
+    n = perturb(n, sample_tex(u_normal_tex, v_uv).xyz * 2.0 - 1.0);
 #endif
     float occlusion = 1.0;
 #ifdef HAS_OCCLUSION_TEX
-    occlusion = texture(u_occlusion_tex, v_uv, u_mip_bias).r;
+    occlusion = sample_tex(u_occlusion_tex, v_uv).r;
 #endif
     vec3 emissive = u_emissive;
 #ifdef HAS_EMISSIVE_TEX
-    emissive *= texture(u_emissive_tex, v_uv, u_mip_bias).rgb;
+    emissive *= sample_tex(u_emissive_tex, v_uv).rgb;
 #endif
     vec3 color = shade(base.rgb, metallic, rough, n, occlusion) + emissive;
 #ifdef ALPHA_BLEND
@@ -393,5 +429,5 @@ def program_sources(vs: str, fs: str, *defines: str) -> dict[str, str]:
     define = "".join(f"#define {d}\n" for d in defines if d)
     return {
         "vertex_shader": HEADER + define + COMMON + vs,
-        "fragment_shader": HEADER + define + COMMON + fs,
+        "fragment_shader": HEADER + FRAGMENT_EXTENSIONS + define + COMMON + fs,
     }

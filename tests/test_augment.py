@@ -150,7 +150,7 @@ def test_stored_size_and_crop_offsets():
     aug = Augmentation(quarter_turns=1, crop=(4, 2, 10, 10))
     assert aug.stored_size((32, 18)) == (10, 10)
     frame = random_frame(np.random.default_rng(0), 3, (32, 18), 2.0)
-    out = aug.apply(frame, 2.0)
+    out = aug.apply(frame)
     assert out.color_hr.shape == (10, 10, 3) and out.depth_lr.shape == (5, 5)
     assert np.array_equal(out.depth_hr, np.rot90(frame.depth_hr[2:12, 4:14]))
     assert np.array_equal(out.object_id_lr, np.rot90(frame.object_id_lr[1:6, 2:7]))
@@ -163,7 +163,7 @@ def test_stored_size_and_crop_offsets():
 def test_colour_and_exposure():
     frame = random_frame(np.random.default_rng(1), 0, (16, 10), 2.0)
     aug = Augmentation(exposure_ev=1.0, wb_gains=(1.1, 0.95, 1.05), hue_deg=20.0)
-    out = aug.apply(frame, 2.0)
+    out = aug.apply(frame)
     m = aug.colour_matrix()
     for name in ("color_lr", "color_hr"):
         want = np.clip(getattr(frame, name).astype(np.float64) @ m.T, 0, None) * frame.exposure
@@ -182,7 +182,7 @@ def test_colour_and_exposure():
 
 def test_identity_returns_the_frame():
     frame = random_frame(np.random.default_rng(2), 0, (16, 10), 2.0)
-    assert Augmentation(stride=2).apply(frame, 2.0) is frame
+    assert Augmentation(stride=2).apply(frame) is frame
 
 
 # -- real renders ---------------------------------------------------------------------------------
@@ -206,7 +206,7 @@ def test_rendered_pair_reprojects_as_well_after_augmentation(make_renderer):
     frames = [renderer.render(scene, i) for i in (0, 1)]
     crop_only = Augmentation(crop=(8, 0, 18, 18))
     turned = Augmentation(hflip=True, quarter_turns=1, crop=(8, 0, 18, 18))
-    (p0, p1), (a0, a1) = ([aug.apply(f, 2.0) for f in frames] for aug in (crop_only, turned))
+    (p0, p1), (a0, a1) = ([aug.apply(f) for f in frames] for aug in (crop_only, turned))
     before = warp_error(p0.color_hr, p1.color_hr, p1.motion_hr)
     after = warp_error(a0.color_hr, a1.color_hr, a1.motion_hr)
     assert before < 0.8 * warp_error(p0.color_hr, p1.color_hr, 0 * p1.motion_hr)  # the motion matters
@@ -321,7 +321,7 @@ def test_rot90_probability_only_turns_half_way_on_wide_frames():
     ("[augment]\nrot90 = [5]", "augment.rot90 must be a probability or a list of quarter turns 0-3"),
     ("[augment]\nexposure_ev = [1.0, -1.0]", "augment.exposure_ev must be [lo, hi]"),
     ("[augment]\nstride = [0]", "augment.stride must be a list of strides"),
-    ("[augment]\ncrop = \"17x17\"", "augment.crop 17x17: width and height must be multiples of 2"),
+    ("[augment]\ncrop = \"17x17\"", "augment.crop 17x17: width must be a multiple of 2 and height of 2"),
     ("[augment]\ncrop = \"40x18\"", "augment.crop 40x18 does not fit in res 32x18"),
     ("[augment]\nwhite_balance = 0.9", "augment.white_balance must be a gain deviation in [0, 0.5]"),
     ("[vary.primitives]\nspeed = [1.0, 2.0]", "vary.primitives: unknown parameter(s) speed"),

@@ -69,11 +69,10 @@ def test_render_is_deterministic(tmp_path: Path):
 @pytest.mark.parametrize("args, message", [
     (["render", "nosuchscene", "--out", "x"],
      "unknown scene 'nosuchscene'; valid: city, compose, forest, primitives, racing, showroom"),
-    (["render", "primitives", "--res", "33x18", "--out", "x"], "not divisible by scale"),
     (["render", "primitives", "--res", "1920by1080", "--out", "x"], "WIDTHxHEIGHT"),
     (["render", "primitives", "--spp", "4", "--out", "x"], "spp 4 is out of range; use 8 to 256"),
     (["render", "primitives", "--spp", "300", "--out", "x"], "out of range"),
-    (["render", "primitives", "--scale", "2.5", "--out", "x"], "use one of 1.5, 1.7, 2, 3, 4"),
+    (["render", "primitives", "--scale", "2.5", "--out", "x"], "use one of 1.3, 1.5, 1.7, 2, 3, 4"),
     (["render", "primitives", "--frames", "0", "--out", "x"], "--frames must be >= 1"),
     (["render", "model.glb", "--out", "x"], "model.glb: no such glTF file"),
     (["render", "model.obj", "--out", "x"], "model.obj: no such mesh file"),

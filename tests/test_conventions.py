@@ -21,9 +21,24 @@ sizes = st.tuples(st.integers(1, 4096), st.integers(1, 4096))
 # -- jitter -------------------------------------------------------------------
 
 
-@pytest.mark.parametrize(("scale", "n"), [(1.5, 18), (1.7, 24), (2.0, 32), (3.0, 72), (4.0, 128)])
+@pytest.mark.parametrize(("scale", "n"), [(1.3, 14), (1.5, 18), (1.7, 24), (2.0, 32), (3.0, 72), (4.0, 128)])
 def test_phase_count_is_ceil_8_scale_squared(scale, n):
     assert cv.jitter_phase_count(scale) == n == math.ceil(8 * scale * scale - 1e-9)
+
+
+@pytest.mark.parametrize(("hr", "scale", "lr", "phases"), [
+    ((1920, 1080), 1.7, (1129, 635), 24), ((1280, 720), 1.5, (853, 480), 19),
+    ((1280, 720), 1.3, (985, 554), 14), ((2560, 1440), 3.0, (853, 480), 73),
+    ((3840, 2160), 1.5, (2560, 1440), 18), ((1920, 1080), 2.0, (960, 540), 32)])
+def test_rounded_lr_sizes_and_their_exact_ratio(hr, scale, lr, phases):
+    """LR = HR / scale rounded per axis; the phase count follows the exact width ratio."""
+    assert cv.lr_size(hr, scale) == lr
+    ratio = cv.ratio_of(hr, lr)
+    assert ratio == (hr[0] / lr[0], hr[1] / lr[1])
+    assert cv.jitter_phase_count(ratio[0]) == phases
+    block = cv.conventions_block(scale, 16, 0.1, 100.0, ratio=ratio)
+    assert block["ratio"] == list(ratio) and block["jitter_phase_count"] == phases
+    assert block["mip_bias_lr"] == pytest.approx(math.log2(lr[0] / hr[0]) - 1)
 
 
 def test_first_jitters_are_halton_2_3_by_hand():
@@ -133,27 +148,28 @@ def test_device_depth_ends_and_sky():
 
 @given(st.integers(1, 500), st.integers(1, 500), scales)
 def test_lr_size_of_whole_multiples(lw, lh, scale):
-    # 1.7 = 17 / 10 and 1.5 = 3 / 2: HR is whole when LR is a multiple of the denominator
-    denom = {1.5: 2, 1.7: 10}.get(scale, 1)
+    # 1.7 = 17 / 10, 1.5 = 3 / 2, 1.3 = 13 / 10: where HR / scale is whole, LR is exactly it
+    denom = {1.3: 10, 1.5: 2, 1.7: 10}.get(scale, 1)
     lw, lh = lw * denom, lh * denom
-    assert cv.lr_size((round(lw * scale), round(lh * scale)), scale) == (lw, lh)
+    hr = (round(lw * scale), round(lh * scale))
+    assert cv.lr_size(hr, scale) == (lw, lh)
+    assert cv.ratio_of(hr, (lw, lh)) == pytest.approx((scale, scale), rel=1e-12)
 
 
-@given(st.integers(1, 2000), st.integers(1, 2000), scales)
-def test_lr_size_rejects_fractional_pixels(w, h, scale):
-    whole = all(abs(v / scale - round(v / scale)) < 1e-6 for v in (w, h))
-    if whole:
-        assert cv.lr_size((w, h), scale) == (round(w / scale), round(h / scale))
-    else:
-        with pytest.raises(ValueError, match="not divisible"):
-            cv.lr_size((w, h), scale)
+@given(st.integers(1, 8000), st.integers(1, 8000), scales)
+def test_lr_size_rounds_half_up_per_axis(w, h, scale):
+    lw, lh = cv.lr_size((w, h), scale)
+    for n, m in ((w, lw), (h, lh)):
+        assert m >= 1 and (m == 1 or abs(m - n / scale) <= 0.5 + 1e-9)
+        assert m == max(1, math.floor(n / scale + 0.5))
 
 
-@pytest.mark.parametrize(("hr", "scale"), [
-    ((33, 18), 2.0), ((32, 19), 2.0), ((22, 33), 3.0), ((1921, 1080), 1.5), ((100, 50), 1.7)])
-def test_lr_size_rejects_examples(hr, scale):
-    with pytest.raises(ValueError, match="not divisible"):
-        cv.lr_size(hr, scale)
+@given(st.integers(1, 4000), st.integers(1, 4000))
+def test_grid_step_lines_the_grids_up(hr, lr):
+    hr_step, lr_step = cv.grid_step(hr, lr)
+    assert hr_step * lr == lr_step * hr  # the same span on both grids
+    assert hr % hr_step == 0 and lr % lr_step == 0
+    assert math.gcd(hr_step, lr_step) == 1  # and the smallest such
 
 
 @given(st.integers(1, 256), st.integers(0, 2**32 - 1))

@@ -10,6 +10,7 @@ and non-square so that a transpose or a y-flip cannot pass.
 from __future__ import annotations
 
 import dataclasses
+import math
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -118,7 +119,7 @@ def expected(rects, scene: Scene, config: RenderConfig, frame_index: int, level:
     proj = cv.perspective(cam.fov_y_deg, config.hr_width / config.hr_height, cam.near, cam.far)
     pos = cv.pixel_centres(size)
     if level == "lr":
-        pos = pos + np.asarray(cv.jitter_px(frame_index, config.scale))
+        pos = pos + np.asarray(cv.jitter_px(frame_index, config.ratio[0]))
     eye, dirs = camera_rays(view, proj, size, pos)
     ids, which, local = cast(rects, t, eye, dirs)
 
@@ -192,7 +193,8 @@ SCENARIOS: dict[str, Callable[[], tuple[list[Rect], Scene]]] = {
     "camera_orbiting": camera_orbiting_geometry,
     "sky_rotation": rotating_camera_sky_only,
 }
-ODD_SIZES = {"16x9": ((32, 18), 2.0), "7x11": ((21, 33), 3.0)}
+ODD_SIZES = {"16x9": ((32, 18), 2.0), "7x11": ((21, 33), 3.0), "12x8": ((21, 13), 1.7)}
+"""LR size: HR and scale. 21x13 at 1.7 rounds to 12x8 LR: per-axis ratios 1.75 and 1.625."""
 
 
 # -- jitter ------------------------------------------------------------------------
@@ -211,7 +213,8 @@ def _edge_distance(a: np.ndarray, b: np.ndarray, axis: int, inside: np.ndarray):
     return lambda p: sign * dist(p)
 
 
-@pytest.mark.parametrize(("hr", "scale"), [((144, 81), 1.5), ((192, 108), 2.0), ((288, 162), 3.0)])
+@pytest.mark.parametrize(("hr", "scale"), [((144, 81), 1.5), ((192, 108), 2.0), ((288, 162), 3.0),
+                                           ((150, 85), 1.7)])  # LR 88x50, rounded: ratio 1.7045 x 1.7
 def test_sharp_edges_move_by_the_jitter(make_renderer, hr, scale):
     """A wall's tilted left and top edges, seen at one sample per LR pixel, sit
     exactly where the analytic edge moved by -jitter puts them (the sample of
@@ -236,10 +239,11 @@ def test_sharp_edges_move_by_the_jitter(make_renderer, hr, scale):
         "left": (_edge_distance(c_px, down_px, 0, mid_px), beyond_corner(down_px)),
         "top": (_edge_distance(c_px, right_px, 1, mid_px), beyond_corner(right_px)),
     }
-    n_phases = cv.jitter_phase_count(scale)
+    ratio_x = renderer.config.ratio[0]
+    n_phases = cv.jitter_phase_count(ratio_x)
     for i in range(min(n_phases, 24)):
         frame = renderer.render(scene, i)
-        jitter = np.asarray(cv.jitter_px(i, scale))
+        jitter = np.asarray(cv.jitter_px(i, ratio_x))
         np.testing.assert_array_equal(frame.jitter_px, np.float32(jitter))
         covered = frame.object_id_lr == 9
         for name, (dist, along) in edges.items():
@@ -258,15 +262,22 @@ def test_sharp_edges_move_by_the_jitter(make_renderer, hr, scale):
                 assert not lo <= -predicted <= hi, (name, i)
 
 
-@pytest.mark.parametrize("scale", [1.5, 2.0, 3.0])
-def test_frame_jitter_follows_conventions(make_renderer, scale):
-    hr = {1.5: (24, 15), 2.0: (32, 18), 3.0: (21, 33)}[scale]
+@pytest.mark.parametrize(("scale", "hr", "phases"), [
+    (1.5, (24, 15), 18), (2.0, (32, 18), 32), (3.0, (21, 33), 72),
+    (1.5, (32, 18), 19),   # LR 21x12 (21.33 rounded): ratio_x 32 / 21 = 1.524, 19 phases, not 18
+    (1.3, (37, 21), 14), (1.7, (37, 21), 23)])  # LR 28x16, 22x12 (ratio_x 1.682: 23, not 24)
+def test_frame_jitter_follows_conventions(make_renderer, scale, hr, phases):
+    """Halton(2, 3) with ceil(8 ratio_x^2) phases, ratio_x = HR / LR width (the LR size rounded)."""
     renderer = make_renderer(hr=hr, scale=scale)
+    ratio_x = hr[0] / renderer.config.lr_size[0]
+    assert renderer.config.ratio[0] == ratio_x and renderer.config.lr_size == cv.lr_size(hr, scale)
+    n = cv.jitter_phase_count(ratio_x)
+    assert n == math.ceil(8 * ratio_x**2 - 1e-9) == phases
     _, scene = moving_camera_over_ground()
-    for i in (0, 1, 2, 7, cv.jitter_phase_count(scale), cv.jitter_phase_count(scale) + 3):
+    for i in (0, 1, 2, 7, n, n + 3):
         frame = renderer.render(scene, i)
         assert frame.jitter_px.dtype == np.float32 and frame.jitter_px.shape == (2,)
-        np.testing.assert_array_equal(frame.jitter_px, np.float32(cv.jitter_px(i, scale)))
+        np.testing.assert_array_equal(frame.jitter_px, np.float32(cv.jitter_px(i, ratio_x)))
 
 
 # -- motion, depth, ids against the analytic scenes -----------------------------

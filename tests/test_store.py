@@ -260,8 +260,8 @@ def test_a_path_that_is_not_a_store_is_never_deleted(tmp_path):
 def test_bad_arguments_are_refused(tmp_path):
     with pytest.raises(StoreError, match="unknown split.*valid: train, val, test"):
         make_store(tmp_path / "a", splits={"training": 1})
-    with pytest.raises(StoreError, match="not divisible by scale 2"):
-        make_store(tmp_path / "b", hr=(15, 10))
+    with pytest.raises(StoreError, match="LR 5x5 is not HR 14x10 / 2 rounded"):
+        make_store(tmp_path / "b", lr_size=(5, 5))
     with pytest.raises(StoreError, match="frames per sequence"):
         make_store(tmp_path / "c", frames=0)
 
@@ -277,12 +277,34 @@ def test_wrong_split_sequence_window_and_crop_are_refused(store_path):
         write_sequence(store_path, "train", 5, iter([]), META)
     with pytest.raises(StoreError, match="outside the sequence"):
         store.read_window("train", 0, 2, 2)
-    with pytest.raises(StoreError, match="not aligned to scale 2.*multiples of 2"):
+    with pytest.raises(StoreError, match="not aligned.*every 2 HR pixels.*multiples of 2"):
         store.read_crop("train", 0, 0, 1, 1, 0, 4)
     with pytest.raises(StoreError, match="outside the HR frame 14x10"):
         store.read_crop("train", 0, 0, 1, 8, 0, 4)
     with pytest.raises(StoreError, match="unknown read engine"):
         open_store(store_path, engine="hdf5")
+
+
+def test_a_rounded_lr_size_records_its_exact_ratio_and_crops_by_box(tmp_path):
+    """15x10 at scale 2: LR 8x5 (7.5 rounded up), ratio (1.875, 2); HR and LR columns line
+    up only over the whole width, so a column crop needs an explicit LR box."""
+    path = make_store(tmp_path / "r", hr=(15, 10))
+    frames = random_frames(3, (15, 10), 2.0)
+    assert frames[0].color_lr.shape[:2] == (5, 8)
+    write_sequence(path, "train", 0, iter(frames), META)
+    store = open_store(path)
+    assert store.lr_size == (8, 5) and store.ratio == (15 / 8, 2.0)
+    assert store.attrs["store"]["ratio"] == [15 / 8, 2.0] and store.crop_step == 30
+    assert store.sizes["x_lr"] == 8 and open_store(path).array("train", "color_lr").shape[2:4] == (5, 8)
+    with pytest.raises(StoreError, match="every 15 HR pixels"):
+        store.read_crop("train", 0, 0, 2, 2, 3, (4, 6))
+    crop = store.read_crop("train", 0, 0, 2, 2, 3, (4, 6), lr_box=(1, 1, 2, 4))
+    np.testing.assert_array_equal(crop["color_hr"], np.stack([f.color_hr[2:6, 3:9] for f in frames[:2]]))
+    np.testing.assert_array_equal(crop["depth_lr"], np.stack([f.depth_lr[1:3, 1:5] for f in frames[:2]]))
+    whole_rows = store.read_crop("train", 0, 0, 1, 2, 0, (4, 15))  # rows line up every 2 HR pixels
+    np.testing.assert_array_equal(whole_rows["motion_lr"][0], frames[0].motion_lr[1:3])
+    with pytest.raises(StoreError, match="outside the LR frame 8x5"):
+        store.read_crop("train", 0, 0, 1, 0, 0, 4, lr_box=(0, 6, 2, 3))
 
 
 def test_an_empty_split_is_allowed(store_path):
@@ -335,13 +357,13 @@ def test_check_version_without_attrs_says_not_a_store():
 def test_every_axis_has_one_size_and_pixel_shards_hold_one_sequence():
     sizes = dim_sizes(24, (1920, 1080), (960, 540))
     for spec in ARRAYS.values():
-        chunks, shards = chunking(spec, sizes, 2.0, Layout(tile_hr=256, frames_per_shard=8))
+        chunks, shards = chunking(spec, sizes, Layout(tile_hr=256, frames_per_shard=8))
         assert chunks[0] == 1 and (shards is None or shards[0] == 1), spec.name
         if shards is not None:
             assert all(s % c == 0 for s, c in zip(shards, chunks, strict=True))
             assert shards[1] == 8 and tuple(shards[2:4]) >= spec.shape(sizes)[1:3]
-    assert chunking(ARRAYS["color_hr"], sizes, 2.0, Layout(256))[0] == (1, 1, 216, 240, 3)
-    assert chunking(ARRAYS["color_lr"], sizes, 2.0, Layout(256))[0] == (1, 1, 108, 120, 3)
+    assert chunking(ARRAYS["color_hr"], sizes, Layout(256))[0] == (1, 1, 216, 240, 3)
+    assert chunking(ARRAYS["color_lr"], sizes, Layout(256))[0] == (1, 1, 108, 120, 3)
     assert (tile_side(1080, 256), tile_side(1000, 256), tile_side(7, 256)) == (216, 250, 7)
     assert tile_side(1031, 256) == 256  # a prime: the edge tile is padded
 

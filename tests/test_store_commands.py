@@ -233,7 +233,7 @@ def test_info_prints_the_summary(good_store):
     proc = run("info", good_store)
     assert proc.returncode == 0, proc.stderr
     out = proc.stdout
-    assert "6 per sequence; HR 48x28, LR 24x14 (scale 2), 8 spp" in out
+    assert "6 per sequence; HR 48x28, LR 24x14 (scale 2; ratio 2 x 2), 8 spp" in out
     assert re.search(r"^train\s+2\s+2\s+12\s+primitives \(2\)$", out, re.M)
     assert re.search(r"^val\s+1\s+1\s+6\s+primitives \(1\)$", out, re.M)
     assert re.search(r"^total\s+3\s+3\s+18\s+primitives \(3\)$", out, re.M)

@@ -20,7 +20,7 @@ from datagen.store import create_store, open_store
 from datagen.store.writer import write_sequence
 from datagen.train.baselines import Taau, bicubic
 from datagen.train.data import WindowDataset, flip
-from datagen.train.model import scatter_samples, upsample_jittered, warp
+from datagen.train.model import lr_coords, scatter_samples, upsample_jittered, warp
 from datagen.train.trainer import autocast_dtype, lr_factor, memory_format, resolve_device
 
 HR, SCALE, SPP, T = (64, 36), 2.0, 8, 8
@@ -90,17 +90,20 @@ def test_warp_subpixel_shift_of_a_linear_image():
     torch.testing.assert_close(out[0, 0, 1:-1, 1:-1], expect[1:-1, 1:-1], atol=1e-5, rtol=0)
 
 
-@pytest.mark.parametrize("scale", [1.5, 2.0, 3.0])
-def test_scatter_puts_each_lr_sample_in_the_hr_pixel_it_falls_in(scale):
+@pytest.mark.parametrize(("scale", "hr"), [(1.5, (9, 6)), (2.0, (12, 8)), (3.0, (18, 12)),
+                                           (1.7, (10, 7)), (1.3, (8, 5))])
+def test_scatter_puts_each_lr_sample_in_the_hr_pixel_it_falls_in(scale, hr):
     h, w = 6, 4
-    H, W = round(h * scale), round(w * scale)
+    H, W = hr  # at 1.7 and 1.3 the LR size is rounded: the exact ratios are (7 / 4, 10 / 6), (5 / 4, 8 / 6)
+    assert cv.lr_size((W, H), scale) == (w, h)
+    rx, ry = cv.ratio_of((W, H), (w, h))
     lr = torch.arange(h * w, dtype=torch.float32).reshape(1, 1, h, w) + 1
     jitter = torch.tensor([[0.31, -0.42]])
-    samples, mask = scatter_samples(lr, (H, W), scale, jitter)
+    samples, mask = scatter_samples(lr, (H, W), (rx, ry), jitter)
     expect = np.zeros((H, W), np.float32)
     for y in range(h):
         for x in range(w):  # SPEC §4: the sample of LR pixel (x, y) is at (x + 0.5 + jx, y + 0.5 + jy)
-            X, Y = int((x + 0.5 + 0.31) * scale), int((y + 0.5 - 0.42) * scale)
+            X, Y = int((x + 0.5 + 0.31) * rx), int((y + 0.5 - 0.42) * ry)
             expect[Y, X] = lr[0, 0, y, x]
     np.testing.assert_array_equal(samples[0, 0].numpy(), expect)
     assert int(mask.sum()) == h * w
@@ -177,7 +180,8 @@ def test_dataset_items_are_aligned_crops(store):
     shapes = {k: tuple(v.shape) for k, v in item.items()}
     assert shapes == {"color_lr": (4, 3, 8, 12), "depth_lr": (4, 1, 8, 12), "motion_lr": (4, 2, 8, 12),
                       "jitter": (4, 2), "color_hr": (4, 3, 16, 24), "motion_hr": (4, 2, 16, 24),
-                      "exposure": (4,), "camera_cut": (4,)}
+                      "exposure": (4,), "camera_cut": (4,), "lr_offset": (2,)}
+    assert item["lr_offset"].tolist() == [0.0, 0.0]  # even crops at scale 2: the grids line up
     assert all(v.dtype == torch.float32 for k, v in item.items() if k != "camera_cut")
     for name in ("color_lr", "color_hr"):
         assert torch.equal(ds[3][name], item[name])  # the same (seed, epoch, index): the same crop
@@ -229,7 +233,7 @@ def test_dataset_keys_carry_the_whole_gbuffer_through_crops_and_flips(store):
               "normal_lr": (3, 3, h, w), "albedo_lr": (3, 3, h, w), "material_lr": (3, 2, h, w),
               "object_id_lr": (3, 1, h, w), "color_hr": (3, 3, ch, cw), "depth_hr": (3, 1, ch, cw),
               "motion_hr": (3, 2, ch, cw), "jitter": (3, 2), "view": (3, 4, 4), "proj": (3, 4, 4),
-              "exposure": (3,), "camera_cut": (3,), "time_s": (3,)}
+              "exposure": (3,), "camera_cut": (3,), "time_s": (3,), "lr_offset": (2,)}
     flips_seen = set()
     for i in range(0, len(ds), 3):
         item = ds[i]
@@ -320,14 +324,71 @@ def test_dataset_keys_with_two_fork_workers_on_tensorstore(store):
 def test_dataset_bad_input(store, tmp_path):
     with pytest.raises(ConfigError, match="larger than the store's HR frames"):
         WindowDataset(store, "train", crop_hr=40)
-    with pytest.raises(ConfigError, match="multiple of 2"):
-        WindowDataset(store, "train", crop_hr=15)
+    with pytest.raises(ConfigError, match="must be positive"):
+        WindowDataset(store, "train", crop_hr=(0, 8))
     with pytest.raises(StoreError, match="no complete sequence"):
         WindowDataset(store, "val")
     with pytest.raises(StoreError, match="not a store"):
         WindowDataset(tmp_path / "nothing", "train")
     with pytest.raises(ConfigError, match=r"keys \['normals'\] are not per-frame arrays of a store; valid: "):
         WindowDataset(store, "train", crop_hr=16, keys=["color_lr", "normals"])
+
+
+def coordinate_store(path: Path, hr: tuple[int, int], scale: float) -> Path:
+    """A store whose motion arrays hold positions in HR pixels: motion_hr at each HR centre,
+    motion_lr at each LR pixel's jittered sample (x + 0.5 + jx) * ratio_x, likewise y."""
+    from datagen.frame import Frame
+
+    lr = cv.lr_size(hr, scale)
+    ratio = cv.ratio_of(hr, lr)
+    create_store(path, {"test": "coordinates"}, {"train": 1}, 3, hr, scale,
+                 cv.conventions_block(scale, 8, 0.1, 100.0, ratio=ratio))
+    frames = []
+    for t in range(3):
+        jitter = np.asarray(cv.jitter_px(t, ratio[0]), np.float32)
+        at_lr = (cv.pixel_centres(lr) + jitter) * ratio
+        ones_lr, ones_hr = np.ones((lr[1], lr[0]), np.float32), np.ones((hr[1], hr[0]), np.float32)
+        rgb_lr = np.ones((lr[1], lr[0], 3), np.float16)
+        frames.append(Frame(
+            color_lr=rgb_lr, depth_lr=ones_lr, motion_lr=at_lr.astype("f4"), normal_lr=rgb_lr,
+            albedo_lr=rgb_lr, material_lr=rgb_lr[..., :2], object_id_lr=ones_lr.astype(np.uint32),
+            color_hr=np.ones((hr[1], hr[0], 3), np.float16), depth_hr=ones_hr,
+            motion_hr=cv.pixel_centres(hr).astype("f4"), jitter_px=jitter, view=np.eye(4, dtype="f4"),
+            proj=np.eye(4, dtype="f4"), exposure=1.0, camera_cut=t == 0, time_s=t / 30))
+    write_sequence(path, "train", 0, iter(frames), {"scene": "coordinates", "seed": 0})
+    return path
+
+
+@pytest.mark.parametrize(("hr", "scale", "crop"), [
+    ((21, 13), 1.7, (7, 9)),     # LR 12x8 (rounded): ratio (1.75, 1.625); no crop lines up
+    ((21, 13), 1.7, (13, 21)),   # the whole frame: exact, offset 0
+    ((15, 10), 2.0, (4, 7)),     # LR 8x5: rows line up every 2 HR pixels, columns never
+    ((24, 16), 1.5, (6, 7)),     # exact 1.5: rows line up every 3, a 7 px width does not
+])
+def test_crops_keep_the_exact_ratio_with_flips(tmp_path, hr, scale, crop):
+    """Jittered upsampling of a crop's LR positions, at the store's ratio and with the crop's
+    LR offset taken out of the jitter (``model_jitter``), lands on the HR crop's positions,
+    flipped or not: the crop keeps the LR <-> HR mapping of the whole frame."""
+    from datagen.train.data import model_jitter
+
+    ds = WindowDataset(coordinate_store(tmp_path / "c.zarr", hr, scale), "train", window=3, crop_hr=crop,
+                       augment=True, seed=0)
+    assert ds.ratio == cv.ratio_of(hr, cv.lr_size(hr, scale))
+    for epoch in range(4):
+        ds.set_epoch(epoch)
+        item = ds[0]
+        H, W = item["motion_hr"].shape[-2:]
+        assert (H, W) == crop
+        h, w = item["motion_lr"].shape[-2:]
+        slack = torch.tensor([w - W / ds.ratio[0], h - H / ds.ratio[1]])  # LR pixels beyond the HR crop
+        assert ((item["lr_offset"] >= -1e-9) & (item["lr_offset"] <= slack + 1e-9)).all()
+        up = upsample_jittered(item["motion_lr"], (H, W), ds.ratio, model_jitter(item))
+        # bilinear reconstruction is exact on a linear field inside the hull of the LR samples
+        fx, fy = (t.numpy() for t in lr_coords((H, W), ds.ratio, model_jitter(item)))
+        inside = (fx >= 0) & (fx <= w - 1) & (fy >= 0) & (fy <= h - 1)
+        assert inside.sum() >= 2 * 3
+        err = (up - item["motion_hr"]).abs().amax(1).numpy()
+        assert err[inside].max() < 1e-3, (epoch, item["lr_offset"].tolist(), err[inside].max())
 
 
 # -- the CLI: train, resume, eval, export ---------------------------------------------------------

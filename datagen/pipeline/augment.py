@@ -66,8 +66,9 @@ class AugmentConfig:
     stride: tuple[int, ...] = (1,)
     """temporal strides to choose from: stored frames are rendered k frame intervals apart."""
     crop: str = ""
-    """"WxH": an aligned HR crop of this size at a random offset (multiples of the scale's
-    crop step, so that LR is whole pixels); the store holds the crop size. "" = no crop."""
+    """"WxH": an aligned HR crop of this size at a random offset (on the steps where the
+    HR and LR grids line up, ``conventions.grid_step``, so that LR is whole pixels and
+    keeps the frame's exact HR / LR ratio); the store holds the crop size. "" = no crop."""
 
     def crop_size(self) -> tuple[int, int] | None:
         if not self.crop:
@@ -79,9 +80,11 @@ class AugmentConfig:
                               "or \"\" for none") from None
         return w, h
 
-    def allowed_turns(self, stored_size: tuple[int, int]) -> tuple[int, ...]:
-        """The quarter turns that can be drawn (0 included)."""
-        square = stored_size[0] == stored_size[1]
+    def allowed_turns(self, stored_size: tuple[int, int],
+                      stored_lr: tuple[int, int] | None = None) -> tuple[int, ...]:
+        """The quarter turns that can be drawn (0 included): odd ones only where the
+        stored HR frame and its LR are both square."""
+        square = stored_size[0] == stored_size[1] and (stored_lr is None or stored_lr[0] == stored_lr[1])
         if isinstance(self.rot90, tuple):
             return self.rot90
         return (0, 1, 2, 3) if square else (0, 2)
@@ -102,29 +105,61 @@ class AugmentConfig:
         if not self.stride or any(not 1 <= k <= MAX_STRIDE for k in self.stride):
             raise ConfigError(f"augment.stride must be a list of strides 1..{MAX_STRIDE}, e.g. [1, 2], "
                               f"got {list(self.stride)}")
-        stored = render_size
+        stored, stored_lr = render_size, cv.lr_size(render_size, scale)
         size = self.crop_size()
         if size is not None:
-            step = cv.crop_step(scale)
+            steps = crop_steps(render_size, scale)
             w, h = size
             if not (0 < w <= render_size[0] and 0 < h <= render_size[1]):
                 raise ConfigError(f"augment.crop {self.crop} does not fit in res "
                                   f"{render_size[0]}x{render_size[1]}; choose a smaller crop")
-            if w % step or h % step:
-                raise ConfigError(f"augment.crop {self.crop}: width and height must be multiples of "
-                                  f"{step} at scale {scale:g} so that the LR crop is whole pixels")
+            if w % steps[0] or h % steps[1]:
+                lr = cv.lr_size(render_size, scale)
+                raise ConfigError(
+                    f"augment.crop {self.crop}: width must be a multiple of {steps[0]} and height of "
+                    f"{steps[1]}, where the HR and LR grids line up at res {render_size[0]}x"
+                    f"{render_size[1]}, scale {scale:g} (LR {lr[0]}x{lr[1]}, rounded), so that the LR "
+                    "crop is whole pixels; choose such a crop, or a res divisible by the scale")
             stored = size
+            stored_lr = lr_crop((0, 0, w, h), render_size, cv.lr_size(render_size, scale))[2:]
         if isinstance(self.rot90, tuple):
             if not self.rot90 or any(k not in (0, 1, 2, 3) for k in self.rot90):
                 raise ConfigError(f"augment.rot90 must be a probability or a list of quarter turns "
                                   f"0-3, got {list(self.rot90)}")
-            if stored[0] != stored[1] and any(k % 2 for k in self.rot90):
-                raise ConfigError(
-                    f"augment.rot90: quarter turns 1 and 3 swap width and height, and the stored "
-                    f"frame {stored[0]}x{stored[1]} is not square; allow only [0, 2], or set "
-                    f"augment.crop to a square such as \"{min(stored)}x{min(stored)}\"")
+            if any(k % 2 for k in self.rot90):
+                _check_square("augment.rot90: quarter turns 1 and 3", stored, stored_lr)
         else:
             _probability("rot90", self.rot90)
+
+
+def _check_square(what: str, stored: tuple[int, int], stored_lr: tuple[int, int]) -> None:
+    """Odd quarter turns swap width and height: HR and LR must both be square (one ratio)."""
+    if stored[0] != stored[1]:
+        raise ConfigError(
+            f"{what} swap width and height, and the stored frame {stored[0]}x{stored[1]} is not "
+            f"square; allow only [0, 2], or set augment.crop to a square such as "
+            f"\"{min(stored)}x{min(stored)}\"")
+    if stored_lr[0] != stored_lr[1]:
+        raise ConfigError(
+            f"{what} swap width and height: the stored frame {stored[0]}x{stored[1]} is square but "
+            f"its LR {stored_lr[0]}x{stored_lr[1]} is not (the LR size was rounded per axis); "
+            "allow only [0, 2], or choose a res divisible by the scale")
+
+
+def crop_steps(render_size: tuple[int, int], scale: float) -> tuple[int, int]:
+    """(x, y) HR steps on which crops of a frame rendered at ``render_size`` are aligned."""
+    lr = cv.lr_size(render_size, scale)
+    return cv.grid_step(render_size[0], lr[0])[0], cv.grid_step(render_size[1], lr[1])[0]
+
+
+def lr_crop(crop_hr: tuple[int, int, int, int], hr_size: tuple[int, int],
+            lr_size: tuple[int, int]) -> tuple[int, int, int, int]:
+    """The LR (x, y, w, h) covering exactly the aligned HR crop (x, y, w, h)."""
+    (W, H), (w, h) = hr_size, lr_size
+    out = tuple(v * n // N for v, n, N in zip(crop_hr, (w, h, w, h), (W, H, W, H), strict=True))
+    if any(v * n % N for v, n, N in zip(crop_hr, (w, h, w, h), (W, H, W, H), strict=True)):
+        raise ConfigError(f"crop {crop_hr} of a {W}x{H} frame is not aligned to its {w}x{h} LR grid")
+    return out
 
 
 def _probability(key: str, value) -> None:
@@ -259,14 +294,15 @@ class Augmentation:
             array = array[::-1]
         return np.ascontiguousarray(np.rot90(array, self.quarter_turns % 4, axes=(0, 1)))
 
-    def apply(self, frame: Frame, scale: float) -> Frame:
+    def apply(self, frame: Frame) -> Frame:
         """The augmented frame (a new Frame; ``frame`` is not changed, and returned as it
         is when nothing but the stride is drawn)."""
         if dataclasses.replace(self, stride=1) == Augmentation():
             return frame
         H, W = frame.color_hr.shape[:2]
+        h, w = frame.color_lr.shape[:2]
         crop_hr = self.crop
-        crop_lr = None if crop_hr is None else tuple(round(v / scale) for v in crop_hr)
+        crop_lr = None if crop_hr is None else lr_crop(crop_hr, (W, H), (w, h))
         gain = 2.0 ** self.exposure_ev
         colour = self.colour_matrix().T * gain
 
@@ -298,12 +334,14 @@ def draw(config: AugmentConfig, render_size: tuple[int, int], scale: float, rng_
     crop, stored = None, render_size
     size = config.crop_size()
     if size is not None:
-        step = cv.crop_step(scale)
+        step_x, step_y = crop_steps(render_size, scale)
         rng = rng_for("crop")
-        x = step * int(rng.integers(0, (render_size[0] - size[0]) // step + 1))
-        y = step * int(rng.integers(0, (render_size[1] - size[1]) // step + 1))
+        x = step_x * int(rng.integers(0, (render_size[0] - size[0]) // step_x + 1))
+        y = step_y * int(rng.integers(0, (render_size[1] - size[1]) // step_y + 1))
         crop, stored = (x, y, *size), size
-    turns = config.allowed_turns(stored)
+    render_lr = cv.lr_size(render_size, scale)
+    stored_lr = lr_crop((0, 0, *stored), render_size, render_lr)[2:] if crop else render_lr
+    turns = config.allowed_turns(stored, stored_lr)
     rng = rng_for("rot90")
     if isinstance(config.rot90, tuple):
         quarter_turns = int(turns[rng.integers(len(turns))])

@@ -88,7 +88,8 @@ def _conventions(config: BuildConfig, tasks: list[SequenceTask], recipes_by_name
         first = next(t for t in tasks if t.scene == name)
         cams.append(recipe.build(first.seed).camera)  # pure Python, no GL
     return cv.conventions_block(config.scale, config.spp, min(c.near for c in cams),
-                                max(c.far for c in cams), config.reference_resolve)
+                                max(c.far for c in cams), config.reference_resolve,
+                                ratio=config.render_config().ratio)
 
 
 @contextlib.contextmanager
@@ -113,6 +114,7 @@ def _client(config: BuildConfig):
                 "(and workers with `dask worker ADDRESS`), or check the host and port") from None
         with client:
             _check_workers(client, config.scheduler)
+            _register_plugins(client)
             yield client
         return
     workers = config.workers or os.cpu_count() or 1
@@ -121,6 +123,7 @@ def _client(config: BuildConfig):
                                dashboard_address=":0", silence_logs=logging.WARNING,
                                env=local_cluster_env(workers))
     with cluster, Client(cluster) as client:
+        _register_plugins(client)
         yield client
         # workers leave before the scheduler closes: closed together, a worker's heartbeat
         # could meet the closed scheduler and print a CommClosedError traceback after a
@@ -144,6 +147,14 @@ def _workers_ignore_ctrl_c():
         yield
     finally:
         signal.signal(signal.SIGINT, previous)
+
+
+def _register_plugins(client) -> None:
+    """``worker.RendererPlugin`` on every worker, present and future: a worker that
+    shuts down closes its Renderer and GL context."""
+    from datagen.pipeline.worker import RendererPlugin
+
+    client.register_plugin(RendererPlugin())
 
 
 def _datagen_version() -> str:
@@ -224,6 +235,9 @@ def build(config: BuildConfig, out: str | os.PathLike, overwrite: bool = False,
     check_tools(config.cluster)
     recipes_by_name = {name: recipes.load(name) for name in config.scenes}  # unknown -> exit 2
     tasks = plan(config)
+    for task in tasks:  # every sequence's varied parameters, before a worker builds the scene
+        recipe = recipes_by_name[task.scene]
+        dataclasses.replace(recipe, params={**recipe.params, **dict(task.params)}).check()
     _warn_empty_splits(tasks)
     out = location.parse(out)  # a path, file:// or s3:// URL that every worker reaches
     with contextlib.ExitStack() as stack:
@@ -232,7 +246,7 @@ def build(config: BuildConfig, out: str | os.PathLike, overwrite: bool = False,
         client = stack.enter_context(_client(config)) if config.scheduler else None
         create_store(out, store_config(config, recipes_by_name), split_sizes(tasks), config.frames,
                      config.hr_size, config.scale, _conventions(config, tasks, recipes_by_name),
-                     overwrite=overwrite)
+                     overwrite=overwrite, lr_size=config.lr_size)
         store = open_store(out)
         done_already = {(s, info.index) for s in store.splits for info in store.sequences(s)
                         if info.complete}

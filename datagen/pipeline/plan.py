@@ -17,9 +17,10 @@ from pathlib import Path
 
 import numpy as np
 
+from datagen import conventions as cv
 from datagen.errors import ConfigError
 from datagen.pipeline import vary as vary_mod
-from datagen.pipeline.augment import Augmentation, AugmentConfig, augment_from_dict, draw
+from datagen.pipeline.augment import Augmentation, AugmentConfig, augment_from_dict, draw, lr_crop
 from datagen.pipeline.cluster import ClusterConfig, cluster_from_dict
 from datagen.store.schema import SPLITS
 
@@ -59,7 +60,7 @@ class BuildConfig:
     res: str = "640x360"
     """HR (target) resolution, WIDTHxHEIGHT."""
     scale: float = 2.0
-    """LR = HR / scale; one of 1.5, 1.7, 2, 3, 4."""
+    """LR = HR / scale rounded to whole pixels; one of 1.3, 1.5, 1.7, 2, 3, 4."""
     spp: int = 16
     """HR reference samples per pixel (8-256)."""
     seed: int = 0
@@ -100,6 +101,14 @@ class BuildConfig:
         """The HR (width, height) the store holds: ``augment.crop`` if set, else ``res``.
         (Odd quarter turns need it square, so they do not change it.)"""
         return self.augment.crop_size() or self.render_size
+
+    @property
+    def lr_size(self) -> tuple[int, int]:
+        """The LR (width, height) the store holds: HR / scale rounded to whole pixels, or
+        the LR of the aligned ``augment.crop`` (the same exact HR / LR ratio)."""
+        render_lr = cv.lr_size(self.render_size, self.scale)
+        crop = self.augment.crop_size()
+        return render_lr if crop is None else lr_crop((0, 0, *crop), self.render_size, render_lr)[2:]
 
     def render_config(self):
         from datagen.render import RenderConfig

@@ -64,9 +64,12 @@ def _check_spec(key: str, spec, where: str) -> None:
 
 
 def check_params(scene: str, specs: dict) -> None:
-    """ConfigError if the scene's generator has no parameter of one of ``specs``' names."""
+    """ConfigError if the scene's generator has no parameter of one of ``specs``' names,
+    or if a spec can draw a value outside that parameter's documented range
+    (``datagen.scenes.params``): both ends of a range, every choice, the colour range."""
     from datagen import recipes
-    from datagen.scenes import GENERATORS, _load_builtin
+    from datagen.scenes import GENERATORS, PARAMS, _load_builtin
+    from datagen.scenes.params import problem
 
     recipe = recipes.load(scene)
     _load_builtin()
@@ -75,6 +78,21 @@ def check_params(scene: str, specs: dict) -> None:
     if unknown:
         raise ConfigError(f"vary.{scene}: unknown parameter(s) {', '.join(unknown)} of generator "
                           f"{recipe.generator!r}; valid: {', '.join(valid)}")
+    for name, spec in specs.items():
+        param = PARAMS[recipe.generator][name]
+        if isinstance(spec, list | tuple):
+            lo, hi = spec
+            values = [lo, hi] if param.kind != "int" or (isinstance(lo, int) and isinstance(hi, int)) \
+                else [float(lo)]  # a float range of an integer parameter draws floats
+        elif "choices" in spec:
+            values = list(spec["choices"])
+        else:
+            values = [[[x] * 3] * spec["count"] for x in spec["rgb"]]
+        for v in values:
+            why = problem(param, v)
+            if why:
+                raise ConfigError(f"vary.{scene}.{name} = {spec!r} can draw {v!r}, but {name} {why} "
+                                  f"(generator {recipe.generator!r})")
 
 
 def draw_params(specs: dict, rng_for) -> dict[str, Any]:

@@ -5,19 +5,32 @@ This is an importable module on purpose: Dask ships a reference to
 ``render_sequence_task`` and the worker imports this module once, so the cache
 below lives as long as the worker process. (A function defined in a script is
 shipped by value and its cache would be rebuilt for every task.)
+
+``RendererPlugin``, a Dask worker plugin the build registers on every worker,
+closes the cached Renderer (every GL object, then the context) when the worker
+shuts down, on the thread that made it: a GL context is current on one thread,
+and Dask runs a single-threaded worker's tasks on one executor thread.
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import os
+import threading
 import time
+
+from distributed.diagnostics.plugin import WorkerPlugin
 
 from datagen import __version__
 
 log = logging.getLogger(__name__)
 
-_cache: dict = {"config": None, "renderer": None}
+_cache: dict = {"config": None, "renderer": None, "thread": None}
+
+TEARDOWN_TIMEOUT_S = 30.0
+"""how long a closing worker waits for its task thread (a frame in flight) to close the
+Renderer; after that the process's exit releases the context."""
 
 
 def _renderer(render_config):
@@ -32,16 +45,45 @@ def _renderer(render_config):
     from datagen.render import Renderer
 
     _cache["renderer"] = Renderer(render_config)
-    _cache["config"] = render_config
+    _cache["config"], _cache["thread"] = render_config, threading.get_ident()
     log.info("worker %d: made a GL context for %s", os.getpid(), render_config)
     return _cache["renderer"]
 
 
-def close_renderer() -> None:
-    """Release this process's Renderer and context, if any (idempotent)."""
-    renderer, _cache["renderer"], _cache["config"] = _cache["renderer"], None, None
-    if renderer is not None:
-        renderer.close()
+def close_renderer() -> bool:
+    """Release this process's Renderer and context, if any (idempotent), on the thread
+    that made them; elsewhere the Renderer is only dropped (its context is current on
+    that thread, so GL calls here would not reach it). True if one was closed."""
+    renderer, thread = _cache["renderer"], _cache["thread"]
+    _cache["renderer"] = _cache["config"] = _cache["thread"] = None
+    if renderer is None:
+        return False
+    if thread != threading.get_ident():
+        log.warning("worker %d: the Renderer was made on another thread; dropped without closing "
+                    "(the process's exit releases its context)", os.getpid())
+        return False
+    renderer.close()
+    log.info("worker %d: closed its Renderer and GL context", os.getpid())
+    return True
+
+
+class RendererPlugin(WorkerPlugin):
+    """Closes the worker's cached Renderer when the worker shuts down (or the plugin is
+    removed): ``close_renderer`` runs on the worker's task executor, the thread that
+    made the context, waiting at most ``TEARDOWN_TIMEOUT_S`` behind a running task."""
+
+    name = "datagen-renderer"
+
+    async def teardown(self, worker) -> None:
+        executor = worker.executors.get("default")
+        if executor is None or _cache["renderer"] is None:
+            return
+        try:
+            future = asyncio.wrap_future(executor.submit(close_renderer))
+            await asyncio.wait_for(future, TEARDOWN_TIMEOUT_S)
+        except (TimeoutError, RuntimeError) as exc:  # a frame still in flight, or executor shut
+            log.warning("worker %d: Renderer not closed at shutdown (%s); the process's exit releases "
+                        "its context", os.getpid(), type(exc).__name__)
 
 
 def sequence_scene(task):
@@ -77,7 +119,7 @@ def render_sequence_task(store_path: str, task, build_config: dict) -> dict:
         "varied": dict(task.params), "camera": {"fov_y_deg": cam.fov_y_deg, "near": cam.near, "far": cam.far},
         "fps": scene.fps, "augmentation": aug.to_json(), "datagen_version": __version__,
     }
-    frames = (aug.apply(renderer.render(scene, i), config.scale) for i in range(config.frames))
+    frames = (aug.apply(renderer.render(scene, i)) for i in range(config.frames))
     write_sequence(store_path, task.split, task.index, frames, meta)
     return {"split": task.split, "index": task.index, "scene": recipe.name,
             "frames": config.frames, "seconds": time.perf_counter() - start}

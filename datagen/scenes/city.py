@@ -15,6 +15,7 @@ from __future__ import annotations
 import numpy as np
 
 from datagen import conventions as cv
+from datagen.errors import ConfigError
 from datagen.meshes import box, merge, plane, transformed, tube
 from datagen.scene import (
     Camera,
@@ -30,6 +31,7 @@ from datagen.scene import (
     translation,
 )
 from datagen.scenes import register
+from datagen.scenes.params import Param
 
 STOREY_M = 3.2
 BAY_M = 2.6
@@ -173,7 +175,36 @@ def car_mesh(rng: np.random.Generator) -> Mesh:
     return merge([body, cabin, *wheels])
 
 
-@register("city")
+PARAMS = {
+    "blocks_x": Param("int", 1, 6),
+    "blocks_z": Param("int", 1, 6),
+    "block_size": Param("float", 20.0, 120.0),
+    "street_width": Param("float", 8.0, 40.0),
+    "sidewalk_width": Param("float", 0.5, 10.0),
+    "min_storeys": Param("int", 1, 60),
+    "max_storeys": Param("int", 1, 60),
+    "lights_per_side": Param("int", 0, 6),
+    "cars": Param("int", 0, 64),
+    "camera_speed": Param("float", 0.0, 40.0),
+    "camera_height": Param("float", 0.5, 100.0),
+    "lit_windows": Param("float", 0.0, 1.0),
+    "fps": Param("float", 1.0, 240.0),
+}
+"""Documented ranges (datagen.scenes.params): counts, metres, m/s. Streets are at least
+8 m wide (cars keep 1.9 m right of the centre line and turn on a radius of half the
+street less that); 6 x 6 blocks bound the build (about a second)."""
+
+
+def check(p: dict) -> None:
+    """Rules between parameters (ConfigError naming them)."""
+    if p["min_storeys"] > p["max_storeys"]:
+        raise ConfigError(f"min_storeys = {p['min_storeys']} is above max_storeys = {p['max_storeys']}")
+    if p["block_size"] - 2 * p["sidewalk_width"] < 10.0:
+        raise ConfigError(f"sidewalk_width = {p['sidewalk_width']} leaves less than 10 m of block_size = "
+                          f"{p['block_size']} for buildings; give block_size - 2 sidewalk_width >= 10")
+
+
+@register("city", PARAMS, check)
 def city(seed: int = 0, blocks_x: int = 4, blocks_z: int = 4, block_size: float = 34.0,
          street_width: float = 14.0, sidewalk_width: float = 3.0, min_storeys: int = 3, max_storeys: int = 14,
          lights_per_side: int = 3, cars: int = 6, camera_speed: float = 8.0, camera_height: float = 4.5,
@@ -250,7 +281,7 @@ def city(seed: int = 0, blocks_x: int = 4, blocks_z: int = 4, block_size: float 
                     tops.append(top)
                 for a, b in zip(tops[:-1], tops[1:], strict=True):
                     wires += sagging_wire(a - [0, 0.3, 0], b - [0, 0.3, 0], 0.5, 0.015)
-                if rng.random() < 0.5:  # a wire across the street to the facing block
+                if rng.random() < 0.5 and tops:  # a wire across the street to the facing block
                     a = tops[len(tops) // 2] - [0, 0.6, 0]
                     b = a + np.array([out[0], 0, out[1]]) * (street_width + 2 * kerb_in)
                     if np.all((b[[0, 2]] > 0) & (b[[0, 2]] < extent)):

@@ -40,6 +40,7 @@ from datagen.motion import ANIMATIONS, RIGS, axis_rotation, camera_rig, object_m
 from datagen.scene import Camera, Material, Mesh, Node, Scene, scaling, static, translation
 from datagen.scenes import hard_cases, register
 from datagen.scenes.city import noise_texture
+from datagen.scenes.params import Param
 from datagen.scenes.racing import sun_and_sky, sun_by_clock
 
 DEFAULT_ASSETS = ("assets/Duck.glb", "assets/BoxTextured.glb", "assets/mesh/*.obj", "assets/mesh/*.ply",
@@ -174,7 +175,33 @@ def place_objects(rng: np.random.Generator, count: int, radii: list[float], area
 # -- the generator ------------------------------------------------------------------------
 
 
-@register("compose")
+PARAMS = {
+    "assets": Param("str_list", count=(1, 64)),
+    "objects": Param("span", 0, MAX_OBJECTS, integer=True),
+    "size": Param("span", 0.05, 20.0),
+    "area": Param("float", 1.0, 200.0),
+    "placement": Param("str", choices=PLACEMENTS),
+    "air_height": Param("span", 0.0, 100.0),
+    "animations": Param("str_list", choices=ANIMATIONS, count=(1, 16)),
+    "speed": Param("span", 0.0, 50.0),
+    "spin_rps": Param("span", 0.0, 10.0),
+    "material_override": Param("float", 0.0, 1.0),
+    "textures": Param("str_list", choices=hard_cases.TEXTURES, count=(1, 16)),
+    "ground": Param("str", choices=GROUNDS),
+    "time_of_day": Param("float", 0.0, 24.0),
+    "camera": Param("str", choices=RIGS),
+    "camera_speed": Param("float", 0.05, 20.0),
+    "shake": Param("float", 0.0, 10.0),
+    "cut_seconds": Param("float", 0.2, 600.0),
+    "max_triangles": Param("int", 1, 100_000_000),
+    **{name: Param("int", 0, hi) for name, hi in MAX_HARD.items()},
+    "fps": Param("float", 1.0, 1000.0),
+}
+"""Documented ranges (datagen.scenes.params), checked before the generator runs; the
+checks inside it give the same answer for direct calls."""
+
+
+@register("compose", PARAMS)
 def compose(seed: int = 0, assets=DEFAULT_ASSETS, objects=(6, 10), size=(0.6, 1.6), area: float = 6.0,
             placement: str = "mixed", air_height=(0.8, 3.0), animations=ANIMATIONS, speed=(0.5, 2.5),
             spin_rps=(0.1, 0.6), material_override: float = 0.3, textures=hard_cases.TEXTURES,

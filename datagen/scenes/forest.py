@@ -16,6 +16,7 @@ from __future__ import annotations
 import numpy as np
 
 from datagen import conventions as cv
+from datagen.errors import ConfigError
 from datagen.meshes import cylinder, merge, plane, transformed, tube
 from datagen.scene import (
     Camera,
@@ -33,6 +34,7 @@ from datagen.scene import (
 )
 from datagen.scenes import register
 from datagen.scenes.city import noise_texture
+from datagen.scenes.params import Param
 
 
 def card(width: float, height: float, centred: bool = False) -> Mesh:
@@ -50,6 +52,8 @@ def card_batch(centres: np.ndarray, sizes: np.ndarray, yaw: np.ndarray, tilt: np
     """Crossed cards (two quads at right angles) at ``centres`` (n, 3), square of
     side ``sizes`` (n, 2) (width, height), turned by ``yaw`` about y after ``tilt`` about x."""
     n = len(centres)
+    if n == 0:
+        return merge([])
     base = card(1.0, 1.0, centred)
     two = merge([base, transformed(base, rotation_y(np.pi / 2))])
     scale = np.stack([sizes[:, 0], sizes[:, 1], sizes[:, 0]], -1)
@@ -171,7 +175,29 @@ def sway(base: np.ndarray, amplitude: float, freq: float, phase: float):
     return transform
 
 
-@register("forest")
+PARAMS = {
+    "size": Param("float", 20.0, 400.0),
+    "trees": Param("int", 0, 300),
+    "swaying_trees": Param("int", 0, 300),
+    "leaf_cards": Param("int", 0, 400),
+    "grass_clumps": Param("int", 0, 40000),
+    "trail_width": Param("float", 0.3, 6.0),
+    "walk_speed": Param("float", 0.0, 5.0),
+    "eye_height": Param("float", 0.3, 5.0),
+    "wind": Param("float", 0.0, 5.0),
+    "fps": Param("float", 1.0, 240.0),
+}
+"""Documented ranges (datagen.scenes.params): metres, counts, m/s. Trees stand
+``TREE_SPACING`` m apart and 3.5 m off the trail; ``trees`` that do not fit in ``size``
+are a ConfigError after ``PLACEMENT_TRIES_PER_TREE`` tries each (the loop is bounded)."""
+
+TREE_SPACING = 3.0
+"""metres between tree trunks, at least."""
+PLACEMENT_TRIES_PER_TREE = 60
+"""random positions tried per tree before the placement gives up."""
+
+
+@register("forest", PARAMS)
 def forest(seed: int = 0, size: float = 80.0, trees: int = 80, swaying_trees: int = 16,
            leaf_cards: int = 150, grass_clumps: int = 9000, trail_width: float = 1.6, walk_speed: float = 1.2,
            eye_height: float = 1.7, wind: float = 1.0, fps: float = 30.0) -> Scene:
@@ -182,15 +208,23 @@ def forest(seed: int = 0, size: float = 80.0, trees: int = 80, swaying_trees: in
     def trail_x(z):
         return amp * np.sin(np.asarray(z) / wavelength + phase0)
 
-    # trees: rejection-sampled, off the trail and apart from each other
+    # trees: rejection-sampled, off the trail and apart from each other; a bounded number of tries
     positions: list[np.ndarray] = []
-    while len(positions) < trees:
+    placed = np.empty((trees, 2))
+    for _ in range(PLACEMENT_TRIES_PER_TREE * trees):
+        if len(positions) == trees:
+            break
         p = rng.uniform(-half + 2, half - 2, 2)
-        if abs(p[0] - trail_x(p[1])) < 3.5 or any(np.linalg.norm(p - q) < 3.0 for q in positions):
+        n = len(positions)
+        if abs(p[0] - trail_x(p[1])) < 3.5 or (n and np.min(np.hypot(*(placed[:n] - p).T)) < TREE_SPACING):
             continue
+        placed[n] = p
         positions.append(p)
-    positions_arr = np.array(positions)
-    near = np.abs(positions_arr[:, 0] - trail_x(positions_arr[:, 1]))
+    if len(positions) < trees:
+        raise ConfigError(f"trees = {trees}: only {len(positions)} fit {TREE_SPACING:g} m apart and off "
+                          f"the trail in a size = {size:g} m forest ({PLACEMENT_TRIES_PER_TREE} tries a "
+                          "tree); lower trees or raise size")
+    near = np.abs(placed[:, 0] - trail_x(placed[:, 1]))
     swaying = set(np.argsort(near)[:swaying_trees].tolist())
 
     bark_mat = Material(base_color_texture=bark_texture(rng), roughness=0.9)

@@ -14,8 +14,16 @@ from __future__ import annotations
 from datagen.gltf import load_gltf
 from datagen.scene import Scene
 from datagen.scenes import register
+from datagen.scenes.params import Param
+
+PARAMS = {
+    "path": Param("str"),
+    "camera": Param("str", choices=("orbit", "file", "auto")),
+    "fps": Param("float", 1.0, 240.0),
+}
+"""Documented ranges (datagen.scenes.params); the file itself is checked by the loader."""
 
 
-@register("gltf")
+@register("gltf", PARAMS)
 def gltf(seed: int = 0, path: str = "", camera: str = "orbit", fps: float = 30.0) -> Scene:
     return load_gltf(path, seed=seed, camera=camera, fps=fps)

@@ -14,9 +14,17 @@ from __future__ import annotations
 from datagen.assets import DEFAULT_MAX_TRIANGLES, load_asset
 from datagen.scene import Scene
 from datagen.scenes import register
+from datagen.scenes.params import Param
+
+PARAMS = {
+    "path": Param("str"),
+    "max_triangles": Param("int", 1, 100_000_000),
+    "fps": Param("float", 1.0, 240.0),
+}
+"""Documented ranges (datagen.scenes.params); the file itself is checked by the loader."""
 
 
-@register("mesh")
+@register("mesh", PARAMS)
 def mesh(seed: int = 0, path: str = "", max_triangles: int = DEFAULT_MAX_TRIANGLES,
          fps: float = 30.0) -> Scene:
     return load_asset(path, seed=seed, fps=fps, max_triangles=max_triangles)

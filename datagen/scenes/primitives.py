@@ -13,6 +13,7 @@ from datagen import conventions as cv
 from datagen.meshes import box, checker_texture, plane, sphere
 from datagen.scene import Camera, Material, Node, Scene, static, translation
 from datagen.scenes import register
+from datagen.scenes.params import Param
 
 
 def linear_path(start, velocity):
@@ -33,7 +34,17 @@ def dolly_camera(start, velocity, target, fov_y_deg: float = 50.0) -> Camera:
                   near=0.1, far=500.0)
 
 
-@register("primitives")
+PARAMS = {
+    "boxes": Param("int", 0, 64),
+    "spheres": Param("int", 0, 64),
+    "plane_size": Param("float", 4.0, 400.0),
+    "object_speed": Param("float", 0.0, 100.0),
+    "camera_speed": Param("float", 0.0, 100.0),
+}
+"""Documented ranges (datagen.scenes.params): counts in objects, metres, m/s."""
+
+
+@register("primitives", PARAMS)
 def primitives(seed: int = 0, boxes: int = 3, spheres: int = 3, plane_size: float = 40.0,
                object_speed: float = 2.0, camera_speed: float = 1.0) -> Scene:
     rng = np.random.default_rng(seed)

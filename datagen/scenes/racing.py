@@ -20,15 +20,20 @@ from __future__ import annotations
 import numpy as np
 
 from datagen import conventions as cv
+from datagen.errors import ConfigError
 from datagen.meshes import box, cylinder, merge, plane, ribbon, tileable_noise, transformed, with_uvs
 from datagen.scene import Camera, Material, Mesh, Node, Scene, Sky, Sun, Texture, static, translation
 from datagen.scenes import register
+from datagen.scenes.params import Param
 
 GROUND_ID, ROAD_ID, PAINT_ID, CURB_ID = 1, 2, 3, 4
 RAIL_ID, RAIL_POST_ID, FENCE_ID, FENCE_POST_ID = 5, 6, 7, 8
 FOLIAGE_ID, TRUNK_ID, STAND_ID, BILLBOARD_ID, BILLBOARD_POST_ID = 9, 10, 11, 12, 13
 CAR_ID0 = 20
 UP = np.array([0.0, 1.0, 0.0])
+
+TRACK_TRIES = 200
+"""track layouts drawn at most before giving up (the loop is bounded)."""
 
 MIN_RADIUS = 28.0
 """Metres: the tightest bend of the centre line (the inner lane then turns at >= 23.5 m)."""
@@ -337,7 +342,40 @@ def vertical_strip(points: np.ndarray, bottom: float, top: float, u_scale: float
 # -- the generator ---------------------------------------------------------------
 
 
-@register("racing")
+PARAMS = {
+    "track_length": Param("float", 400.0, 3000.0),
+    "track_width": Param("float", 12.0, 24.0),
+    "cars": Param("int", 1, len(LANES)),
+    "speed_min": Param("float", 0.0, 100.0),
+    "speed_max": Param("float", 0.0, 100.0),
+    "car_colors": Param("rgb_list", 0.0, 1.0, optional=True, count=(1, len(LANES))),
+    "trees": Param("int", 0, 500),
+    "sun_elevation_deg": Param("float", 0.0, 90.0),
+    "sun_azimuth_deg": Param("float", 0.0, 360.0, optional=True),
+    "shot_seconds": Param("float", 0.5, 60.0),
+    "duration": Param("float", 0.5, 600.0),
+    "fov_y_deg": Param("float", 10.0, 120.0),
+    "chase_lag": Param("float", 0.0, 2.0),
+    "fps": Param("float", 1.0, 240.0),
+    "time_of_day": Param("float", 0.0, 24.0, optional=True),
+    "first_shot": Param("str", choices=SHOTS),
+}
+"""Documented ranges (datagen.scenes.params): metres, m/s, seconds, degrees, hours. The
+track is at least 400 m (shorter loops cannot keep every bend >= ``MIN_RADIUS``) and 12 m
+wide (the four lanes sit at +-1.5 and +-4.5 m)."""
+
+
+def check(p: dict) -> None:
+    """Rules between parameters (ConfigError naming them)."""
+    if p["speed_min"] > p["speed_max"]:
+        raise ConfigError(f"speed_min = {p['speed_min']} is above speed_max = {p['speed_max']}; "
+                          "give speed_min <= speed_max (m/s)")
+    if p["car_colors"] is not None and len(p["car_colors"]) < p["cars"]:
+        raise ConfigError(f"car_colors has {len(p['car_colors'])} colours for cars = {p['cars']}; "
+                          "give one [r, g, b] per car")
+
+
+@register("racing", PARAMS, check)
 def racing(seed: int = 0, track_length: float = 520.0, track_width: float = 12.0, cars: int = 4,
            speed_min: float = 38.0, speed_max: float = 62.0, car_colors: list | None = None,
            trees: int = 90, sun_elevation_deg: float = 40.0, sun_azimuth_deg: float | None = None,
@@ -349,21 +387,15 @@ def racing(seed: int = 0, track_length: float = 520.0, track_width: float = 12.0
     with ``first_shot`` ("chase" or "trackside"). ``time_of_day`` (hours, 0-24), when set,
     places the sun by the clock (``sun_by_clock``) instead of ``sun_elevation_deg`` and
     the seeded or given azimuth."""
-    if not 1 <= cars <= len(LANES):
-        raise ValueError(f"racing: cars={cars}, expected 1..{len(LANES)} (one lane each)")
-    if first_shot not in SHOTS:
-        raise ValueError(f"racing: first_shot={first_shot!r}, expected one of {', '.join(SHOTS)}")
-    if time_of_day is not None and not 0 <= time_of_day <= 24:
-        raise ValueError(f"racing: time_of_day={time_of_day}, expected hours 0-24")
-    if car_colors is not None and len(car_colors) < cars:
-        raise ValueError(f"racing: {len(car_colors)} car_colors for {cars} cars; give one per car")
     rng = np.random.default_rng(seed)
-    for _ in range(200):  # redraw until no bend is tighter than MIN_RADIUS (deterministic per seed)
+    for _ in range(TRACK_TRIES):  # redraw until no bend is tighter than MIN_RADIUS (deterministic per seed)
         track = Track(control_points(rng, track_length))
         if np.abs(track.curvature).max() < 1.0 / MIN_RADIUS:
             break
     else:
-        raise ValueError(f"racing: no track of length {track_length} m with bends >= {MIN_RADIUS} m radius")
+        raise ConfigError(f"track_length = {track_length}: no loop of that length with every bend >= "
+                          f"{MIN_RADIUS:g} m radius in {TRACK_TRIES} draws for seed {seed}; choose a longer "
+                          "track_length")
     half = track_width / 2
     inside = track.inside
     nodes: list[Node] = []

@@ -17,6 +17,7 @@ from datagen.meshes import cylinder, plane
 from datagen.scene import Material, Node, Scene, Sky, Sun, Texture, rotation_y, scaling, static, translation
 from datagen.scenes import register
 from datagen.scenes.city import noise_texture
+from datagen.scenes.params import Param
 
 DEFAULT_ASSETS = ("assets/Duck.glb", "assets/BoxTextured.glb", "assets/BoxInterleaved.glb")
 
@@ -40,7 +41,19 @@ def model_bounds(scene: Scene) -> np.ndarray:
     return np.stack([pts.min(0), pts.max(0)])
 
 
-@register("showroom")
+PARAMS = {
+    "assets": Param("str_list", count=(1, 12)),
+    "model_size": Param("float", 0.1, 10.0),
+    "ring_radius": Param("float", 0.0, 30.0),
+    "table_radius": Param("float", 0.1, 5.0),
+    "spin_period_s": Param("float", 0.5, 1000.0),
+    "orbit_period_s": Param("float", 1.0, 1000.0),
+    "fps": Param("float", 1.0, 240.0),
+}
+"""Documented ranges (datagen.scenes.params): 1 to 12 asset paths, metres, seconds."""
+
+
+@register("showroom", PARAMS)
 def showroom(seed: int = 0, assets: list[str] | tuple[str, ...] = DEFAULT_ASSETS, model_size: float = 1.3,
              ring_radius: float = 2.4, table_radius: float = 0.85, spin_period_s: float = 10.0,
              orbit_period_s: float = 30.0, fps: float = 30.0) -> Scene:

@@ -87,7 +87,7 @@ def synthetic_frame(rng: np.random.Generator, t: int, hr_size: tuple[int, int], 
         color_hr=pixels((H, W), 3, 0.0, 4.0, 0.01, np.float16),
         depth_hr=pixels((H, W), 1, 2.0, 60.0, 0.0, np.float32),
         motion_hr=pixels((H, W), 2, -8.0, 8.0, 0.0, np.float32),
-        jitter_px=np.asarray(cv.jitter_px(t, scale), np.float32),
+        jitter_px=np.asarray(cv.jitter_px(t, W / w), np.float32),
         view=np.eye(4, dtype=np.float32), proj=np.eye(4, dtype=np.float32),
         exposure=1.0, camera_cut=t == 0, time_s=t / 30.0,
     )
@@ -226,7 +226,7 @@ def bare_codec(frames: list[Frame], scale: float, layout: Layout) -> dict:
                 else numcodecs.Blosc("zstd", layout.level, numcodecs.Blosc.SHUFFLE))
     tiles = []
     for spec in FRAME_ARRAYS:
-        ty, tx = chunking(spec, sizes, scale, layout)[0][2:4]
+        ty, tx = chunking(spec, sizes, layout)[0][2:4]
         for f in frames:
             a = np.asarray(getattr(f, spec.name), spec.dtype)
             tiles += [np.ascontiguousarray(a[y:y + ty, x:x + tx])

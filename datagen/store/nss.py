@@ -119,7 +119,7 @@ def sequence_doc(store: Store, info: SequenceInfo, frames: list[dict], times: li
         "Version": NSS_VERSION,
         "EmulatedFramerate": frame_rate(times, info.meta.get("fps", 30.0)),
         "TargetResolution": {"X": store.hr_size[0], "Y": store.hr_size[1]},
-        "Samples": {"Sequence": "Halton", "Count": cv.jitter_phase_count(store.scale), "Quantized": False},
+        "Samples": {"Sequence": "Halton", "Count": cv.jitter_phase_count(store.ratio[0]), "Quantized": False},
         "ReverseZ": False,
         "MotionVectorsDilated": False,
         "OpaqueOnlyColor_Exported": False,

@@ -19,6 +19,7 @@ process may use it. Metadata is always read with zarr-python.
 from __future__ import annotations
 
 import json
+import math
 import os
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
@@ -80,6 +81,10 @@ class Store:
         self.hr_size: tuple[int, int] = tuple(shape["hr_size"])
         self.lr_size: tuple[int, int] = tuple(shape["lr_size"])
         self.scale: float = shape["scale"]
+        """the nominal scale (1.3 ... 4): LR = HR / scale rounded to whole pixels."""
+        self.ratio: tuple[float, float] = cv.ratio_of(self.hr_size, self.lr_size)
+        """the exact per-axis ratio (HR / LR width, HR / LR height) every LR <-> HR
+        mapping uses."""
         self.layout = schema.Layout(**shape["layout"])
         self.sizes = schema.dim_sizes(self.frames, self.hr_size, self.lr_size)
 
@@ -179,24 +184,26 @@ class Store:
         return self._read(split, {name: (seq, frames) for name in self._names(arrays)})
 
     def read_crop(self, split: str, seq: int, start: int, length: int, y_hr: int, x_hr: int,
-                  size_hr: int | tuple[int, int],
-                  arrays: Sequence[str] | None = None) -> dict[str, np.ndarray]:
-        """An aligned crop over ``length`` frames: HR rows ``y_hr .. y_hr+height`` and
-        columns ``x_hr .. x_hr+width`` (``size_hr`` = side or (height, width)), and
-        the LR crop covering the same area, at ``y_hr / scale`` etc.
+                  size_hr: int | tuple[int, int], arrays: Sequence[str] | None = None,
+                  lr_box: tuple[int, int, int, int] | None = None) -> dict[str, np.ndarray]:
+        """A crop over ``length`` frames: HR rows ``y_hr .. y_hr+height`` and columns
+        ``x_hr .. x_hr+width`` (``size_hr`` = side or (height, width)), and LR rows and
+        columns ``lr_box`` = (y, x, height, width).
 
-        Every HR coordinate and size must be a multiple of the scale's step (2 at
-        scale 2, 3 at 1.5, 10 at 1.7) so that the LR crop is whole pixels. Per-frame
-        scalars and matrices come whole.
+        Without ``lr_box``, the LR crop covers exactly the same area, at ``y_hr /
+        ratio_y`` etc., so every HR coordinate and size must lie on the grids' common
+        step (``crop_step``: 2 at scale 2 of even sizes, 3 at an exact 1.5; none
+        smaller than the frame where the LR size was rounded). With ``lr_box`` the two
+        crops are independent (``datagen.train.data`` passes the offset between them
+        to the model). Per-frame scalars and matrices come whole.
         """
         height, width = (size_hr, size_hr) if isinstance(size_hr, int) else size_hr
         self._check_window(split, seq, start, length)
         hr = (y_hr, x_hr, height, width)
-        lr = tuple(self._to_lr(v) for v in hr)
-        if y_hr < 0 or x_hr < 0 or y_hr + height > self.hr_size[1] or x_hr + width > self.hr_size[0] \
-                or min(height, width) < 1:
-            raise StoreError(f"crop rows {y_hr}..{y_hr + height}, columns {x_hr}..{x_hr + width} is "
-                             f"outside the HR frame {self.hr_size[0]}x{self.hr_size[1]}")
+        _check_box("HR", hr, self.hr_size)
+        lr = tuple(self._to_lr(v, axis) for v, axis in zip(hr, (1, 0, 1, 0), strict=True)) \
+            if lr_box is None else tuple(lr_box)
+        _check_box("LR", lr, self.lr_size)
         frames = slice(start, start + length)
         selections = {}
         for name in self._names(arrays):
@@ -205,17 +212,22 @@ class Store:
                                 else (seq, frames, slice(y, y + h), slice(x, x + w)))
         return self._read(split, selections)
 
-    def _to_lr(self, v: int) -> int:
-        lr = v / self.scale
-        if abs(lr - round(lr)) > 1e-6:
-            raise StoreError(f"HR coordinate {v} is not aligned to scale {self.scale:g}: LR would be "
-                             f"{lr:g}; use multiples of {self.crop_step}")
-        return round(lr)
+    def _to_lr(self, v: int, axis: int) -> int:
+        """HR coordinate ``v`` along ``axis`` (0 x, 1 y) as a whole LR coordinate."""
+        hr_step, lr_step = cv.grid_step(self.hr_size[axis], self.lr_size[axis])
+        if v % hr_step:
+            raise StoreError(f"HR coordinate {v} is not aligned: the HR and LR grids "
+                             f"({self.hr_size[axis]} and {self.lr_size[axis]} pixels along "
+                             f"{'yx'[1 - axis]}) meet every {hr_step} HR pixels; use multiples of "
+                             f"{self.crop_step}, or give lr_box")
+        return v // hr_step * lr_step
 
     @property
     def crop_step(self) -> int:
-        """The smallest HR step whose LR counterpart is whole: 2 at scale 2, 3 at 1.5."""
-        return cv.crop_step(self.scale)
+        """The smallest HR step on which the HR and LR grids line up along both axes
+        (``conventions.grid_step``): 2 at scale 2 of even sizes, 3 at an exact 1.5."""
+        steps = [cv.grid_step(self.hr_size[a], self.lr_size[a])[0] for a in (0, 1)]
+        return math.lcm(*steps)
 
     def iter_frames(self, split: str, seq: int, block: int | None = None) -> Iterator[Frame]:
         """The frames of sequence ``seq`` as ``Frame`` records, read ``block`` frames
@@ -275,6 +287,7 @@ class Store:
             "hr_size": list(self.hr_size),
             "lr_size": list(self.lr_size),
             "scale": self.scale,
+            "ratio": list(self.ratio),
             "spp": self.conventions.get("spp"),
             "arrays": {spec.name: {"shape": list(spec.shape(self.sizes)), "dtype": spec.dtype,
                                    "dims": list(spec.dimension_names)} for spec in ARRAYS.values()},
@@ -283,6 +296,13 @@ class Store:
             "disk_bytes": disk,
             "compression_ratio": logical / disk if disk else None,
         }
+
+
+def _check_box(what: str, box: tuple[int, int, int, int], size: tuple[int, int]) -> None:
+    y, x, h, w = box
+    if y < 0 or x < 0 or y + h > size[1] or x + w > size[0] or min(h, w) < 1:
+        raise StoreError(f"crop rows {y}..{y + h}, columns {x}..{x + w} is outside the {what} frame "
+                         f"{size[0]}x{size[1]}")
 
 
 def open_store(path: str | os.PathLike, engine: str = "zarr") -> Store:

@@ -4,7 +4,8 @@ chunking, sharding, codecs and ``SCHEMA_VERSION``, in one place.
 A store is a Zarr v3 group with one subgroup per split (``train``, ``val``,
 ``test``). Every array in a split has a leading ``sequence`` dimension; the
 per-sequence shape of each is given by its dimension names and
-``dim_sizes(frames, hr_size, lr_size)``. Channel axes are named by meaning, so that
+``dim_sizes(frames, hr_size, lr_size)`` (LR is HR / scale rounded:
+``conventions.lr_size``). Channel axes are named by meaning, so that
 ``xarray.open_zarr(store, group=split)`` opens a split as one Dataset.
 
 Three kinds of array:
@@ -128,7 +129,7 @@ class Layout:
     """How pixel arrays are chunked, sharded and compressed."""
 
     tile_hr: int | None = 256
-    """square HR chunk side in pixels (LR chunks: tile_hr / scale), or None for one
+    """square HR chunk side in pixels (LR chunks: tile_hr / ratio), or None for one
     chunk per whole frame."""
     frames_per_shard: int = 4
     """frames in one shard file (and in one write block of the writer: a worker holds
@@ -167,13 +168,14 @@ def tile_side(n: int, target: int) -> int:
     return target
 
 
-def chunking(spec: ArraySpec, sizes: dict[str, int], scale: float,
+def chunking(spec: ArraySpec, sizes: dict[str, int],
              layout: Layout) -> tuple[tuple[int, ...], tuple[int, ...] | None]:
     """(chunks, shards or None) of ``spec``, both including the ``sequence`` axis.
 
     Pixel arrays: chunks of one frame and one tile (``tile_side``; LR tiles aim at
-    ``tile_hr / scale``) or the whole image; shards of ``frames_per_shard`` frames
-    and the whole image (padded up to whole tiles), so a sequence owns its shards.
+    ``tile_hr`` over that axis's HR / LR ratio) or the whole image; shards of
+    ``frames_per_shard`` frames and the whole image (padded up to whole tiles), so a
+    sequence owns its shards.
     """
     shape = spec.shape(sizes)
     if spec.name in SEQUENCE_NAMES:
@@ -185,7 +187,9 @@ def chunking(spec: ArraySpec, sizes: dict[str, int], scale: float,
         if layout.tile_hr is None:
             tile = n
         else:
-            target = layout.tile_hr if dim.endswith("_hr") else max(1, round(layout.tile_hr / scale))
+            axis = dim[0]  # "y" or "x"
+            ratio = sizes[f"{axis}_hr"] / sizes[f"{axis}_lr"]
+            target = layout.tile_hr if dim.endswith("_hr") else max(1, round(layout.tile_hr / ratio))
             tile = tile_side(n, target)
         chunks.append(tile)
         shards.append(math.ceil(n / tile) * tile)
@@ -193,10 +197,10 @@ def chunking(spec: ArraySpec, sizes: dict[str, int], scale: float,
     return tuple(chunks + extra), tuple(shards + extra)
 
 
-def create_array(group: zarr.Group, spec: ArraySpec, count: int, sizes: dict[str, int], scale: float,
+def create_array(group: zarr.Group, spec: ArraySpec, count: int, sizes: dict[str, int],
                  layout: Layout) -> zarr.Array:
     """Create ``spec`` in ``group`` for ``count`` sequences (count may be 0)."""
-    chunks, shards = chunking(spec, sizes, scale, layout)
+    chunks, shards = chunking(spec, sizes, layout)
     kwargs = {} if spec.dtype in ("str", "bool") else {"compressors": compressors(layout)}
     return group.create_array(
         spec.name, shape=(count, *spec.shape(sizes)), dtype=spec.dtype, chunks=chunks, shards=shards,

@@ -12,7 +12,7 @@ One record per failed check, naming the split, sequence and frame. The checks
   damaged shard fails its index checksum).
 - ``nan``, ``inf``: no NaN in any float array; +inf only in ``depth_*``, and
   -inf nowhere.
-- ``jitter``: ``jitter_px[t]`` equals ``conventions.jitter_px(t, scale)``, flipped and
+- ``jitter``: ``jitter_px[t]`` equals ``conventions.jitter_px(t, ratio_x)``, flipped and
   turned as the sequence's recorded augmentation says (``meta["augmentation"]``:
   ``hflip``, ``vflip``, ``quarter_turns``; see ``conventions.transform_px_vector``).
 - ``motion_warp``: warping HR frame t-1 by ``motion_hr`` must explain frame t
@@ -20,7 +20,8 @@ One record per failed check, naming the split, sequence and frame. The checks
   twice or minus the motion would.
 - ``motion_camera``: a good part of every frame moves as depth_hr and the cameras
   of frames t-1 and t say a static world moves (moving objects do not).
-- ``motion_lr_hr``: ``motion_lr`` is ``motion_hr / scale`` at the LR sample positions.
+- ``motion_lr_hr``: ``motion_lr`` is ``motion_hr / ratio`` at the LR sample positions,
+  ratio the exact per-axis HR / LR size ratio (the LR size is HR / scale rounded).
 
 Thresholds and the measurements behind them are the ``WARP_*``, ``CAMERA_*`` and
 ``LR_HR_*`` constants.
@@ -52,12 +53,13 @@ CHECKS: dict[str, str] = {
     "readable": "every chunk of a complete sequence decodes",
     "nan": "no NaN in any float array",
     "inf": "+inf only in depth (the sky), -inf nowhere",
-    "jitter": "jitter_px equals Halton(2,3) of docs/conventions.md at the store's scale (turned by "
-              "the recorded flips and rotation)",
+    "jitter": "jitter_px equals Halton(2,3) of docs/conventions.md at the store's HR / LR width ratio "
+              "(turned by the recorded flips and rotation)",
     "motion_warp": "warping HR frame t-1 by motion_hr explains frame t far better than no warp "
                    "(and better than half, twice or minus the motion)",
     "motion_camera": "motion_hr equals the reprojection by depth_hr and the cameras on the static world",
-    "motion_lr_hr": "motion_lr equals motion_hr / scale sampled at the LR sample positions",
+    "motion_lr_hr": "motion_lr equals motion_hr / ratio (HR / LR per axis) sampled at the LR sample "
+                    "positions",
 }
 
 MAX_PIXELS = 250_000
@@ -106,7 +108,7 @@ on the scenes of ``WARP_MIN_MARGIN``: right motion 0.90 (forest) to 1.00 (city);
 doubled or flipped motion 0.00."""
 
 LR_HR_TOL_PX = (0.05, 0.05)
-"""``motion_lr_hr``: an LR pixel agrees when |motion_lr - motion_hr(s * scale) / scale|
+"""``motion_lr_hr``: an LR pixel agrees when |motion_lr - motion_hr(s * ratio) / ratio|
 <= 0.05 LR px + 5% of |motion_lr|, motion_hr sampled bilinearly at the LR sample
 position s = centre + jitter (measured: 99% of pixels within 0.07 px)."""
 LR_HR_SMOOTH = (0.10, 0.01)
@@ -184,17 +186,17 @@ def check_schema(store: Store) -> Iterator[Failure]:
     if conventions.get("scale", store.scale) != store.scale:
         yield Failure("schema", f"conventions scale {conventions['scale']} differs from the store's "
                       f"scale {store.scale}")
-    want_phases = cv.jitter_phase_count(store.scale)
+    want_phases = cv.jitter_phase_count(store.ratio[0])
     if conventions.get("jitter_phase_count", want_phases) != want_phases:
         yield Failure("schema", f"conventions jitter_phase_count {conventions['jitter_phase_count']}, "
-                      f"expected ceil(8 * scale^2) = {want_phases}")
-    try:
-        lr = cv.lr_size(store.hr_size, store.scale)
-    except ValueError as exc:
-        yield Failure("schema", str(exc))
-    else:
-        if tuple(lr) != tuple(store.lr_size):
-            yield Failure("schema", f"lr_size {list(store.lr_size)}, expected {list(lr)} (HR / scale)")
+                      f"expected ceil(8 * ratio_x^2) = {want_phases} (ratio_x = HR / LR width)")
+    pairs = zip(store.lr_size, store.hr_size, strict=True)
+    if any(abs(lr - hr / store.scale) > 0.5 + 1e-9 for lr, hr in pairs):
+        yield Failure("schema", f"lr_size {list(store.lr_size)} is not HR {list(store.hr_size)} / scale "
+                      f"{store.scale:g} rounded to whole pixels")
+    recorded = conventions.get("ratio")
+    if recorded is not None and not np.allclose(recorded, store.ratio, rtol=1e-9, atol=0):
+        yield Failure("schema", f"conventions ratio {recorded} differs from HR / LR {list(store.ratio)}")
     for split in store.splits:
         yield from _check_split(store, split)
 
@@ -279,11 +281,12 @@ def check_sequence(store: Store, info: SequenceInfo, tally: Tally) -> Iterator[F
             if steps[name] is not None:
                 yield from (fail(c, m, t) for c, m in _finite_problems(name, steps[name][t]))
         if steps["jitter_px"] is not None:
-            want = expected_jitter(t, store.scale, info.meta)
+            want = expected_jitter(t, store.ratio[0], info.meta)
             got = steps["jitter_px"][t].astype(np.float64)
             if not np.all(np.abs(got - want) <= JITTER_TOL_PX):
                 yield fail("jitter", f"jitter_px ({got[0]:.6f}, {got[1]:.6f}), expected Halton "
-                           f"({want[0]:.6f}, {want[1]:.6f}) at scale {store.scale:g}"
+                           f"({want[0]:.6f}, {want[1]:.6f}) at scale {store.scale:g} (HR / LR width "
+                           f"ratio {store.ratio[0]:.6g})"
                            f"{_augmentation_note(info.meta)}", t)
 
     block = store.layout.frames_per_shard
@@ -302,7 +305,7 @@ def check_sequence(store: Store, info: SequenceInfo, tally: Tally) -> Iterator[F
             for name in FRAME_NAMES:
                 if cur[name] is not None:
                     yield from (fail(c, m, t) for c, m in _finite_problems(name, cur[name]))
-            for check, message in _motion_problems(store, cur, prev, tally, warp_judged):
+            for check, message in _motion_problems(store.ratio, cur, prev, tally, warp_judged):
                 yield fail(check, message, t)
             prev = cur
             tally.frames += 1
@@ -317,9 +320,10 @@ def _geometry(meta: dict) -> tuple[bool, bool, int]:
     return bool(aug.get("hflip", False)), bool(aug.get("vflip", False)), int(aug.get("quarter_turns", 0))
 
 
-def expected_jitter(t: int, scale: float, meta: dict) -> np.ndarray:
-    """SPEC §4's jitter of frame t, flipped and turned by the sequence's recorded augmentation."""
-    return cv.transform_px_vector(cv.jitter_px(t, scale), *_geometry(meta))
+def expected_jitter(t: int, ratio: float, meta: dict) -> np.ndarray:
+    """SPEC §4's jitter of frame t at the HR / LR width ratio, flipped and turned by the
+    sequence's recorded augmentation."""
+    return cv.transform_px_vector(cv.jitter_px(t, ratio), *_geometry(meta))
 
 
 def _augmentation_note(meta: dict) -> str:
@@ -346,20 +350,21 @@ def _finite_problems(name: str, value: np.ndarray) -> Iterator[tuple[str, str]]:
 # -- motion ---------------------------------------------------------------------------------------
 
 
-def _motion_problems(store: Store, cur: dict, prev: dict | None, tally: Tally,
+def _motion_problems(ratio: tuple[float, float], cur: dict, prev: dict | None, tally: Tally,
                      warp_judged: list) -> Iterator[tuple[str, str]]:
-    """(check, message) for the three motion checks of one frame; skipped parts pass.
-    Appends (frame, e(1), e(0)) to ``warp_judged`` when the warp could judge it."""
+    """(check, message) for the three motion checks of one frame (``ratio``: HR / LR per
+    axis); skipped parts pass. Appends (frame, e(1), e(0)) to ``warp_judged`` when the
+    warp could judge it."""
     need = ("motion_hr", "motion_lr", "depth_lr", "depth_hr", "jitter_px")
     if all(cur[n] is not None for n in need):
         result = lr_hr_agreement(cur["motion_lr"], cur["motion_hr"], cur["depth_lr"], cur["depth_hr"],
-                                 cur["jitter_px"], store.scale)
+                                 cur["jitter_px"], ratio)
         if result is not None:
             tally.judged["motion_lr_hr"] += 1
             agree, count = result
             if agree < LR_HR_MIN_AGREE:
                 yield "motion_lr_hr", (f"only {agree:.0%} of {count} LR pixels away from depth edges have "
-                                       f"motion_lr = motion_hr / {store.scale:g} at the sample position "
+                                       f"motion_lr = motion_hr / ratio at the sample position "
                                        f"(need {LR_HR_MIN_AGREE:.0%})")
     if prev is None or cur["camera_cut"] is None or bool(cur["camera_cut"]):
         return
@@ -496,12 +501,14 @@ def camera_agreement(motion_hr: np.ndarray, depth_hr: np.ndarray, view, proj, vi
 
 
 def lr_hr_agreement(motion_lr: np.ndarray, motion_hr: np.ndarray, depth_lr: np.ndarray, depth_hr: np.ndarray,
-                    jitter_px: np.ndarray, scale: float) -> tuple[float, int] | None:
+                    jitter_px: np.ndarray, ratio) -> tuple[float, int] | None:
     """(fraction of smooth LR pixels whose motion matches HR's, pixels compared), or
-    None when fewer than 16 LR pixels are away from depth edges (``LR_HR_*``)."""
+    None when fewer than 16 LR pixels are away from depth edges (``LR_HR_*``). ``ratio``:
+    HR / LR, a number or per axis (x, y)."""
     h, w = depth_lr.shape
     H, W = depth_hr.shape
-    pos = (cv.pixel_centres((w, h)) + np.asarray(jitter_px, np.float64)) * scale
+    ratio = np.broadcast_to(np.asarray(ratio, np.float64), (2,))
+    pos = (cv.pixel_centres((w, h)) + np.asarray(jitter_px, np.float64)) * ratio
     # the four HR pixels bilinear sampling reads (as reproject.bilinear_sample picks them)
     u, v = np.clip(pos[..., 0] - 0.5, 0.0, W - 1.0), np.clip(pos[..., 1] - 0.5, 0.0, H - 1.0)
     x0 = np.minimum(np.floor(u).astype(np.intp), max(W - 2, 0))
@@ -514,7 +521,7 @@ def lr_hr_agreement(motion_lr: np.ndarray, motion_hr: np.ndarray, depth_lr: np.n
         sky = np.isposinf(d_lr) & np.isposinf(around).all(-1)
         surface = (np.isfinite(around).all(-1) & np.isfinite(d_lr) & (hi - lo <= LR_HR_SMOOTH[0] * lo)
                    & (np.abs(np.clip(d_lr, lo, hi) - d_lr) <= LR_HR_SMOOTH[1] * d_lr))
-        m_hr = bilinear_sample(np.nan_to_num(np.asarray(motion_hr, np.float64)), pos) / scale
+        m_hr = bilinear_sample(np.nan_to_num(np.asarray(motion_hr, np.float64)), pos) / ratio
         m_lr = np.asarray(motion_lr, np.float64)
         hr_ok = np.isfinite(motion_hr).all(-1)
         ok = ((sky | surface) & np.isfinite(m_lr).all(-1)
@@ -537,6 +544,6 @@ def describe_thresholds() -> str:
         f"  motion_camera  >= {CAMERA_MIN_AGREE:.0%} of pixels within {CAMERA_TOL_PX[0]} px + "
         f"{CAMERA_TOL_PX[1]:.0%} of the static-world reprojection",
         f"  motion_lr_hr   >= {LR_HR_MIN_AGREE:.0%} of LR pixels off depth edges within "
-        f"{LR_HR_TOL_PX[0]} px + {LR_HR_TOL_PX[1]:.0%} of motion_hr / scale at the jittered sample",
+        f"{LR_HR_TOL_PX[0]} px + {LR_HR_TOL_PX[1]:.0%} of motion_hr / ratio at the jittered sample",
     ])
 

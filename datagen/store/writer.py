@@ -61,12 +61,15 @@ def io_errors(path: object, doing: str) -> Iterator[None]:
 
 
 def root_attrs(config: dict, splits: dict[str, int], frames: int, hr_size: tuple[int, int],
-               scale: float, conventions: dict, layout: Layout) -> dict:
-    """The root attributes of a new store (JSON-ready)."""
-    try:
-        lr_size = cv.lr_size(hr_size, scale)
-    except ValueError as exc:
-        raise StoreError(f"cannot create a store: {exc}") from exc
+               scale: float, conventions: dict, layout: Layout,
+               lr_size: tuple[int, int] | None = None) -> dict:
+    """The root attributes of a new store (JSON-ready). ``lr_size`` defaults to HR /
+    scale rounded (``conventions.lr_size``); ``ratio`` records HR / LR per axis."""
+    lr_size = cv.lr_size(hr_size, scale) if lr_size is None else (int(lr_size[0]), int(lr_size[1]))
+    if min(lr_size) < 1 or any(abs(n - m / scale) > 0.5 + 1e-9
+                               for n, m in zip(lr_size, hr_size, strict=True)):
+        raise StoreError(f"cannot create a store: LR {lr_size[0]}x{lr_size[1]} is not HR "
+                         f"{hr_size[0]}x{hr_size[1]} / {scale:g} rounded to whole pixels")
     return _json_ready({
         "schema_version": schema.SCHEMA_VERSION,
         "datagen_version": __version__,
@@ -78,6 +81,7 @@ def root_attrs(config: dict, splits: dict[str, int], frames: int, hr_size: tuple
             "hr_size": [int(hr_size[0]), int(hr_size[1])],
             "lr_size": list(lr_size),
             "scale": float(scale),
+            "ratio": list(cv.ratio_of(hr_size, lr_size)),
             "layout": layout.to_json(),
         },
     })
@@ -106,9 +110,12 @@ def _check_args(splits: dict[str, int], frames: int, hr_size) -> None:
 
 def create_store(path: str | os.PathLike | StorePath, config: dict, splits: dict[str, int], frames: int,
                  hr_size: tuple[int, int], scale: float, conventions: dict, overwrite: bool = False,
-                 layout: Layout = schema.DEFAULT_LAYOUT) -> StorePath:
+                 layout: Layout = schema.DEFAULT_LAYOUT, lr_size: tuple[int, int] | None = None,
+                 ) -> StorePath:
     """Create an empty store of ``splits`` ({"train": S, ...}; missing splits get 0
-    sequences) with ``frames`` frames of HR ``hr_size`` (width, height) at ``scale``.
+    sequences) with ``frames`` frames of HR ``hr_size`` (width, height) at ``scale``;
+    LR ``lr_size``, by default HR / scale rounded (an aligned crop of a rounded frame
+    gives another rounding: the builder passes it).
 
     If a store with the same config, conventions and shape is already there it is
     kept as it is (a build resumes into it). A store made otherwise raises
@@ -119,11 +126,11 @@ def create_store(path: str | os.PathLike | StorePath, config: dict, splits: dict
     """
     _check_args(splits, frames, hr_size)
     path = location.parse(path)
-    attrs = root_attrs(config, splits, frames, hr_size, scale, conventions, layout)
+    attrs = root_attrs(config, splits, frames, hr_size, scale, conventions, layout, lr_size)
     if location.is_remote(path):
         from datagen.store.objects import create_object_store
 
-        return create_object_store(path, attrs, overwrite, lambda tmp: _build(tmp, attrs, scale, layout))
+        return create_object_store(path, attrs, overwrite, lambda tmp: _build(tmp, attrs, layout))
     if path.exists():
         if _keep_existing(path, attrs, overwrite):
             return path
@@ -133,7 +140,7 @@ def create_store(path: str | os.PathLike | StorePath, config: dict, splits: dict
     with io_errors(path, "create the store"):
         path.parent.mkdir(parents=True, exist_ok=True)
         shutil.rmtree(tmp, ignore_errors=True)
-        _build(tmp, attrs, scale, layout)
+        _build(tmp, attrs, layout)
         try:
             os.rename(tmp, path)
         except OSError:  # another process created it first: use theirs if it is the same
@@ -175,14 +182,14 @@ def _first_difference(old: dict, new: dict, key: str, prefix: str = "") -> str:
     return f"{prefix}{key} is {json.dumps(a)} there, {json.dumps(b)} now"
 
 
-def _build(tmp: Path, attrs: dict, scale: float, layout: Layout) -> None:
+def _build(tmp: Path, attrs: dict, layout: Layout) -> None:
     shape = attrs["store"]
     sizes = schema.dim_sizes(shape["frames"], tuple(shape["hr_size"]), tuple(shape["lr_size"]))
     root = zarr.open_group(tmp, mode="w", attributes=attrs)
     for split, count in shape["splits"].items():
         group = root.create_group(split, attributes={"sequences": count})
         for spec in ARRAYS.values():
-            schema.create_array(group, spec, count, sizes, scale, layout)
+            schema.create_array(group, spec, count, sizes, layout)
     # Metadata never changes after this point, so consolidating it is safe; it lets
     # xarray open a split without probing every array.
     with warnings.catch_warnings():

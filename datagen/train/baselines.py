@@ -19,7 +19,15 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 
-from datagen.train.model import lr_coords, sample_at, upsample_jittered, upsample_motion, warp
+from datagen.train.model import (
+    Ratio,
+    lr_coords,
+    ratio_xy,
+    sample_at,
+    upsample_jittered,
+    upsample_motion,
+    warp,
+)
 
 
 def bicubic(color_lr: torch.Tensor, hr_size: tuple[int, int]) -> torch.Tensor:
@@ -42,8 +50,9 @@ class TaauConfig:
 class Taau:
     """Stateful TAAU over one sequence: call ``step`` per frame, in order."""
 
-    def __init__(self, scale: float, config: TaauConfig = TaauConfig()):
-        self.scale, self.config = scale, config
+    def __init__(self, ratio: Ratio, config: TaauConfig = TaauConfig()):
+        """``ratio``: HR / LR, one number or per axis (x, y): the store's ``ratio``."""
+        self.ratio, self.config = ratio_xy(ratio), config
         self.color: torch.Tensor | None = None
         self.weight: torch.Tensor | None = None
 
@@ -54,18 +63,18 @@ class Taau:
              hr_size: tuple[int, int], camera_cut: bool = False) -> torch.Tensor:
         """One frame: color_lr (B, 3, h, w), motion_lr (B, 2, h, w) LR px, jitter (B, 2)
         -> HR colour (B, 3, H, W), linear HDR."""
-        s, c = self.scale, self.config
+        s, c = self.ratio, self.config
         h, w = color_lr.shape[-2:]
         fx, fy = lr_coords(hr_size, s, jitter)
         nx, ny = fx.round().clamp(0, w - 1), fy.round().clamp(0, h - 1)
         sample = sample_at(color_lr, nx + 0.5, ny + 0.5, mode="nearest")
-        dist2 = ((fx - nx) ** 2 + (fy - ny) ** 2) * s * s
+        dist2 = ((fx - nx) * s[0]) ** 2 + ((fy - ny) * s[1]) ** 2  # HR pixels
         weight = torch.exp(-dist2 / (2 * c.sigma_hr ** 2))[:, None]
         fallback = upsample_jittered(color_lr, hr_size, s, jitter)
         if self.color is None or camera_cut:
             hist, hist_w = fallback, torch.zeros_like(weight)
         else:
-            motion = upsample_motion(motion_lr, hr_size, s)
+            motion = upsample_motion(motion_lr, hr_size, s, jitter)
             hist, outside = warp(self.color, motion)
             hist_w, _ = warp(self.weight, motion)
             hist_w = hist_w * (1 - outside)

@@ -7,7 +7,7 @@ with an aligned random crop.
     ds = WindowDataset("storage/racing.zarr", "train", window=8, crop_hr=128, augment=True)
     loader = DataLoader(ds, batch_size=8, shuffle=True, num_workers=4, pin_memory=True)
     for batch in loader:
-        batch["color_lr"]  # (B, K, 3, h, w) float32, h = crop_hr / scale
+        batch["color_lr"]  # (B, K, 3, h, w) float32, h ~ crop_hr / ratio_y
 
 Item i is window ``ds.windows[i]`` = (sequence, first frame) over the complete
 sequences of the split, every start 0 .. T - K. Each item is a dict of float32
@@ -15,7 +15,7 @@ tensors (bool for ``camera_cut``), K = window, h, w = LR crop, H, W = HR crop:
 
     color_lr (K, 3, h, w)  depth_lr (K, 1, h, w)  motion_lr (K, 2, h, w)
     jitter   (K, 2)        color_hr (K, 3, H, W)  motion_hr (K, 2, H, W)
-    exposure (K,)          camera_cut (K,)
+    exposure (K,)          camera_cut (K,)        lr_offset (2,)
 
 Colour is linear HDR, depth in metres with +inf for sky, motion p_prev - p_cur in
 pixels of its own buffer, jitter in LR pixels (SPEC §4). The crop origin (and the
@@ -27,8 +27,18 @@ rest of the G-buffer: ``normal_lr`` (K, 3, h, w), ``albedo_lr`` (K, 3, h, w),
 ``material_lr`` (K, 2, h, w) roughness and metallic, ``object_id_lr`` (K, 1, h, w)
 int64, ``depth_hr`` (K, 1, H, W); and ``view``, ``proj`` (K, 4, 4), ``time_s`` (K,)
 float64); the jitter is ``jitter``. ``proj`` is the one that projects onto the
-item's pixels: the crop and flips are folded into it (as the build's augmentation
+item's HR pixels: the crop and flips are folded into it (as the build's augmentation
 does), while ``view`` and world-space normals stay as stored.
+
+Crops keep the store's exact HR / LR ratio ``ds.ratio`` (per axis; not the nominal
+scale where the LR size was rounded). Where the crop size is a multiple of the step
+on which the two grids line up (``conventions.grid_step``: 2 HR pixels at scale 2 of
+even sizes), the LR crop covers exactly the HR crop and ``lr_offset`` is 0. Else
+(1.7x of 1080p lines up only over the whole width) the LR crop is ceil(crop / ratio)
++ 1 pixels, starts on a whole LR pixel, and the HR crop starts at the first HR pixel
+inside it: ``lr_offset`` (x, y) is where the HR crop's top-left corner lies in the LR
+crop, in LR pixels, in [0, 1). The model then takes ``jitter - lr_offset``
+(``model_jitter``): the LR sample positions relative to the HR crop's grid.
 
 The store is opened lazily in each process that reads (each DataLoader worker),
 never pickled, and opened again in a process forked from one that had it open.
@@ -39,13 +49,15 @@ and indices).
 
 Flips (``augment=True``): horizontal and vertical, each with probability 1/2; a
 flip about x negates motion x and jitter x (pixel x -> W - 1 - x maps the sample
-at x + 0.5 + jx to (W - 1 - x) + 0.5 - jx), likewise for y; every other image
+at x + 0.5 + jx to (W - 1 - x) + 0.5 - jx), likewise for y, and ``lr_offset`` x
+moves to w - W / ratio_x - lr_offset x (the HR crop's other edge); every other image
 is mirrored, with its values as they are.
 """
 
 from __future__ import annotations
 
 import logging
+import math
 import os
 from collections.abc import Sequence
 
@@ -88,9 +100,13 @@ class WindowDataset(Dataset):
                               f"valid: {', '.join(KEYS)}")
         self.keys = tuple(dict.fromkeys(keys))
         store = open_store(store_path, engine="zarr")
-        self.scale, self.step = store.scale, store.crop_step
+        self.scale = store.scale
+        self.ratio: tuple[float, float] = store.ratio
+        """(rx, ry): the store's exact HR / LR ratio per axis."""
         self.hr_size = (store.hr_size[1], store.hr_size[0])
         """(H, W) of the stored frames."""
+        self.lr_size = (store.lr_size[1], store.lr_size[0])
+        """(h, w) of the stored frames."""
         if split not in store.splits:
             raise StoreError(f"{store_path}: no split {split!r}; valid: {', '.join(store.splits)}")
         self.sequences = store.sequences(split, complete_only=True)
@@ -113,9 +129,8 @@ class WindowDataset(Dataset):
         if ch > H or cw > W:
             raise ConfigError(f"crop {cw}x{ch} is larger than the store's HR frames {W}x{H}; "
                               f"use --crop <= {min(H, W)}")
-        if ch % self.step or cw % self.step or ch < 1 or cw < 1:
-            raise ConfigError(f"crop {cw}x{ch} must be a positive multiple of {self.step} at scale "
-                              f"{self.scale:g} so that the LR crop is whole pixels")
+        if ch < 1 or cw < 1:
+            raise ConfigError(f"crop {cw}x{ch} must be positive")
         return ch, cw
 
     @property
@@ -146,16 +161,41 @@ class WindowDataset(Dataset):
     def __getitem__(self, i: int) -> dict[str, torch.Tensor]:
         seq, start = self.windows[i]
         rng = np.random.default_rng([self.seed, self.epoch, i])
-        (H, W), (ch, cw) = self.hr_size, self.crop
-        y = int(rng.integers(0, (H - ch) // self.step + 1)) * self.step
-        x = int(rng.integers(0, (W - cw) // self.step + 1)) * self.step
+        (y, y_lr, h, off_y), (x, x_lr, w, off_x) = (
+            crop_window(rng, self.hr_size[a], self.lr_size[a], self.crop[a]) for a in (0, 1))
         flip_x, flip_y = (rng.random(2) < 0.5) if self.augment else (False, False)
         arrays = store_arrays(self.keys)
-        data = self.store.read_crop(self.split, seq, start, self.window, y, x, (ch, cw), arrays)
+        data = self.store.read_crop(self.split, seq, start, self.window, y, x, self.crop, arrays,
+                                    lr_box=(y_lr, x_lr, h, w))
         if "proj" in data:  # project onto the crop's pixels, as the build's crop augmentation does
+            (H, W), (ch, cw) = self.hr_size, self.crop
             data["proj"] = cv.crop_flip_ndc((W, H), (x, y, cw, ch)) @ data["proj"].astype(np.float64)
         item = to_tensors(data, self.keys)
-        return flip(item, bool(flip_x), bool(flip_y))
+        item["lr_offset"] = torch.tensor([off_x, off_y], dtype=torch.float32)
+        slack = (w - self.crop[1] / self.ratio[0], h - self.crop[0] / self.ratio[1])
+        return flip(item, bool(flip_x), bool(flip_y), slack)
+
+
+def crop_window(rng: np.random.Generator, n_hr: int, n_lr: int, crop: int) -> tuple[int, int, int, float]:
+    """One axis of a crop of ``crop`` HR pixels from a frame of ``n_hr`` HR and ``n_lr`` LR
+    pixels: (HR origin, LR origin, LR size, offset of the HR origin in LR pixels), drawn
+    from ``rng`` (module docstring)."""
+    hr_step, lr_step = cv.grid_step(n_hr, n_lr)
+    if crop % hr_step == 0:  # the grids line up: the LR crop covers exactly the HR crop
+        k = int(rng.integers(0, (n_hr - crop) // hr_step + 1))
+        return k * hr_step, k * lr_step, crop // hr_step * lr_step, 0.0
+    ratio = n_hr / n_lr
+    size_lr = min(n_lr, math.ceil(crop / ratio) + 1)
+    x_lr = int(rng.integers(0, n_lr - size_lr + 1))
+    x_hr = min(math.ceil(x_lr * ratio - 1e-9), n_hr - crop)
+    return x_hr, x_lr, size_lr, x_hr / ratio - x_lr
+
+
+def model_jitter(batch: dict[str, torch.Tensor]) -> torch.Tensor:
+    """(..., K, 2): the jitter the model takes for a batch or item: ``jitter - lr_offset``
+    (the LR sample positions relative to the HR crop's grid)."""
+    offset = batch.get("lr_offset")
+    return batch["jitter"] if offset is None else batch["jitter"] - offset[..., None, :]
 
 
 def to_tensors(data: dict[str, np.ndarray], keys: Sequence[str] = DEFAULT_KEYS) -> dict[str, torch.Tensor]:
@@ -177,10 +217,12 @@ def to_tensors(data: dict[str, np.ndarray], keys: Sequence[str] = DEFAULT_KEYS) 
     return out
 
 
-def flip(item: dict[str, torch.Tensor], flip_x: bool, flip_y: bool) -> dict[str, torch.Tensor]:
+def flip(item: dict[str, torch.Tensor], flip_x: bool, flip_y: bool,
+         slack: tuple[float, float] = (0.0, 0.0)) -> dict[str, torch.Tensor]:
     """Mirror an item about x and/or y: every image, negating motion and jitter along the
-    flipped axis, and ``proj`` mirrored in NDC; normals (world space), ``view`` and the
-    per-frame scalars stay as they are."""
+    flipped axis, ``proj`` mirrored in NDC, and ``lr_offset`` moved to the HR crop's other
+    edge (``slack`` - offset, ``slack`` the LR crop's size less the HR crop's / ratio, per
+    axis x, y); normals (world space), ``view`` and the per-frame scalars stay as they are."""
     out = dict(item)
     for axis, on in ((0, flip_x), (1, flip_y)):
         if not on:
@@ -194,6 +236,10 @@ def flip(item: dict[str, torch.Tensor], flip_x: bool, flip_y: bool) -> dict[str,
                 out[name] = out[name] * sign[:, None, None]
         if "jitter" in out:
             out["jitter"] = out["jitter"] * sign
+        if "lr_offset" in out:
+            offset = out["lr_offset"].clone()
+            offset[axis] = slack[axis] - offset[axis]
+            out["lr_offset"] = offset
         if "proj" in out:
             mirror = torch.ones(4)
             mirror[axis] = -1

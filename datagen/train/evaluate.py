@@ -73,7 +73,7 @@ def evaluate(run_or_ckpt: str | os.PathLike, store_path: str | os.PathLike, spli
     hr = (store.hr_size[1], store.hr_size[0])
     tallies = {m: MetricTally() for m in METHODS}
     for info in sequences:
-        taau = Taau(store.scale)
+        taau = Taau(store.ratio)
         prev_out = torch.zeros((1, 3, *hr), device=dev)
         prev_depth = torch.zeros((1, 1, *hr), device=dev)
         previous: dict[str, tuple[torch.Tensor, torch.Tensor]] = {}

@@ -23,7 +23,7 @@ from pathlib import Path
 
 import torch
 
-from datagen.errors import ConfigError
+from datagen import conventions as cv
 from datagen.train.model import StepModule
 
 log = logging.getLogger(__name__)
@@ -37,10 +37,7 @@ def example_inputs(hr_size: tuple[int, int], scale: float, seed: int = 0) -> tup
     """Plausible inputs of one step at HR (H, W), for tracing and checking."""
     g = torch.Generator().manual_seed(seed)
     H, W = hr_size
-    h, w = round(H / scale), round(W / scale)
-    if abs(h * scale - H) > 1e-6 or abs(w * scale - W) > 1e-6:
-        raise ConfigError(f"HR size {W}x{H} is not a whole multiple of scale {scale:g}; choose --res so "
-                          "that LR is whole pixels")
+    w, h = cv.lr_size((W, H), scale)  # rounded as the renderer rounds; the step takes W / w, H / h
     return (torch.rand(1, 3, h, w, generator=g) * 2, 1 + 50 * torch.rand(1, 1, h, w, generator=g),
             torch.randn(1, 2, h, w, generator=g), torch.rand(1, 2, generator=g) - 0.5,
             torch.ones(1), torch.rand(1, 3, H, W, generator=g) * 2, torch.rand(1, 1, H, W, generator=g),

@@ -3,14 +3,19 @@
 One call of ``TemporalUpscaler.step`` turns one LR frame and the previous HR
 output into the current HR output; ``forward`` runs it over a window of K frames
 (trained recurrently, back-propagating through the whole window). B = batch,
-h, w = LR size, H, W = HR size = round(h * scale), round(w * scale).
+h, w = LR size, H, W = HR size. ``ratio`` = (rx, ry) is the exact HR / LR ratio per
+axis of the frames the LR came from (the store's ``ratio``: 1920 / 1129 and
+1080 / 635 at 1.7x of 1080p, where LR was rounded); by default W / w, H / h, exact
+for whole frames. HR position X maps to LR position X / rx.
 
 Inputs of ``step`` (float32; any finite depth, +inf for sky is fine):
 
     color_lr   (B, 3, h, w)  linear HDR, one jittered sample per pixel (SPEC §4)
     depth_lr   (B, 1, h, w)  metres along the view axis, +inf on sky
     motion_lr  (B, 2, h, w)  p_prev - p_cur in LR pixels, y down
-    jitter     (B, 2)        LR sample offset from the pixel centre, LR pixels
+    jitter     (B, 2)        LR sample offset from the pixel centre, LR pixels (for a crop
+                             whose LR origin is not aligned with its HR origin: minus that
+                             offset, ``datagen.train.data.model_jitter``)
     exposure   (B,)          exposure multiplier (the network works on exposed colour)
     prev_out   (B, 3, H, W)  the previous HR output, linear HDR (zeros on the first frame)
     prev_depth (B, 1, H, W)  the previous frame's depth feature on the HR grid
@@ -54,7 +59,8 @@ class ModelConfig:
     """Shape of the network; saved in every checkpoint."""
 
     scale: float = 2.0
-    """HR / LR size ratio of the store the model is for."""
+    """nominal HR / LR scale of the store the model is for (the exact per-axis ratio
+    comes with the data: ``step(..., ratio)``)."""
     channels: tuple[int, ...] = (32, 64, 128)
     """U-Net widths, one per level; each level halves the resolution."""
 
@@ -91,49 +97,66 @@ def warp(image: torch.Tensor, motion: torch.Tensor) -> tuple[torch.Tensor, torch
     return sample_at(image, px, py), outside[:, None].to(image.dtype)
 
 
-def lr_coords(hr_size: tuple[int, int], scale: float, jitter: torch.Tensor) -> tuple[torch.Tensor, ...]:
+Ratio = float | tuple[float, float]
+"""HR / LR: one number, or (x, y) per axis."""
+
+
+def ratio_xy(ratio: Ratio) -> tuple[float, float]:
+    """(rx, ry) of a ratio given as one number or per axis."""
+    if isinstance(ratio, int | float):
+        return float(ratio), float(ratio)
+    rx, ry = ratio
+    return float(rx), float(ry)
+
+
+def lr_coords(hr_size: tuple[int, int], ratio: Ratio, jitter: torch.Tensor) -> tuple[torch.Tensor, ...]:
     """Where each HR pixel centre lies in the LR *sample* lattice: (fx, fy), each
     (B, H, W), such that fx == x exactly where LR pixel x's jittered sample is.
-    HR centre X + 0.5 is LR position (X + 0.5) / scale; the sample of LR pixel x
-    is at x + 0.5 + jx, so fx = (X + 0.5) / scale - 0.5 - jx."""
+    HR centre X + 0.5 is LR position (X + 0.5) / rx; the sample of LR pixel x
+    is at x + 0.5 + jx, so fx = (X + 0.5) / rx - 0.5 - jx (likewise y with ry)."""
+    rx, ry = ratio_xy(ratio)
     height, width = hr_size
     gy, gx = pixel_grid(height, width, jitter.device, jitter.dtype)
-    fx = gx / scale - 0.5 - jitter[:, 0, None, None]
-    fy = gy / scale - 0.5 - jitter[:, 1, None, None]
+    fx = gx / rx - 0.5 - jitter[:, 0, None, None]
+    fy = gy / ry - 0.5 - jitter[:, 1, None, None]
     return fx, fy
 
 
-def upsample_jittered(color_lr: torch.Tensor, hr_size: tuple[int, int], scale: float,
+def upsample_jittered(color_lr: torch.Tensor, hr_size: tuple[int, int], ratio: Ratio,
                       jitter: torch.Tensor) -> torch.Tensor:
     """Bilinear reconstruction of the LR frame at the HR pixel centres, knowing its
     samples sit at the jittered positions: (B, C, h, w) -> (B, C, H, W)."""
-    fx, fy = lr_coords(hr_size, scale, jitter)
+    fx, fy = lr_coords(hr_size, ratio, jitter)
     return sample_at(color_lr, fx + 0.5, fy + 0.5)
 
 
-def scatter_samples(color_lr: torch.Tensor, hr_size: tuple[int, int], scale: float,
+def scatter_samples(color_lr: torch.Tensor, hr_size: tuple[int, int], ratio: Ratio,
                     jitter: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     """Each LR sample placed in the HR pixel its jittered position falls in.
 
-    HR pixel X holds LR pixel x if (x + 0.5 + jx) * scale lies in [X, X + 1), i.e.
-    x = ceil(X / scale - 0.5 - jx) and x < (X + 1) / scale - 0.5 - jx (at most one
-    x, since scale > 1). Written as a gather so it exports to ONNX.
+    HR pixel X holds LR pixel x if (x + 0.5 + jx) * rx lies in [X, X + 1), i.e.
+    x = ceil(X / rx - 0.5 - jx) and x < (X + 1) / rx - 0.5 - jx (at most one
+    x, since rx > 1). Written as a gather so it exports to ONNX.
     Returns (samples (B, C, H, W), mask (B, 1, H, W))."""
-    fx, fy = lr_coords(hr_size, scale, jitter)  # at HR centres; the pixel's left edge is fx - 0.5/s
+    rx, ry = ratio_xy(ratio)
+    fx, fy = lr_coords(hr_size, ratio, jitter)  # at HR centres; the pixel's left edge is fx - 0.5/rx
     h, w = color_lr.shape[-2:]
-    x = torch.ceil(fx - 0.5 / scale)
-    y = torch.ceil(fy - 0.5 / scale)
-    hit = (x < fx + 0.5 / scale) & (y < fy + 0.5 / scale) & (x >= 0) & (x < w) & (y >= 0) & (y < h)
+    x = torch.ceil(fx - 0.5 / rx)
+    y = torch.ceil(fy - 0.5 / ry)
+    hit = (x < fx + 0.5 / rx) & (y < fy + 0.5 / ry) & (x >= 0) & (x < w) & (y >= 0) & (y < h)
     samples = sample_at(color_lr, x + 0.5, y + 0.5, mode="nearest")
     mask = hit[:, None].to(color_lr.dtype)
     return samples * mask, mask
 
 
-def upsample_motion(motion_lr: torch.Tensor, hr_size: tuple[int, int], scale: float) -> torch.Tensor:
-    """LR motion (LR pixels, at unjittered LR centres) -> HR motion in HR pixels."""
-    gy, gx = pixel_grid(*hr_size, motion_lr.device, motion_lr.dtype)
-    b = motion_lr.shape[0]
-    return sample_at(motion_lr, gx.expand(b, -1, -1) / scale, gy.expand(b, -1, -1) / scale) * scale
+def upsample_motion(motion_lr: torch.Tensor, hr_size: tuple[int, int], ratio: Ratio,
+                    jitter: torch.Tensor) -> torch.Tensor:
+    """LR motion (LR pixels; each vector belongs to its pixel's jittered sample, SPEC §4)
+    -> HR motion in HR pixels: resampled like the colour (``upsample_jittered``), then
+    each component times its axis's ratio."""
+    rx, ry = ratio_xy(ratio)
+    scale = torch.tensor([rx, ry], dtype=motion_lr.dtype, device=motion_lr.device)[None, :, None, None]
+    return upsample_jittered(motion_lr, hr_size, ratio, jitter) * scale
 
 
 def depth_feature(depth: torch.Tensor) -> torch.Tensor:
@@ -143,7 +166,7 @@ def depth_feature(depth: torch.Tensor) -> torch.Tensor:
 
 
 def hr_size_of(lr_size: tuple[int, int], scale: float) -> tuple[int, int]:
-    """(H, W) for an LR (h, w)."""
+    """(H, W) for an LR (h, w) where HR / scale is whole (else pass the HR size)."""
     return round(lr_size[0] * scale), round(lr_size[1] * scale)
 
 
@@ -201,15 +224,18 @@ class TemporalUpscaler(nn.Module):
         s = SPACE_TO_DEPTH
         self.unet = UNet(IN_CHANNELS * s * s, 4 * s * s, tuple(config.channels))
 
-    def step(self, color_lr, depth_lr, motion_lr, jitter, exposure, prev_out, prev_depth, history):
-        scale = self.config.scale
+    def step(self, color_lr, depth_lr, motion_lr, jitter, exposure, prev_out, prev_depth, history,
+             ratio: Ratio | None = None):
+        """One frame (module docstring); ``ratio`` (rx, ry) defaults to W / w, H / h."""
         hr = prev_out.shape[-2:]
+        if ratio is None:
+            ratio = (hr[1] / color_lr.shape[-1], hr[0] / color_lr.shape[-2])
         e = exposure[:, None, None, None]
-        up = torch.log1p(e * upsample_jittered(color_lr, hr, scale, jitter).clamp_min(0))
-        samples, hit = scatter_samples(color_lr, hr, scale, jitter)
+        up = torch.log1p(e * upsample_jittered(color_lr, hr, ratio, jitter).clamp_min(0))
+        samples, hit = scatter_samples(color_lr, hr, ratio, jitter)
         samples = torch.log1p(e * samples.clamp_min(0))
-        depth = upsample_jittered(depth_feature(depth_lr), hr, scale, jitter)
-        motion = upsample_motion(motion_lr, hr, scale)
+        depth = upsample_jittered(depth_feature(depth_lr), hr, ratio, jitter)
+        motion = upsample_motion(motion_lr, hr, ratio, jitter)
         valid = history[:, None, None, None]
         prev, outside = warp(torch.log1p(e * prev_out.clamp_min(0)), motion)
         prev_d, _ = warp(prev_depth, motion)
@@ -232,11 +258,14 @@ class TemporalUpscaler(nn.Module):
         y = F.pixel_shuffle(self.unet(F.pixel_unshuffle(x, SPACE_TO_DEPTH)), SPACE_TO_DEPTH)
         return y[..., :h, :w]
 
-    def forward(self, color_lr, depth_lr, motion_lr, jitter, exposure, camera_cut=None):
-        """A window: inputs with a leading (B, K, ...) -> outputs (B, K, 3, H, W).
-        History starts empty and is dropped at every camera cut."""
+    def forward(self, color_lr, depth_lr, motion_lr, jitter, exposure, camera_cut=None,
+                hr_size: tuple[int, int] | None = None, ratio: Ratio | None = None):
+        """A window: inputs with a leading (B, K, ...) -> outputs (B, K, 3, H, W), (H, W) =
+        ``hr_size`` (default LR x scale, where that is whole). History starts empty and is
+        dropped at every camera cut."""
         b, k = color_lr.shape[:2]
-        hr = hr_size_of(tuple(color_lr.shape[-2:]), self.config.scale)
+        hr = tuple(hr_size) if hr_size is not None else hr_size_of(tuple(color_lr.shape[-2:]),
+                                                                  self.config.scale)
         prev = color_lr.new_zeros((b, 3, *hr))
         prev_depth = color_lr.new_zeros((b, 1, *hr))
         outs = []
@@ -245,7 +274,7 @@ class TemporalUpscaler(nn.Module):
             if camera_cut is not None:
                 history = history * (~camera_cut[:, t]).to(history.dtype)
             prev, prev_depth = self.step(color_lr[:, t], depth_lr[:, t], motion_lr[:, t], jitter[:, t],
-                                         exposure[:, t], prev, prev_depth, history)
+                                         exposure[:, t], prev, prev_depth, history, ratio)
             outs.append(prev)
         return torch.stack(outs, dim=1)
 

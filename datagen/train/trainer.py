@@ -33,7 +33,7 @@ from torch.utils.data import DataLoader, DistributedSampler
 
 from datagen.errors import ConfigError
 from datagen.train.checkpoint import load_checkpoint, save_checkpoint
-from datagen.train.data import WindowDataset
+from datagen.train.data import WindowDataset, model_jitter
 from datagen.train.metrics import TONEMAP, LossWeights, loss_terms, tonemap
 from datagen.train.model import ModelConfig, TemporalUpscaler, parameter_count, upsample_jittered
 
@@ -170,10 +170,12 @@ def to_device(batch: dict[str, torch.Tensor], device: torch.device) -> dict[str,
     return {k: v.to(device, non_blocking=True) for k, v in batch.items()}
 
 
-def run_model(model, batch: dict[str, torch.Tensor]) -> torch.Tensor:
-    """The model over a batch's window: (B, K, 3, H, W) linear HDR."""
-    return model(batch["color_lr"], batch["depth_lr"], batch["motion_lr"], batch["jitter"],
-                 batch["exposure"], batch["camera_cut"])
+def run_model(model, batch: dict[str, torch.Tensor], ratio: tuple[float, float]) -> torch.Tensor:
+    """The model over a batch's window: (B, K, 3, H, W) linear HDR, at the store's exact
+    HR / LR ``ratio`` (x, y), with the crop's LR offset taken out of the jitter."""
+    return model(batch["color_lr"], batch["depth_lr"], batch["motion_lr"], model_jitter(batch),
+                 batch["exposure"], batch["camera_cut"], hr_size=tuple(batch["color_hr"].shape[-2:]),
+                 ratio=ratio)
 
 
 # -- logging -------------------------------------------------------------------------------------
@@ -207,13 +209,14 @@ class RunLog:
                 if key != "step":
                     self.tb.add_scalar(f"train/{key}", value, record["step"])
 
-    def images(self, step: int, batch: dict[str, torch.Tensor], out: torch.Tensor, scale: float) -> None:
+    def images(self, step: int, batch: dict[str, torch.Tensor], out: torch.Tensor,
+               ratio: tuple[float, float]) -> None:
         """Last frame of the first item: LR upsampled | output | reference, tonemapped."""
         if not self.tb:
             return
         e = batch["exposure"][:1, -1]
         hr = out.shape[-2:]
-        up = upsample_jittered(batch["color_lr"][:1, -1], hr, scale, batch["jitter"][:1, -1])
+        up = upsample_jittered(batch["color_lr"][:1, -1], hr, ratio, model_jitter(batch)[:1, -1])
         row = [tonemap(x.float(), e)[0] for x in (up, out[:1, -1], batch["color_hr"][:1, -1])]
         self.tb.add_image("train/lr_up|output|reference", torch.cat(row, dim=-1).clamp(0, 1), step)
 
@@ -292,7 +295,7 @@ def train(config: TrainConfig, resume: bool = False, stop_after: int | None = No
             waited = time.perf_counter() - t0
             batch = to_device(batch, device)
             with autocast(device):
-                out = run_model(forward, batch)
+                out = run_model(forward, batch, ds.ratio)
             loss, terms = loss_terms(out.float(), batch, config.loss)
             opt.zero_grad(set_to_none=True)
             loss.backward()
@@ -315,7 +318,7 @@ def train(config: TrainConfig, resume: bool = False, stop_after: int | None = No
                 window = {"seconds": 0.0, "wait": 0.0, "samples": 0}
             if step % config.ckpt_every == 0 or step == end:
                 checkpoint(step)
-                runlog.images(step, batch, out.detach(), ds.scale)
+                runlog.images(step, batch, out.detach(), ds.ratio)
     except KeyboardInterrupt:
         if done > start:
             checkpoint(done)  # resume from where it was stopped
