@@ -14,6 +14,7 @@ import sys
 import textwrap
 from collections.abc import Callable
 from pathlib import Path
+from typing import NoReturn
 
 from datagen import __version__
 from datagen.errors import ConfigError, DatagenError, StoreError
@@ -102,7 +103,10 @@ examples:
 writes RUN_DIR/config.json, RUN_DIR/metrics.jsonl (step, loss, lr, samples_per_s,
 data_wait_frac, loss terms), RUN_DIR/ckpt/step_NNNNNN.pt and ckpt/last.pt, and
 RUN_DIR/tb/ (TensorBoard). --resume takes the run's saved config; only --steps,
---device, --num-workers and --compile may change. Model, loss: docs/training.md.
+--device, --num-workers, --compile and --skip-bad-windows may change. Model, loss:
+docs/training.md. A window holding NaN (or an infinity other than +inf depth) stops
+the run with one line naming the store, split, sequence and frame (exit 1); so does a
+non-finite loss, naming the step and keeping the checkpoints written before it.
 """
 
 EVAL_EXAMPLES = """\
@@ -150,12 +154,16 @@ version, or a split/sequence that does not exist; 1 internal error.
 
 class _Parser(argparse.ArgumentParser):
     """An ArgumentParser whose epilog may be a function, called only when help is shown
-    (the validate epilog imports the store modules, which every command need not pay for)."""
+    (the validate epilog imports the store modules, which every command need not pay for),
+    and whose errors are one line pointing at --help instead of the usage block."""
 
     def format_help(self) -> str:
         if callable(self.epilog):
             self.epilog = self.epilog()
         return super().format_help()
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
 
 
 def parse_res(text: str) -> tuple[int, int]:
@@ -467,7 +475,7 @@ def cmd_train(args) -> int:
         window=args.window, crop=args.crop, lr=args.lr, warmup=args.warmup, channels=args.channels,
         loss=LossWeights(args.w_l1, args.w_ssim, args.w_temporal), seed=args.seed, device=args.device,
         compile=args.compile, num_workers=args.num_workers, augment=not args.no_augment,
-        log_every=args.log_every, ckpt_every=args.ckpt_every)
+        log_every=args.log_every, ckpt_every=args.ckpt_every, skip_bad_windows=args.skip_bad_windows)
     bar = tqdm(total=args.steps, unit="step", desc=f"train {args.out}", file=sys.stderr, disable=None)
 
     def progress(step: int, record: dict) -> None:
@@ -483,8 +491,10 @@ def cmd_train(args) -> int:
         bar.close()
     state = "done" if result["finished"] else f"stopped at step {result['step']} (continue with --resume)"
     loss = f"{result['loss']:.4f}" if result["loss"] is not None else "-"
+    skipped = result["bad_windows_skipped"]
+    note = f"; skipped {skipped} bad window(s) (see the warnings above)" if skipped else ""
     print(f"trained {result['parameters']} parameters on {result['device']} to step {result['step']} "
-          f"of {args.steps}, loss {loss}: {state}; run folder {result['run_dir']}")
+          f"of {args.steps}, loss {loss}: {state}; run folder {result['run_dir']}{note}")
     return 0
 
 
@@ -525,7 +535,7 @@ def _selection_args(p: argparse.ArgumentParser, default: str) -> None:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = _Parser(
         prog="datagen",
         description="Training data for neural temporal supersampling: jittered LR G-buffers and "
                     "supersampled HR references, rendered headless with OpenGL.",
@@ -545,7 +555,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--res", default="1920x1080", help="HR (target) WIDTHxHEIGHT (default 1920x1080)")
     p.add_argument("--scale", type=float, default=2.0, help="LR = HR / scale: 1.5, 1.7, 2, 3 or 4")
     p.add_argument("--spp", type=int, default=16, help="HR samples per pixel, 8-256 (default 16)")
-    p.add_argument("--seed", type=int, default=0, help="scene seed (default 0)")
+    p.add_argument("--seed", type=_int_at_least("--seed", 0), default=0, help="scene seed (default 0)")
     p.add_argument("--out", required=True, metavar="DIR", help="output folder")
     p.set_defaults(func=cmd_render)
 
@@ -652,6 +662,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="metrics.jsonl line every N steps (default 1)")
     p.add_argument("--ckpt-every", type=_int_at_least("--ckpt-every"), default=500,
                    help="checkpoint every N steps, and at the end (default 500)")
+    p.add_argument("--skip-bad-windows", action="store_true",
+                   help="pass over windows holding NaN/inf (each one warned about and counted) instead "
+                        "of stopping with an error naming it")
     p.add_argument("--stop-after", type=_int_at_least("--stop-after"), metavar="N",
                    help="stop this invocation after N steps with a checkpoint (time-sliced jobs)")
     p.set_defaults(func=cmd_train)
@@ -685,7 +698,7 @@ def main(argv: list[str] | None = None) -> int:
         return args.func(args)
     except DatagenError as exc:
         print(f"datagen {args.command}: error: {exc}", file=sys.stderr)
-        return 2
+        return exc.exit_code
     except KeyboardInterrupt:
         print("datagen: interrupted", file=sys.stderr)
         return 130

@@ -41,6 +41,7 @@ import numpy as np
 import zarr
 
 from datagen import conventions as cv
+from datagen.errors import one_line
 from datagen.reproject import bilinear_sample
 from datagen.store.reader import SequenceInfo, Store
 from datagen.store.schema import ARRAYS, FRAME_NAMES, SCHEMA_VERSION, STEP_NAMES, ArraySpec
@@ -203,7 +204,7 @@ def _check_split(store: Store, split: str) -> Iterator[Failure]:
     try:
         group = store.group(split)
     except Exception as exc:  # a damaged group: say so and go on with the others
-        yield Failure("schema", f"cannot open the group: {_one_line(exc)}", split)
+        yield Failure("schema", f"cannot open the group: {one_line(exc)}", split)
         return
     if group.attrs.get("sequences") != count:
         yield Failure("schema", f"group attr sequences = {group.attrs.get('sequences')}, the root attrs "
@@ -222,7 +223,7 @@ def _check_split(store: Store, split: str) -> Iterator[Failure]:
             try:
                 problem = _array_problem(opener(), spec, want_shape)
             except Exception as exc:  # unreadable array metadata
-                problem = f"cannot be opened: {_one_line(exc)}"
+                problem = f"cannot be opened: {one_line(exc)}"
             if problem:
                 yield Failure("schema", f"{name}{source} {problem}", split)
                 break
@@ -246,17 +247,12 @@ def _array_problem(arr, spec: ArraySpec, shape: tuple[int, ...]) -> str | None:
 # -- one sequence ---------------------------------------------------------------------------------
 
 
-def _one_line(exc: BaseException, limit: int = 200) -> str:
-    text = " ".join(f"{type(exc).__name__}: {exc}".split())
-    return text if len(text) <= limit else text[:limit - 3] + "..."
-
-
 def _read(store: Store, info: SequenceInfo, name: str, start: int, length: int):
     """(array or None, Failure or None): one array of one block, a decode error reported."""
     try:
         return store.read_window(info.split, info.index, start, length, arrays=[name])[name], None
     except Exception as exc:  # any decode error of damaged data is a finding, not a crash
-        return None, Failure("readable", f"{name} cannot be read: {_one_line(exc)}", info.split, info.index,
+        return None, Failure("readable", f"{name} cannot be read: {one_line(exc)}", info.split, info.index,
                              (start, start + length - 1))
 
 

@@ -15,6 +15,7 @@ sequence's small per-frame arrays, whatever the sequence length.
 from __future__ import annotations
 
 import contextlib
+import errno
 import json
 import logging
 import os
@@ -29,7 +30,7 @@ import zarr
 
 from datagen import __version__
 from datagen import conventions as cv
-from datagen.errors import StoreError
+from datagen.errors import DatagenError, StoreError, one_line, output_error
 from datagen.frame import Frame
 from datagen.store import schema
 from datagen.store.schema import ARRAYS, FRAME_ARRAYS, SPLITS, STEP_ARRAYS, Layout
@@ -38,16 +39,22 @@ log = logging.getLogger(__name__)
 
 
 @contextlib.contextmanager
-def io_errors(path: object, doing: str) -> Iterator[None]:
-    """Turn an OSError (disk full, read-only, missing) into a one-line StoreError."""
+def io_errors(path: object, doing: str, write: bool = False) -> Iterator[None]:
+    """Turn an OSError into one line: reading, a StoreError; writing (``write``), an
+    OutputError (``DiskFullError``, exit 1, when the disk is full)."""
     try:
         yield
     except OSError as exc:
+        if isinstance(exc, DatagenError):
+            raise
         reason = exc.strerror or type(exc).__name__
         where = f" ({exc.filename})" if exc.filename else ""
-        raise StoreError(f"{path}: cannot {doing}: {reason}{where}; free disk space or choose a "
-                         "writable --out, then run again (unfinished sequences stay not complete "
-                         "and are written again)") from exc
+        if not write:
+            raise StoreError(f"{path}: cannot {doing}: {reason}{where}") from exc
+        fix = ("free disk space" if exc.errno in (errno.ENOSPC, errno.EDQUOT)
+               else "choose a writable --out")
+        raise output_error(f"{path}: cannot {doing}: {reason}{where}; {fix}, then run again "
+                           "(unfinished sequences stay not complete and are written again)", exc) from exc
 
 
 def root_attrs(config: dict, splits: dict[str, int], frames: int, hr_size: tuple[int, int],
@@ -112,10 +119,10 @@ def create_store(path: str | os.PathLike, config: dict, splits: dict[str, int], 
     if path.exists():
         if _keep_existing(path, attrs, overwrite):
             return path
-        with io_errors(path, "remove the old store"):
+        with io_errors(path, "remove the old store", write=True):
             shutil.rmtree(path)
     tmp = path.with_name(f".{path.name}.creating-{os.getpid()}")
-    with io_errors(path, "create the store"):
+    with io_errors(path, "create the store", write=True):
         path.parent.mkdir(parents=True, exist_ok=True)
         shutil.rmtree(tmp, ignore_errors=True)
         _build(tmp, attrs, scale, layout)
@@ -140,9 +147,7 @@ def _keep_existing(path: Path, attrs: dict, overwrite: bool) -> bool:
                          "(datagen never deletes what it did not write)")
     if overwrite:
         return False
-    with io_errors(path, "read the store"):
-        old = dict(zarr.open_group(path, mode="r").attrs)
-    schema.check_version(old, path)
+    _, old = open_root(path)
     changed = [key for key in ("config", "conventions", "store") if old.get(key) != attrs[key]]
     if changed:
         raise StoreError(f"{path}: a store built with a different {' and '.join(changed)} is there; "
@@ -178,16 +183,31 @@ def _build(tmp: Path, attrs: dict, scale: float, layout: Layout) -> None:
 # -- writing one sequence -----------------------------------------------------------------------
 
 
-def open_split(path: str | os.PathLike, split: str, mode: str = "r") -> tuple[zarr.Group, dict]:
-    """The split's group and the root attrs, after the schema version check."""
-    path = Path(path)
+def open_root(path: Path, mode: str = "r") -> tuple[zarr.Group, dict]:
+    """The root group of the store at ``path`` and its attrs, after ``schema.check_root``;
+    a missing or damaged zarr.json is a StoreError saying it is not a datagen store."""
     if not (path / "zarr.json").is_file():
         raise StoreError(f"{path}: not a store (no zarr.json); give the path of a store made by "
                          "`datagen build`")
     with io_errors(path, "open the store"):
-        root = zarr.open_group(path, mode=mode)
-        attrs = dict(root.attrs)
-        schema.check_version(attrs, path)
+        try:
+            root = zarr.open_group(path, mode=mode)
+            attrs = dict(root.attrs)
+        except OSError:
+            raise
+        except Exception as exc:  # zarr reports a damaged zarr.json in many ways
+            raise StoreError(f"{path}: not a datagen store: its zarr.json is not a readable Zarr group "
+                             f"({one_line(exc, 120)}); give the path of a store made by `datagen "
+                             "build`, or build it again") from None
+    schema.check_root(attrs, path)
+    return root, attrs
+
+
+def open_split(path: str | os.PathLike, split: str, mode: str = "r") -> tuple[zarr.Group, dict]:
+    """The split's group and the root attrs, after the schema checks."""
+    path = Path(path)
+    root, attrs = open_root(path, mode)
+    with io_errors(path, "open the store"):
         if split not in root:
             raise StoreError(f"{path}: no split {split!r}; valid: {', '.join(SPLITS)}")
         return root[split], attrs
@@ -312,16 +332,16 @@ def write_sequence(store_path: str | os.PathLike, split: str, index: int, frames
         raise StoreError(f"{store_path}: split {split!r} has sequences 0..{count - 1}; got {index}")
     shape = attrs["store"]
     doing = f"write sequence {index} of {split}"
-    with io_errors(store_path, doing):
+    with io_errors(store_path, doing, write=True):
         group["complete"][index] = False
         blocks = _Blocks(group, Path(store_path) / split, index, shape["frames"],
                          shape["layout"]["frames_per_shard"])
     t = -1
     for t, frame in enumerate(frames):
-        with io_errors(store_path, doing):
+        with io_errors(store_path, doing, write=True):
             blocks.add(t, frame)
         del frame  # hold one frame at a time while the next is made
-    with io_errors(store_path, doing):
+    with io_errors(store_path, doing, write=True):
         blocks.finish(t + 1)
         group["scene"][index] = meta["scene"]
         group["seed"][index] = int(meta["seed"])
