@@ -30,7 +30,8 @@ examples:
 
 writes DIR/lr/NNNN.exr (R,G,B, Z, backward.u/v, N.X/Y/Z, albedo.R/G/B, roughness,
 metallic, objectId), DIR/hr/NNNN.exr (R,G,B, Z, backward.u/v), DIR/sequence.json
-and DIR/preview/NNNN.png; conventions in docs/conventions.md.
+and DIR/preview/NNNN.png; conventions in docs/conventions.md. A DIR that already
+holds a sequence is refused unless --overwrite (which removes its frames first).
 """
 
 BENCH_EXAMPLES = """\
@@ -204,11 +205,13 @@ def cmd_render(args) -> int:
 
     from datagen import conventions as cv
     from datagen import recipes
-    from datagen.output import write_sequence_dir
+    from datagen.output import check_sequence_dir, write_sequence_dir
     from datagen.render import Renderer
 
     recipe = recipes.load(args.scene)
     config = render_config(args)
+    out = Path(args.out)
+    check_sequence_dir(out, args.overwrite)  # before the scene is built and anything rendered
     scene = recipe.build(args.seed)
     cam = scene.camera
     meta = {
@@ -219,11 +222,22 @@ def cmd_render(args) -> int:
             "fps": scene.fps, "fov_y_deg": cam.fov_y_deg, "datagen_version": __version__,
         },
     }
-    out = Path(args.out)
-    with Renderer(config) as renderer, tqdm(total=args.frames, unit="frame",
-                                            desc=f"render {recipe.name}") as bar:
-        frames = (renderer.render(scene, i) for i in range(args.frames))
-        write_sequence_dir(out, frames, meta, progress=lambda *_: bar.update())
+    drawn = []  # frames that show some geometry
+
+    def frames(renderer):
+        for i in range(args.frames):
+            frame = renderer.render(scene, i)
+            if frame.object_id_lr.any():
+                drawn.append(i)
+            yield frame
+
+    with Renderer(config) as renderer, tqdm(total=args.frames, unit="frame", desc=f"render {recipe.name}",
+                                            disable=None) as bar:  # drawn on a terminal only
+        write_sequence_dir(out, frames(renderer), meta, progress=lambda *_: bar.update(),
+                           overwrite=args.overwrite)
+    if not drawn:
+        print(f"datagen render: warning: every frame of {recipe.name} shows only the sky: no geometry is "
+              "in view (degenerate or zero-scale geometry, or a camera looking away)", file=sys.stderr)
     print(f"wrote {args.frames} frames of {recipe.name} "
           f"({config.lr_size[0]}x{config.lr_size[1]} LR, {config.hr_width}x{config.hr_height} HR, "
           f"{config.spp} spp) to {out}")
@@ -557,6 +571,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--spp", type=int, default=16, help="HR samples per pixel, 8-256 (default 16)")
     p.add_argument("--seed", type=_int_at_least("--seed", 0), default=0, help="scene seed (default 0)")
     p.add_argument("--out", required=True, metavar="DIR", help="output folder")
+    p.add_argument("--overwrite", action="store_true",
+                   help="replace a sequence already in --out (its frame files are removed first)")
     p.set_defaults(func=cmd_render)
 
     p = sub.add_parser("build", help="render scenes on Dask into a Zarr store (resumable)",

@@ -125,7 +125,11 @@ def create_store(path: str | os.PathLike, config: dict, splits: dict[str, int], 
     with io_errors(path, "create the store", write=True):
         path.parent.mkdir(parents=True, exist_ok=True)
         shutil.rmtree(tmp, ignore_errors=True)
-        _build(tmp, attrs, scale, layout)
+        try:
+            _build(tmp, attrs, scale, layout)
+        except BaseException:  # a full disk mid-way: leave nothing behind
+            shutil.rmtree(tmp, ignore_errors=True)
+            raise
         try:
             os.rename(tmp, path)
         except OSError:  # another process created it first: use theirs if it is the same
@@ -293,7 +297,8 @@ def ts_open(path: Path, **options):
     return tensorstore.open(spec, context=_TS_CONTEXT, **options)
 
 
-_OS_ERROR = re.compile(r"\[OS error (\d+): ([^\]]+)\]")
+_OS_ERROR = re.compile(r"\[OS error (\d+): ([^\]]+)\]|os_error_code='(\d+)'")
+"""how tensorstore names the errno of an I/O error (older and newer releases)."""
 
 
 def _ts_result(future):
@@ -303,8 +308,11 @@ def _ts_result(future):
         return future.result()
     except (ValueError, RuntimeError) as exc:
         found = _OS_ERROR.search(str(exc))
-        if found:
+        if found and found.group(1):
             raise OSError(int(found.group(1)), found.group(2)) from exc
+        if found:
+            code = int(found.group(3))
+            raise OSError(code, os.strerror(code)) from exc
         raise OSError(0, str(exc).splitlines()[0]) from exc
 
 
