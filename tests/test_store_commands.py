@@ -207,6 +207,56 @@ def test_validate_catches_a_truncated_shard(store):
     assert line.startswith("readable: train sequence 1 frames 4-5: color_hr cannot be read: ")
 
 
+def zero_frame(store: Path, split: str, index: int, t: int, names) -> None:
+    for name in names:
+        arr = edit(store, split, name)
+        block = arr[index]
+        block[t] = 0
+        arr[index] = block
+
+
+def test_validate_catches_a_frame_of_zeros(store):
+    from datagen.store.schema import FRAME_NAMES
+
+    zero_frame(store, "train", 0, 2, ["color_hr"])  # colour only
+    zero_frame(store, "train", 1, 3, FRAME_NAMES)  # every array of the frame
+    proc = run("validate", store)
+    assert proc.returncode == VALIDATE_FAILED
+    found = failed(proc)
+    assert [line.split(":")[1] for line in found["blank"]] == [
+        " train sequence 0 frame 2", " train sequence 1 frame 3", " train sequence 1 frame 3"]
+    assert "color_hr is zero everywhere" in found["blank"][0] and "color_lr" in found["blank"][1]
+    assert {line.split(":")[1] for line in found["range"]} == {" train sequence 1 frame 3"}
+    assert any("depth_hr has 1344 value(s) <= 0" in line for line in found["range"])
+    assert any("normal_lr" in line for line in found["range"])
+    assert "train sequence 1 frame 3: object_id_lr disagrees with depth_lr" in found["object_id"][0]
+
+
+def test_validate_catches_a_deleted_object_id_shard(store):
+    (shard,) = [f for f in (store / "train" / "object_id_lr" / "c" / "1" / "1").rglob("*") if f.is_file()]
+    shard.unlink()  # sequence 1, frames 4-5: the fill value 0 reads as sky everywhere
+    proc = run("validate", store)
+    assert proc.returncode == VALIDATE_FAILED
+    lines = failed(proc)["object_id"]
+    assert [line.split(":")[1] for line in lines] == [f" train sequence 1 frame {t}" for t in (4, 5)]
+    assert "pixel(s) of id 0 (sky) where depth_lr is finite" in lines[0]
+    assert set(failed(proc)) == {"object_id"}
+
+
+@pytest.mark.parametrize("command, damage", [
+    ("validate", "truncated"), ("validate", "binary"), ("validate", "array"), ("validate", "no store table"),
+    ("info", "truncated"), ("train", "binary")])
+def test_a_corrupt_root_zarr_json_is_not_a_datagen_store(store, tmp_path, damage, command):
+    text = (store / "zarr.json").read_text()
+    (store / "zarr.json").write_bytes({
+        "truncated": text[:40].encode(), "binary": b"garbage\xff\x00",
+        "array": b'{"zarr_format": 3, "node_type": "array"}',
+        "no store table": b'{"zarr_format": 3, "node_type": "group", "attributes": {"schema_version": 1}}',
+    }[damage])
+    proc = run(command, store, *(["--out", tmp_path / "run"] if command == "train" else []))
+    assert_one_line_error(proc, "not a datagen store")
+
+
 def test_validate_refuses_another_schema_version(store):
     meta = json.loads((store / "zarr.json").read_text())
     meta["attributes"]["schema_version"] = 99
