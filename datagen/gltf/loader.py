@@ -90,10 +90,14 @@ def _load(path: Path, seed: int, fps: float, camera_mode: str, first_object_id: 
     if builder.next_id == first_object_id:
         doc.fail("the scene has no triangles to draw")
     drawn = {id(m): m for m in builder.meshes.values() if m is not None}
-    if not any(has_area(m) for m in drawn.values()):
+    flat = sum(not has_area(m) for m in drawn.values())
+    if flat == len(drawn):
         doc.fail("every triangle of the scene has zero area (all its vertices coincide or lie on a "
                  "line; e.g. POSITION accessors without a bufferView read as zeros), so nothing would "
                  "be drawn")
+    if flat:
+        doc.warn("area", f"{flat} of {len(drawn)} primitives have zero area (all their vertices coincide "
+                         "or lie on a line) and draw nothing")
     placeholder = Camera(view=static(np.eye(4)))
     scene = Scene(path.stem, nodes, placeholder, sky=STUDIO_SKY, fps=fps)
     times = sample_times(builder.animation)
