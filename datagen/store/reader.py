@@ -132,9 +132,11 @@ class Store:
         except (ValueError, RuntimeError, TypeError, KeyError) as exc:
             seq, frames = selection[0], selection[1] if len(selection) > 1 else slice(0, self.frames)
             last = min(frames.stop, self.frames) - 1
-            raise BadDataError(f"{self.path}: {split} sequence {seq} frames {frames.start}-{last}: "
-                               f"{name} cannot be read ({one_line(exc, 160)}); the store is damaged: "
-                               "run `datagen validate` on it and build the sequence again") from None
+            error = BadDataError(f"{self.path}: {split} sequence {seq} frames {frames.start}-{last}: "
+                                 f"{name} cannot be read ({one_line(exc, 160)}); the store is damaged: "
+                                 "run `datagen validate` on it and build the sequence again")
+            error.cause = one_line(exc)  # the decoder's own words, for validate's ``readable`` line
+            raise error from None
 
     def _ts_array(self, split: str, name: str):
         key = (split, name)

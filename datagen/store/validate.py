@@ -84,9 +84,10 @@ point's previous position (reprojected by depth_hr and the two cameras, as a sta
 world) is more than 10% nearer than the point was: warping fetches the occluder there,
 whatever the motion. Behind a chased car that is up to 9% of a 128x72 frame."""
 WARP_MIN_PIXELS = (256, 0.01)
-"""...if there are at least max(256, 1% of the pixels looked at); else the frame is not
-judged. Fewer pixels are too little evidence: at 64x36, 2-px-wide features moving less
-than a pixel, bilinear resampling error alone decided which motion scale looked best."""
+"""...if there are at least 256 of them (a quarter of the pixels looked at in images of
+fewer than 1024) and 1% of them; else the frame is not judged. Fewer pixels are too
+little evidence: at 64x36, 2-px-wide features moving less than a pixel, bilinear
+resampling error alone decided which motion scale looked best."""
 WARP_MIN_ERROR = 1e-3
 """...and if the unwarped error there is at least this (else colour does not change: not judged)."""
 WARP_MIN_CHANGE = 0.02
@@ -273,7 +274,8 @@ def _read(store: Store, info: SequenceInfo, name: str, start: int, length: int):
     try:
         return store.read_window(info.split, info.index, start, length, arrays=[name])[name], None
     except Exception as exc:  # any decode error of damaged data is a finding, not a crash
-        return None, Failure("readable", f"{name} cannot be read: {one_line(exc)}", info.split, info.index,
+        cause = getattr(exc, "cause", None) or one_line(exc)  # the reader's BadDataError carries it
+        return None, Failure("readable", f"{name} cannot be read: {cause}", info.split, info.index,
                              (start, start + length - 1))
 
 
@@ -445,7 +447,7 @@ def warp_errors(prev_hr: np.ndarray, cur_hr: np.ndarray, motion_hr: np.ndarray, 
     if hidden is not None:
         sel &= ~hidden
     count = int(sel.sum())
-    if count < max(WARP_MIN_PIXELS[0], WARP_MIN_PIXELS[1] * sel.size):
+    if count < max(min(WARP_MIN_PIXELS[0], sel.size // 4), WARP_MIN_PIXELS[1] * sel.size, 16):
         return None
     centres, motion, cur = centres[sel], motion[sel], cur[sel]
     still = prev[::step, ::step][sel]
@@ -606,7 +608,7 @@ def describe_thresholds() -> str:
         f"  motion_warp    e(s) = mean |frame t-1 at pixel + s * motion_hr - frame t| on HR pixels moving "
         f">= {WARP_MIN_MOTION_PX} px",
         f"                 that frame t-1 saw (depth {WARP_OCCLUSION_TOL:.0%}), frames of >= "
-        f"{WARP_MIN_PIXELS[0]} such pixels; per sequence:",
+        f"{WARP_MIN_PIXELS[0]} such pixels (a quarter in tiny images); per sequence:",
         f"                 sum e(1) <= {WARP_MAX_RATIO} sum e(0) where the image changed by >= "
         f"{WARP_MIN_CHANGE}, and sum e(s) >= {WARP_MIN_MARGIN} sum e(1)",
         f"                 for s = {', '.join(f'{x:g}' for x in WARP_SCALES)} (failing frames named)",

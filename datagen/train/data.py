@@ -33,8 +33,9 @@ Bad data: every window is checked before it is yielded (``window_problem``): NaN
 anywhere, or an infinity anywhere but +inf in depth (the sky), makes it bad, as
 does a chunk that does not decode. A bad window is a ``BadDataError`` naming the
 store, split, sequence and frame, unless ``skip_bad``: then it is replaced by the
-next good window (i + 1, i + 2, ...), a warning names it, and the item's
-``skipped`` counts the windows passed over, so that the trainer reports them.
+next good window (i + 1, i + 2, ...), a warning names it, and the item's extra
+``skipped`` (only with ``skip_bad``) counts the windows passed over, so that the
+trainer reports them.
 (NaN motion must never reach ``grid_sample``: on the CPU it can crash the process.)
 """
 
@@ -126,7 +127,8 @@ class WindowDataset(Dataset):
                                        "windows)") from None
                 log.warning("skipped a bad window: %s", exc)
                 continue
-            item["skipped"] = torch.tensor(skipped)
+            if self.skip_bad:
+                item["skipped"] = torch.tensor(skipped)
             return item
         raise BadDataError(f"{self.store_path}: every window of split {self.split!r} is bad; run "
                            "`datagen validate` on the store and build it again")

@@ -322,7 +322,7 @@ def train(config: TrainConfig, resume: bool = False, stop_after: int | None = No
             t0 = time.perf_counter()
             batch = next(data)
             waited = time.perf_counter() - t0
-            skipped += int(batch.pop("skipped").sum())
+            skipped += int(batch.pop("skipped", torch.zeros(1)).sum())
             batch = to_device(batch, device)
             with autocast(device):
                 out = run_model(forward, batch)
