@@ -41,8 +41,6 @@ render: install
 	  $(if $(SCALE),--scale $(SCALE)) $(if $(SPP),--spp $(SPP))
 
 dataset: install
-	@$(BIN)/datagen build --help >/dev/null 2>&1 || { \
-	  echo "make dataset: 'datagen build' (the Dask pipeline) is not in this version yet; use 'make render'" >&2; exit 2; }
 	$(BIN)/datagen build $(subst $(comma), ,$(SCENES)) \
 	  $(if $(SEQUENCES),--sequences $(SEQUENCES)) $(if $(FRAMES),--frames $(FRAMES)) \
 	  $(if $(RES),--res $(RES)) $(if $(SCALE),--scale $(SCALE)) $(if $(SPP),--spp $(SPP)) \
@@ -75,8 +73,8 @@ comma := ,
 sheets: install
 	LP_NUM_THREADS=$${LP_NUM_THREADS:-2} $(BIN)/python -m datagen.sheet --out docs/images
 
-# GL loader packages (.gl/) and Python 3.12 wheels (.whl/) that the GPU machine of
-# the `device` tool lacks; docs/gpu.md says how a run uses them.
+# GL loader packages (.gl/) and Python 3.12 wheels (.whl/) for a GPU node without
+# network access; docs/gpu.md says how to use them there.
 DEVICE_WHEELS := moderngl==5.13.0 glcontext==3.1.0 pyrr==0.10.3 trimesh==5.2.0 pygltflib==1.16.5 \
   dataclasses-json==0.6.7 marshmallow==3.26.2 Deprecated==1.3.1 OpenEXR==3.5.3 dask==2026.8.0 \
   distributed==2026.8.0 zarr==3.1.6 numcodecs==0.16.6 donfig==0.8.1.post1 google-crc32c==1.9.0 \

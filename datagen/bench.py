@@ -2,8 +2,10 @@
 
 Figures so far: render_vs_bare (below), the store's write, window-read,
 crop-read and writer peak-memory figures (datagen.store.measure.bench_store),
-and the training figures (datagen.train.bench: model inference ms per HR frame,
-train step time and data-wait fraction).
+store reads from S3 against local disk (datagen.store.measure_s3: a moto server
+on 127.0.0.1, or DATAGEN_BENCH_S3), and the training figures (datagen.train.bench:
+model inference ms per HR frame, train step time and data-wait fraction, also
+with the store on S3).
 
 render_vs_bare: frames/s of ``Renderer.render`` (shadow, LR G-buffer, spp HR
 samples accumulated on the GPU, HR motion/depth, one read-back) against a bare
@@ -46,6 +48,7 @@ from datagen.render import (
 from datagen.scenes import generate
 from datagen.shaders import SHADOW_FS, SHADOW_VS, SURFACE_FS, SURFACE_VS
 from datagen.store.measure import bench_store
+from datagen.store.measure_s3 import s3_read_figure
 
 TARGETS = {"render_vs_bare": 0.85, "cpu_seconds_per_1080p_frame": 0.8, "gpu_frames_per_s": 50.0,
            "build_vs_render": 0.85}
@@ -295,6 +298,8 @@ def run_bench(quick: bool = False, progress: Callable[[str], None] = lambda _: N
     progress("store write/read/crop against the bare codec ...")
     with tempfile.TemporaryDirectory(prefix="datagen-bench-") as tmp:
         figures += bench_store(tmp, quick)
+        progress("store reads from S3 (moto on 127.0.0.1, or DATAGEN_BENCH_S3) against local disk ...")
+        figures.append(s3_read_figure(quick))
         progress("build end to end (2-worker LocalCluster, racing) against render alone ...")
         figures.append(bench_build(tmp, quick))
     figures += training_figures(quick, progress)
@@ -305,3 +310,16 @@ def run_bench(quick: bool = False, progress: Callable[[str], None] = lambda _: N
         "quick": quick,
         "figures": figures,
     }
+
+
+def rendered_frames(hr_size: tuple[int, int], scale: float, count: int, spp: int = 8) -> list:
+    """Frames of the ``primitives`` scene, for measuring store layouts on real pixels."""
+    scene = generate("primitives", {}, 0)
+    with Renderer(RenderConfig(hr_size[0], hr_size[1], scale, spp)) as renderer:
+        return [renderer.render(scene, t) for t in range(count)]
+
+
+if __name__ == "__main__":  # the store layout table (datagen.store.measure) on rendered frames
+    from datagen.store.measure import main
+
+    main(render_frames=rendered_frames)

@@ -39,10 +39,13 @@ examples:
   datagen bench --quick
   datagen bench --out storage/bench.json
 
-figures (SPEC §8): render frames/s (LR + G-buffer + 16-spp HR, primitives, 1920x1080,
+prints one row per figure (value, reference, ratio, target); --out keeps the full JSON.
+figures: render frames/s (LR + G-buffer + 16-spp HR, primitives, 1920x1080,
 scale 2) against a bare moderngl loop drawing the same passes in the same run; store
-write and window-read MB/s and crop samples/s against the bare codec; peak memory of
-a process writing one 1080p sequence. Results: docs/benchmarks.md.
+write and window-read MB/s and crop samples/s against the bare codec; the same reads
+from S3 against local disk (a moto server on 127.0.0.1 unless DATAGEN_BENCH_S3=s3://...);
+peak memory of a process writing one 1080p sequence; train step time and data wait
+(local and S3). Results: docs/benchmarks.md.
 """
 
 INFO_EXAMPLES = """\
@@ -71,11 +74,16 @@ EXPORT_EXAMPLES = """\
 examples:
   datagen export storage/racing.zarr --format exr --out exported/
   datagen export storage/racing.zarr --format exr --split val --sequence 2 --out exported/ --no-preview
+  datagen export storage/racing.zarr --format nss --out nss/      # Arm NSS layout, one root per split
 
 writes OUT/SPLIT/NNNN/lr/NNNN.exr (R,G,B, Z, backward.u/v, N.X/Y/Z, albedo.R/G/B,
 roughness, metallic, objectId), OUT/SPLIT/NNNN/hr/NNNN.exr (R,G,B, Z, backward.u/v),
 OUT/SPLIT/NNNN/sequence.json (per-frame cameras, conventions, resolved config and the
 sequence's metadata) and OUT/SPLIT/NNNN/preview/NNNN.png, for complete sequences only.
+
+--format nss writes Arm's Neural Super Sampling dataset layout (spec 1.0.1), one root
+per split: OUT/SPLIT/NNNN.json, OUT/SPLIT/ground_truth/NNNN/FFFF.exr, motion_gt/...,
+x2/color/..., x2/depth/..., x2/motion/... (docs/conventions.md lists the mapping).
 """
 
 BUILD_EXAMPLES = """\
@@ -85,13 +93,14 @@ examples:
   datagen build primitives --sequences 2 --frames 2 --res 32x18 --spp 8 --out /tmp/tiny.zarr
   datagen build --recipe pipelines/dataset.toml --seed 7 --out storage/seed7.zarr
   datagen build racing --scheduler tcp://10.0.0.5:8786  # an existing cluster (`dask scheduler`)
-  datagen build --recipe pipelines/slurm.toml --scheduler tcp://HOST:8786 --out /shared/slurm.zarr
+  datagen build --recipe pipelines/slurm.toml --cluster slurm --jobs 64 --out /shared/slurm.zarr
+  datagen build racing --out s3://bucket/racing.zarr    # AWS credentials (AWS_ENDPOINT_URL: S3-compatible)
 
 flags override the recipe (default pipelines/dataset.toml). Re-running the same
 command skips complete sequences (resume); another config on an existing store is
 refused unless --overwrite. Ends with the `datagen info` summary. --out is a path
-(or file:// URL) that every worker sees; SLURM, Kubernetes and what workers need:
-docs/cluster.md.
+(or file:// URL) that every worker sees, or s3://BUCKET/PREFIX; SLURM, Kubernetes and
+what workers need: docs/cluster.md.
 """
 
 TRAIN_EXAMPLES = """\
@@ -129,6 +138,8 @@ step (inputs color_lr, depth_lr, motion_lr, jitter, exposure, prev_out, prev_dep
 history; outputs out, depth), batch 1, fixed size. docs/training.md shows how to run them.
 """
 
+STORE_HELP = "a store made by `datagen build`: a path, a file:// URL or s3://BUCKET/PREFIX"
+
 VALIDATE_FAILED = 3
 """exit status of ``datagen validate`` when a check fails."""
 
@@ -142,7 +153,7 @@ examples:
   datagen validate storage/racing.zarr
   datagen validate storage/racing.zarr --split val --sequence 2
 
-checks (SPEC §6); each failure prints one line: CHECK: SPLIT sequence I frame T: what is wrong
+checks; each failure prints one line: CHECK: SPLIT sequence I frame T: what is wrong
 {checks}
 
 thresholds:
@@ -195,7 +206,8 @@ def render_config(args) -> object:
     from datagen.render import RenderConfig
 
     w, h = parse_res(args.res)
-    config = RenderConfig(hr_width=w, hr_height=h, scale=args.scale, spp=args.spp)
+    config = RenderConfig(hr_width=w, hr_height=h, scale=args.scale, spp=args.spp,
+                          reference_resolve=args.reference_resolve)
     config.check()
     return config
 
@@ -215,7 +227,8 @@ def cmd_render(args) -> int:
     scene = recipe.build(args.seed)
     cam = scene.camera
     meta = {
-        "conventions": cv.conventions_block(config.scale, config.spp, cam.near, cam.far),
+        "conventions": cv.conventions_block(config.scale, config.spp, cam.near, cam.far,
+                                            config.reference_resolve),
         "config": {
             "scene": recipe.name, "recipe": dataclasses.asdict(recipe), "seed": args.seed,
             "frames": args.frames, "render": dataclasses.asdict(config),
@@ -246,13 +259,16 @@ def cmd_render(args) -> int:
 
 def cmd_bench(args) -> int:
     from datagen.bench import run_bench
+    from datagen.bench_report import summary_table
 
     result = run_bench(quick=args.quick, progress=lambda msg: print(msg, file=sys.stderr))
     text = json.dumps(result, indent=2)
     if args.out:
         Path(args.out).parent.mkdir(parents=True, exist_ok=True)
         Path(args.out).write_text(text + "\n")
-    print(text)
+    print(text if args.json else summary_table(result))
+    if args.out and not args.json:
+        print(f"every figure in full: {args.out}")
     return 0
 
 
@@ -264,10 +280,12 @@ def cmd_build(args) -> int:
 
     overrides = {"scenes": args.scenes or None, "sequences": args.sequences, "frames": args.frames,
                  "res": args.res, "scale": args.scale, "spp": args.spp, "seed": args.seed,
-                 "workers": args.workers, "scheduler": args.scheduler}
+                 "workers": args.workers, "scheduler": args.scheduler,
+                 "reference_resolve": args.reference_resolve}
     if args.res is not None:
         parse_res(args.res)
     config = load_config(args.recipe, **overrides)
+    config = with_cluster_flags(config, args)
     for name in config.scenes:  # every scene checked before a cluster starts
         recipes.load(name)
     if not args.verbose:
@@ -288,10 +306,11 @@ def cmd_build(args) -> int:
     def on_cluster(link: str) -> None:
         import importlib.util
 
-        # a LocalCluster's scheduler runs here: its dashboard needs bokeh in this environment
-        missing = not config.scheduler and importlib.util.find_spec("bokeh") is None
-        note = " (served once bokeh is installed: pip install bokeh)" if missing else ""
-        line = f"Dask dashboard: {link}{note}"
+        # a LocalCluster's scheduler runs here: its dashboard is served only with bokeh installed
+        if not config.scheduler and importlib.util.find_spec("bokeh") is None:
+            log.info("no Dask dashboard: pip install bokeh to serve one")
+            return
+        line = f"Dask dashboard: {link}"
         if bar is not None:  # above the bar, not inside it
             bar.write(line, file=sys.stderr)
         else:
@@ -309,6 +328,13 @@ def cmd_build(args) -> int:
               "crash?); complete sequences are kept, so fix the cause and run the same command "
               "again to resume", file=sys.stderr)
         return 1
+    except KeyboardInterrupt:  # main() says how to resume
+        from datagen.pipeline.build import close_interrupted_clusters
+
+        if bar is not None:
+            bar.close()
+        close_interrupted_clusters()
+        raise
     finally:
         if bar is not None:
             bar.close()
@@ -317,6 +343,19 @@ def cmd_build(args) -> int:
           f"frames) in {result['seconds']:.1f} s{rate}; skipped {result['skipped']} already complete\n")
     print(format_summary(_open(result["store"]).summary()))
     return 0
+
+
+def with_cluster_flags(config, args):
+    """``config`` with --cluster/--jobs/--partition/--account/--walltime laid over its
+    ``[cluster]`` table."""
+    flags = {"kind": args.cluster, "jobs": args.jobs, "partition": args.partition,
+             "account": args.account, "walltime": args.walltime}
+    flags = {k: v for k, v in flags.items() if v is not None}
+    if not flags:
+        return config
+    config = dataclasses.replace(config, cluster=dataclasses.replace(config.cluster, **flags))
+    config.check()
+    return config
 
 
 # -- store commands ---------------------------------------------------------------------------------
@@ -448,6 +487,7 @@ def cmd_preview(args) -> int:
 
 def cmd_export(args) -> int:
     from datagen.store.export import FORMATS, export_exr
+    from datagen.store.nss import ARM_READER_RATIOS, export_nss, ratio_name
 
     if args.format not in FORMATS:
         raise ConfigError(f"unknown --format {args.format!r}; valid: {', '.join(FORMATS)}")
@@ -455,10 +495,19 @@ def cmd_export(args) -> int:
     sequences = select_sequences(store, args.split, args.sequence)
     # one sequence asked for by index is exported or refused; of many, the complete ones
     done = sequences if args.sequence is not None else [info for info in sequences if info.complete]
+    if not done:
+        where = f"split {args.split!r}" if args.split else "any split"
+        raise StoreError(f"{store.path}: {where} has no complete sequence to export; run the build to "
+                         "finish it (or pass another --split)")
     with _bar(len(done) * store.frames, "frame", "export") as bar:
-        export_exr(store, done, args.out, previews=not args.no_preview, progress=bar.update)
+        if args.format == "nss":
+            export_nss(store, done, args.out, progress=bar.update)
+        else:
+            export_exr(store, done, args.out, previews=not args.no_preview, progress=bar.update)
     skipped = len(sequences) - len(done)
     note = f"; skipped {skipped} sequence(s) that are not complete" if skipped else ""
+    if args.format == "nss" and ratio_name(store.scale) not in ARM_READER_RATIOS:
+        note += f"; note: Arm's NSS reader handles x2 only, this store is x{ratio_name(store.scale)}"
     print(f"exported {len(done)} sequence(s), {len(done) * store.frames} frames, to {args.out}{note}")
     return 0
 
@@ -541,7 +590,7 @@ def cmd_export_model(args) -> int:
 
 
 def _selection_args(p: argparse.ArgumentParser, default: str) -> None:
-    p.add_argument("store", metavar="STORE", help="path of a store made by `datagen build`")
+    p.add_argument("store", metavar="STORE", help=STORE_HELP)
     p.add_argument("--split", metavar="S", help=f"train, val or test (default: {default})")
     p.add_argument("--sequence", metavar="I", type=_int_at_least("--sequence", 0),
                    help="sequence index within --split (without --split: within the first split that "
@@ -570,6 +619,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--scale", type=float, default=2.0, help="LR = HR / scale: 1.5, 1.7, 2, 3 or 4")
     p.add_argument("--spp", type=int, default=16, help="HR samples per pixel, 8-256 (default 16)")
     p.add_argument("--seed", type=_int_at_least("--seed", 0), default=0, help="scene seed (default 0)")
+    p.add_argument("--reference-resolve", choices=("box", "karis"), default="box",
+                   help="HR samples to a pixel: their mean (box, default) or Karis's tonemapped mean (karis)")
     p.add_argument("--out", required=True, metavar="DIR", help="output folder")
     p.add_argument("--overwrite", action="store_true",
                    help="replace a sequence already in --out (its frame files are removed first)")
@@ -592,29 +643,40 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--scale", type=float, help="LR = HR / scale: 1.5, 1.7, 2, 3 or 4")
     p.add_argument("--spp", type=_int_at_least("--spp"), help="HR samples per pixel, 8-256")
     p.add_argument("--seed", type=_int_at_least("--seed", 0), help="master seed")
-    p.add_argument("--workers", type=_int_at_least("--workers", 0),
-                   help="local worker processes, one thread each (default: one per core)")
+    p.add_argument("--reference-resolve", choices=("box", "karis"),
+                   help="HR samples to a pixel: box (mean) or karis (Karis's tonemapped mean)")
+    p.add_argument("--workers", type=_int_at_least("--workers", 1),
+                   help="local worker processes, one thread each (default: the recipe's, else one per core)")
     p.add_argument("--scheduler", metavar="ADDR",
                    help="existing Dask scheduler, e.g. tcp://HOST:8786 (default: a LocalCluster)")
+    p.add_argument("--cluster", choices=("local", "slurm"),
+                   help="slurm: start SLURM jobs as Dask workers (dask-jobqueue) for this build and "
+                        "cancel them at the end; default: the recipe's [cluster] table, else local")
+    p.add_argument("--jobs", type=_int_at_least("--jobs"), help="SLURM jobs to run (cluster.jobs)")
+    p.add_argument("--partition", help="SLURM partition (cluster.partition)")
+    p.add_argument("--account", help="SLURM account (cluster.account)")
+    p.add_argument("--walltime", metavar="HH:MM:SS", help="SLURM time limit per job (cluster.walltime)")
     p.add_argument("--overwrite", action="store_true",
                    help="delete a store of another config at --out and start fresh")
     p.set_defaults(func=cmd_build)
 
-    p = sub.add_parser("bench", help="benchmarks of SPEC §8", epilog=BENCH_EXAMPLES,
-                       formatter_class=fmt, description="Measure the §8 figures as ratios in one run.")
+    p = sub.add_parser("bench", help="speed and memory figures, as ratios measured in one run",
+                       epilog=BENCH_EXAMPLES, formatter_class=fmt,
+                       description="Measure the speed and memory figures as ratios in one run.")
     p.add_argument("--quick", action="store_true", help="smaller sizes, for a smoke run")
-    p.add_argument("--out", metavar="FILE.json", help="also write the JSON here")
+    p.add_argument("--out", metavar="FILE.json", help="write every figure in full (JSON) here")
+    p.add_argument("--json", action="store_true", help="print the JSON instead of the summary table")
     p.set_defaults(func=cmd_bench)
 
     p = sub.add_parser("info", help="summary of a store: splits, scenes, shapes, bytes",
                        epilog=INFO_EXAMPLES, formatter_class=fmt,
                        description="Summarise a Zarr store: splits, scenes, sequences, frames, shapes, "
                                    "bytes on disk and compression ratio.")
-    p.add_argument("store", metavar="STORE", help="path of a store made by `datagen build`")
+    p.add_argument("store", metavar="STORE", help=STORE_HELP)
     p.add_argument("--json", action="store_true", help="print the summary as JSON")
     p.set_defaults(func=cmd_info)
 
-    p = sub.add_parser("validate", help="schema and numeric checks of a store (SPEC §6)",
+    p = sub.add_parser("validate", help="schema and numeric checks of a store",
                        epilog=validate_epilog, formatter_class=fmt,
                        description="Check a store: schema, dtypes, NaN/inf, complete flags, jitter, and "
                                    "motion vectors against colour, depth, cameras and each other. "
@@ -633,22 +695,24 @@ def build_parser() -> argparse.ArgumentParser:
                    help="shrink tiles (every k-th pixel) so the picture is at most this wide (default 3840)")
     p.set_defaults(func=cmd_preview)
 
-    p = sub.add_parser("export", help="stored sequences to OpenEXR folders (SPEC §3 layout)",
+    p = sub.add_parser("export", help="stored sequences to OpenEXR folders (the datagen render layout) "
+                                      "or Arm's NSS dataset layout",
                        epilog=EXPORT_EXAMPLES, formatter_class=fmt,
                        description="Write complete sequences of a store as per-frame OpenEXR files with "
-                                   "the per-sequence metadata as JSON, the layout `datagen render` writes.")
+                                   "the per-sequence metadata as JSON, the layout `datagen render` writes "
+                                   "(--format exr) or Arm's Neural Super Sampling layout (--format nss).")
     _selection_args(p, "every split")
-    p.add_argument("--format", required=True, help="output format: exr (the only one so far)")
+    p.add_argument("--format", required=True, help="output format: exr or nss")
     p.add_argument("--out", required=True, metavar="DIR",
-                   help="output folder; sequences go to DIR/SPLIT/NNNN")
-    p.add_argument("--no-preview", action="store_true", help="skip the PNG previews")
+                   help="output folder; sequences go to DIR/SPLIT/NNNN (exr) or the NSS root DIR/SPLIT (nss)")
+    p.add_argument("--no-preview", action="store_true", help="skip the PNG previews (exr)")
     p.set_defaults(func=cmd_export)
 
     p = sub.add_parser("train", help="fit the temporal CNN on a store (CUDA when present)",
                        epilog=TRAIN_EXAMPLES, formatter_class=fmt,
                        description="Train the recurrent temporal supersampling CNN on windows of a "
                                    "store's train split; checkpoints and metrics go to --out.")
-    p.add_argument("store", metavar="STORE", help="path of a store made by `datagen build`")
+    p.add_argument("store", metavar="STORE", help=STORE_HELP)
     p.add_argument("--out", default="runs/latest", metavar="RUN_DIR", help="run folder (default runs/latest)")
     p.add_argument("--steps", type=_int_at_least("--steps"), default=2000,
                    help="total optimiser steps (default 2000)")
@@ -690,7 +754,7 @@ def build_parser() -> argparse.ArgumentParser:
                        description="Evaluate a trained model and the classical baselines on whole "
                                    "sequences of a split; writes RUN_DIR/eval_SPLIT.json.")
     p.add_argument("run", metavar="RUN_DIR_OR_CKPT", help="run folder (uses ckpt/last.pt) or a .pt file")
-    p.add_argument("store", metavar="STORE", help="path of a store made by `datagen build`")
+    p.add_argument("store", metavar="STORE", help=STORE_HELP)
     p.add_argument("--split", default="test", help="split to evaluate (default test)")
     p.add_argument("--device", choices=("auto", "cuda", "cpu"), default="auto", help="default auto")
     p.set_defaults(func=cmd_eval)
@@ -716,7 +780,9 @@ def main(argv: list[str] | None = None) -> int:
         print(f"datagen {args.command}: error: {exc}", file=sys.stderr)
         return exc.exit_code
     except KeyboardInterrupt:
-        print("datagen: interrupted", file=sys.stderr)
+        hint = ("; complete sequences are kept: run the same command again to resume"
+                if args.command == "build" else "")
+        print(f"datagen {args.command}: interrupted{hint}", file=sys.stderr)
         return 130
     except BrokenPipeError:  # the reader went away (`datagen validate STORE | head`): stop quietly
         import os

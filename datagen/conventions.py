@@ -30,6 +30,9 @@ SCALES: tuple[float, ...] = (1.5, 1.7, 2.0, 3.0, 4.0)
 SPP_RANGE: tuple[int, int] = (8, 256)
 """Samples per HR pixel a user may ask for (tests may go lower)."""
 
+REFERENCE_RESOLVES: tuple[str, ...] = ("box", "karis")
+"""How the HR samples of a pixel are resolved: their mean, or Karis's (NSS's) mean."""
+
 MOTION_SIGN = "p_prev - p_cur"
 MOTION_UNITS = "pixels of the buffer's own resolution, y down"
 DEPTH_KIND = "linear eye-space depth along the view axis (-z_eye), metres; sky = +inf"
@@ -131,6 +134,45 @@ def linear_depth(device, near: float, far: float) -> np.ndarray:
     return 2.0 * far * near / ((far + near) - ndc_z * (far - near))
 
 
+def nss_motion_uv(motion_px, size: tuple[int, int]) -> np.ndarray:
+    """datagen motion (``p_prev - p_cur`` in pixels of a (w, h) buffer, y down) to Arm
+    NSS motion: UV units of that buffer, **current minus previous**, y down, i.e.
+    ``-motion / (w, h)``. (..., 2) float64."""
+    w, h = size
+    return -np.asarray(motion_px, dtype=np.float64) / np.array([w, h], dtype=np.float64)
+
+
+def normalized_jitter(jitter, lr_size: tuple[int, int]) -> np.ndarray:
+    """Jitter in LR pixels (..., 2) divided by the LR (w, h): NSS's
+    ``NormalizedPerRatioJitter``. float64."""
+    w, h = lr_size
+    return np.asarray(jitter, dtype=np.float64) / np.array([w, h], dtype=np.float64)
+
+
+def fov_rad(proj: np.ndarray) -> tuple[float, float]:
+    """(horizontal, vertical) full field of view of a ``perspective`` projection, radians,
+    as seen on the image: also for a projection that augmentation flipped (a diagonal
+    term negated), turned by quarter turns (x and y rows swapped) or cropped (scaled)."""
+    p = np.asarray(proj, dtype=np.float64)
+    return (2.0 * math.atan(1.0 / math.hypot(p[0, 0], p[0, 1])),
+            2.0 * math.atan(1.0 / math.hypot(p[1, 0], p[1, 1])))
+
+
+def near_far(proj: np.ndarray) -> tuple[float, float]:
+    """(near, far) plane distances, metres, of a ``perspective`` projection."""
+    p = np.asarray(proj, dtype=np.float64)
+    return p[2, 3] / (p[2, 2] - 1.0), p[2, 3] / (p[2, 2] + 1.0)
+
+
+def view_projection_rows(proj: np.ndarray, view: np.ndarray) -> list[float]:
+    """``proj @ view`` (column vectors, world to clip) flattened row by row: element
+    ``[4 i + j]`` is ``M[i, j]``. That is the same 16 numbers as the column-major
+    data of the row-vector matrix ``M.T`` (DirectX/Unreal habit), which NSS's
+    ``ViewProjection`` holds."""
+    m = np.asarray(proj, dtype=np.float64) @ np.asarray(view, dtype=np.float64)
+    return m.reshape(-1).tolist()
+
+
 def jittered(proj: np.ndarray, jitter: tuple[float, float], size: tuple[int, int]) -> np.ndarray:
     """``proj`` sheared so that pixel centres sample at centre + jitter.
 
@@ -145,6 +187,43 @@ def jittered(proj: np.ndarray, jitter: tuple[float, float], size: tuple[int, int
     shift[0, 3] = -2.0 * jx / w
     shift[1, 3] = 2.0 * jy / h
     return shift @ proj
+
+
+def exr_world_to_camera(view: np.ndarray) -> np.ndarray:
+    """OpenEXR's standard ``worldToCamera`` attribute of a camera with world-to-camera
+    ``view`` (ours: column vectors, looking down -z): a (4, 4) float64 matrix for Imath's
+    **row** vectors (``p_cam = p_world @ M``) into a left-handed camera space with x
+    right, y up and +z the viewing direction (so ``z`` = our ``depth``). Stored as an
+    M44f, element [i][j] = ``M[i, j]``, which OpenImageIO reads as ``worldtocamera``."""
+    flip_z = np.diag([1.0, 1.0, -1.0, 1.0])
+    return (flip_z @ np.asarray(view, dtype=np.float64)).T
+
+
+def exr_world_to_ndc(proj: np.ndarray, view: np.ndarray) -> np.ndarray:
+    """OpenEXR's standard ``worldToNDC`` attribute (RenderMan NDC): a (4, 4) float64
+    matrix for row vectors such that ``h = p_world @ M`` and ``h[:2] / h[3]`` is the
+    point's image position with (0, 0) the top-left and (1, 1) the bottom-right corner
+    of the image, y down; times (w, h) it is our pixel position. ``z`` is to be
+    discarded. Pass the projection the image was rendered with (for an LR image the
+    jittered one, ``jittered(proj, jitter_px, lr_size)``)."""
+    to_unit = np.eye(4)  # NDC x, y in [-1, 1] (y up) to [0, 1] (y down), on homogeneous clip coordinates
+    to_unit[0], to_unit[1] = (0.5, 0.0, 0.0, 0.5), (0.0, -0.5, 0.0, 0.5)
+    return (to_unit @ np.asarray(proj, dtype=np.float64) @ np.asarray(view, dtype=np.float64)).T
+
+
+def crop_flip_ndc(size: tuple[int, int], crop: tuple[int, int, int, int] | None = None,
+                  hflip: bool = False, vflip: bool = False) -> np.ndarray:
+    """(4, 4) clip-space transform A such that ``A @ proj`` projects onto the pixel grid
+    of a (W, H) = ``size`` image cropped to ``crop`` = (x, y, width, height) (pixels, y
+    down) and then flipped left-right and/or top-bottom. Any resolution of the same
+    aspect gives the same A for the same crop fractions."""
+    W, H = size
+    a = np.eye(4)
+    if crop:
+        x0, y0, w, h = crop
+        a[0, 0], a[0, 3] = W / w, (W - 2 * x0 - w) / w
+        a[1, 1], a[1, 3] = H / h, (h - H + 2 * y0) / h
+    return np.diag([-1.0 if hflip else 1.0, -1.0 if vflip else 1.0, 1.0, 1.0]) @ a
 
 
 def look_at(eye, target, up=(0.0, 1.0, 0.0)) -> np.ndarray:
@@ -204,8 +283,34 @@ def gl_bytes(m: np.ndarray) -> bytes:
     return np.ascontiguousarray(np.asarray(m, dtype=np.float32).T).tobytes()
 
 
-def conventions_block(scale: float, spp: int, near: float, far: float) -> dict:
+def karis(color) -> np.ndarray:
+    """Karis's tonemap as Arm's NSS ground truth uses it: ``c / (1 + max(r, g, b))`` of
+    (..., 3) linear colour (negative values clamped to 0), float64, each channel < 1."""
+    c = np.maximum(np.asarray(color, dtype=np.float64), 0.0)
+    return c / (1.0 + c.max(axis=-1, keepdims=True))
+
+
+def karis_inverse(mapped) -> np.ndarray:
+    """Inverse of ``karis``: ``m / (1 - max(r, g, b))``."""
+    m = np.asarray(mapped, dtype=np.float64)
+    return m / np.maximum(1.0 - m.max(axis=-1, keepdims=True), 1.0 / 65504.0)
+
+
+def resolve_samples(samples, resolve: str = "box") -> np.ndarray:
+    """The reference of (spp, ..., 3) samples of a pixel: their mean ("box"), or
+    ``karis_inverse`` of the mean of their ``karis`` ("karis"). What the renderer's
+    accumulation pass computes, in numpy."""
+    samples = np.asarray(samples, dtype=np.float64)
+    if resolve == "box":
+        return samples.mean(axis=0)
+    return karis_inverse(karis(samples).mean(axis=0))
+
+
+def conventions_block(scale: float, spp: int, near: float, far: float,
+                      reference_resolve: str = "box") -> dict:
     """The §4 conventions restated for store attrs and sequence.json."""
+    resolved = ("box filter (mean)" if reference_resolve == "box" else
+                "Karis resolve: mean of c / (1 + max(r,g,b)) over the pixel's samples, then m / (1 - max(m))")
     return {
         "array_layout": "(frame, y, x, channel); row 0 is the top; pixel centre (x+0.5, y+0.5)",
         "color": "linear scene-referred HDR RGB, Rec.709 primaries, not exposure-scaled",
@@ -216,10 +321,11 @@ def conventions_block(scale: float, spp: int, near: float, far: float) -> dict:
         "motion": f"{MOTION_SIGN}, {MOTION_UNITS}; prev_pixel = pixel + motion; unjittered",
         "depth": DEPTH_KIND,
         "matrices": "OpenGL, column vectors, unjittered; view = world-to-camera",
-        "reference": f"{spp} stratified samples per pixel, box filter, float32 accumulation",
+        "reference": f"{spp} stratified samples per pixel, {resolved}, float32 accumulation",
         "scale": scale,
         "spp": spp,
         "filter": "box",
+        "reference_resolve": reference_resolve,
         "near": near,
         "far": far,
     }

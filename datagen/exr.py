@@ -13,12 +13,19 @@ unjittered), ``exposure`` (float), ``frame`` (int), ``view`` and ``proj``
 (M44f). Element [i][j] of a stored matrix is numpy's ``M[i, j]`` for column
 vectors (p' = M @ p), the transpose of Imath's row-vector habit.
 
+Beside them, the standard OpenEXR attributes that Nuke and OpenImageIO read,
+``worldToCamera`` and ``worldToNDC`` (M44f), in OpenEXR's own row-vector
+convention (``conventions.exr_world_to_camera``, ``exr_world_to_ndc``): camera
+space left-handed with +z forward, NDC (0, 0) top-left to (1, 1) bottom-right.
+An LR file's ``worldToNDC`` uses the jittered projection it was rendered with.
+
 Binding behaviour this module works around (OpenEXR 3.5.3, measured):
 
 - ``File(header, channels)`` replaces the arrays of ``channels`` by Channel
   objects and adds dataWindow/displayWindow to ``header``: both get copies.
 - arrays that are not C-contiguous (a channel sliced out of (h, w, 3), a
-  flipped view) are written as their raw buffer, silently wrong: we copy.
+  flipped view, a transposed matrix attribute) are written as their raw
+  buffer, silently wrong: we copy.
 - only float16 (HALF), float32 (FLOAT) and uint32 (UINT) pixels are accepted;
   paths must be ``str`` (a ``Path`` is taken for a stream and fails).
 - scalar float attributes are stored as 32-bit floats, even from float64;
@@ -86,6 +93,8 @@ def frame_channels(frame: Frame, layout: Layout = LR_LAYOUT) -> dict[str, np.nda
 def frame_attrs(frame: Frame, buffer: str, frame_index: int | None = None) -> dict:
     """The ``datagen:*`` header attributes of one frame's ``buffer`` ("lr" or "hr")."""
     jitter = frame.jitter_px if buffer == "lr" else np.zeros(2)
+    h, w = getattr(frame, f"color_{buffer}").shape[:2]
+    rendered_with = cv.jittered(frame.proj, jitter, (w, h))  # the identity shear on HR
     attrs = {
         "datagen:buffer": buffer,
         "datagen:motion": MOTION_ATTR,
@@ -95,6 +104,8 @@ def frame_attrs(frame: Frame, buffer: str, frame_index: int | None = None) -> di
         "datagen:exposure": float(frame.exposure),
         "datagen:view": np.asarray(frame.view, np.float32),
         "datagen:proj": np.asarray(frame.proj, np.float32),
+        "worldToCamera": cv.exr_world_to_camera(frame.view).astype(np.float32),
+        "worldToNDC": cv.exr_world_to_ndc(rendered_with, frame.view).astype(np.float32),
     }
     if frame_index is not None:
         attrs["datagen:frame"] = int(frame_index)
@@ -114,7 +125,9 @@ def write_exr(path: str | os.PathLike, channels: dict[str, np.ndarray], attrs: d
     bad = {name: str(a.dtype) for name, a in channels.items() if a.dtype not in PIXEL_DTYPES}
     if bad:
         raise ValueError(f"EXR channels must be float16, float32 or uint32; got {bad}")
-    header = {"compression": OpenEXR.ZIP_COMPRESSION, "type": OpenEXR.scanlineimage, **(attrs or {})}
+    # matrices too are taken as their raw buffer: a transposed (Fortran-order) one would come out transposed
+    attrs = {k: np.ascontiguousarray(v) if isinstance(v, np.ndarray) else v for k, v in (attrs or {}).items()}
+    header = {"compression": OpenEXR.ZIP_COMPRESSION, "type": OpenEXR.scanlineimage, **attrs}
     pixels = {name: np.array(a, order="C") for name, a in channels.items()}
     OpenEXR.File(header, pixels).write(os.fspath(path))
 

@@ -96,6 +96,9 @@ class RenderConfig:
     cheaper per pass on llvmpipe (measured; see docs/benchmarks.md)."""
     sample_seed: int = 0
     """seed of the stratified HR sample pattern."""
+    reference_resolve: str = "box"
+    """how the HR samples become a pixel: "box" (their mean) or "karis" (the mean of
+    c / (1 + max(c)), inverted afterwards, as Arm's NSS ground truth; suppresses fireflies)."""
 
     @property
     def hr_size(self) -> tuple[int, int]:
@@ -112,6 +115,9 @@ class RenderConfig:
                               + ", ".join(f"{s:g}" for s in cv.SCALES))
         if not min_spp <= self.spp <= cv.SPP_RANGE[1]:
             raise ConfigError(f"spp {self.spp} is out of range; use {min_spp} to {cv.SPP_RANGE[1]}")
+        if self.reference_resolve not in cv.REFERENCE_RESOLVES:
+            raise ConfigError(f"reference_resolve {self.reference_resolve!r} is not one of "
+                              + ", ".join(cv.REFERENCE_RESOLVES))
         if self.hr_width < 1 or self.hr_height < 1:
             raise ConfigError(f"resolution {self.hr_width}x{self.hr_height} must be positive")
         try:
@@ -253,7 +259,8 @@ class Renderer:
         self._programs: dict[tuple[str, ...], moderngl.Program] = {}
         self.sky = {v: ctx.program(**program_sources(SKY_VS, SKY_FS, v)) for v in VARIANTS}
         counts = {min(ACCUMULATE_BATCH, self.config.spp), self.config.spp % ACCUMULATE_BATCH}
-        self.accumulate = {n: ctx.program(**program_sources(FULLSCREEN_VS, accumulate_fs(n)))
+        self.accumulate = {n: ctx.program(**program_sources(FULLSCREEN_VS,
+                                                            accumulate_fs(n, self.config.reference_resolve)))
                            for n in counts - {0}}
         for n, prog in self.accumulate.items():
             prog["u_src"].value = ACCUMULATE_UNITS[:n] if n > 1 else ACCUMULATE_UNITS[0]
@@ -551,6 +558,7 @@ class Renderer:
         (self.hr_accum if last else self.hr_sky).use(BASE_UNIT)
         prog["u_weight"].value = 1.0 / n
         prog["u_base_on"].value = 1.0 if last and not first else 0.0
+        _set(prog, "u_last", 1.0 if last else 0.0)
         self._fullscreen[id(prog)].render()
         ctx.disable(moderngl.BLEND)
         ctx.enable(moderngl.DEPTH_TEST)

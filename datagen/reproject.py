@@ -1,11 +1,11 @@
-"""Reprojection with motion vectors (SPEC §4), in numpy.
+"""Reprojection with motion vectors, in numpy (conventions in datagen.conventions).
 
 A motion vector points from a pixel to where its surface point was one frame
 earlier (``prev_pixel = pixel + motion``, pixels of the buffer's own resolution,
 y down), so the previous frame is brought into the current one by a *backward*
 warp: every current pixel fetches the previous image at ``centre + motion``.
-The tests use it to check motion against colour, and ``datagen validate`` is
-to use it the same way (SPEC §6).
+The tests use it to check motion against colour, and ``datagen validate`` uses
+it the same way (its motion_warp check).
 """
 
 from __future__ import annotations

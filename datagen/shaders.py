@@ -300,7 +300,14 @@ per batch: 16 makes one pass at the default 16 spp. It needs 18 texture units in
 one shader; llvmpipe and NVIDIA have 32."""
 
 
-def accumulate_fs(count: int) -> str:
+KARIS = """
+// Karis's tonemap as Arm's NSS ground truth uses it: c / (1 + max(r, g, b)), and its inverse
+vec3 karis(vec3 c) { c = max(c, vec3(0.0)); return c / (1.0 + max(c.r, max(c.g, c.b))); }
+vec3 karis_inverse(vec3 m) { return m / max(1.0 - max(m.r, max(m.g, m.b)), 1.0 / 65504.0); }
+"""
+
+
+def accumulate_fs(count: int, resolve: str = "box") -> str:
     """The pass that sums ``count`` HR sample images.
 
     Each sample image holds premultiplied surfaces with coverage in alpha (0
@@ -309,12 +316,30 @@ def accumulate_fs(count: int) -> str:
     the float32 sum of the earlier batches (the last batch writes the finished
     mean, so there is no separate resolve pass).
 
+    ``resolve="karis"`` sums each composited sample through ``karis`` instead
+    and the last batch (``u_last`` 1) writes ``karis_inverse`` of the mean: one
+    sample far brighter than the rest (a firefly) then adds at most u_weight
+    to the tonemapped mean instead of its whole radiance / spp.
+
     The count is compiled in (llvmpipe pays for untaken uniform branches), and
     the images are read with texture() at texel centres through NEAREST
     filtering, which llvmpipe runs ~35% faster than texelFetch (measured:
     1080p, 8 half-float images, 33 against 51 ms).
     """
     fetch = "texture({}, uv)"
+    if resolve == "karis":
+        return (
+            KARIS + f"uniform sampler2D u_src[{count}];\n"
+            "uniform sampler2D u_sky;\nuniform sampler2D u_base;\nuniform float u_base_on;\n"
+            "uniform float u_last;\nuniform float u_weight;\nout vec4 out_color;\n"
+            "void main() {\n    vec2 uv = gl_FragCoord.xy / u_size;\n"
+            f"    vec3 sky = {fetch.format('u_sky')}.rgb;\n    vec4 s;\n    vec3 sum = vec3(0.0);\n"
+            + "".join(f"    s = {fetch.format(f'u_src[{i}]')};\n"
+                      "    sum += karis(s.rgb + sky * (1.0 - s.a));\n" for i in range(count))
+            + f"    vec3 base = u_base_on > 0.0 ? {fetch.format('u_base')}.rgb : vec3(0.0);\n"
+            + "    vec3 mean = base + sum * u_weight;\n"
+            + "    out_color = vec4(u_last > 0.0 ? karis_inverse(mean) : mean, 1.0);\n}\n"
+        )
     return (
         f"uniform sampler2D u_src[{count}];\n"
         "uniform sampler2D u_sky;\nuniform sampler2D u_base;\nuniform float u_base_on;\n"

@@ -82,3 +82,27 @@ def mounted(tmp_path):
     yield do
     for target in reversed(made):
         subprocess.run(["umount", "-l", str(target)], capture_output=True)
+
+
+@pytest.fixture(scope="session")
+def s3_server():
+    """A moto S3 server on 127.0.0.1 for the session (stopped afterwards)."""
+    from s3_helpers import start_moto, stop_moto
+
+    server = start_moto()
+    yield server
+    stop_moto(server)
+
+
+@pytest.fixture
+def s3_env(s3_server, monkeypatch):
+    """This process (and the processes it starts) pointed at the moto server through
+    the standard AWS variables; yields the server."""
+    from datagen.store import location
+
+    for name, value in s3_server.env.items():
+        monkeypatch.setenv(name, value)
+    monkeypatch.delenv("AWS_PROFILE", raising=False)
+    location.forget_settings()
+    yield s3_server
+    location.forget_settings()

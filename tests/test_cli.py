@@ -84,6 +84,7 @@ def test_render_is_deterministic(tmp_path: Path):
     (["render", "primitives", "--spp", "many", "--out", "x"], "invalid int value: 'many'"),
     (["render", "primitives", "--out", "x", "--bogus"], "unrecognized arguments: --bogus"),
     (["rendr", "primitives"], "invalid choice: 'rendr'"),
+    (["build", "primitives", "--workers", "0", "--out", "x"], "--workers must be >= 1, got 0"),
 ])
 def test_bad_input_is_one_line_and_exit_2(tmp_path: Path, args, message):
     proc = subprocess.run([*DATAGEN, *args], capture_output=True, text=True, cwd=tmp_path)
@@ -92,7 +93,7 @@ def test_bad_input_is_one_line_and_exit_2(tmp_path: Path, args, message):
     assert "Traceback" not in proc.stderr
     assert len(proc.stderr.strip().splitlines()) == 1 and "usage:" not in proc.stderr, proc.stderr
     assert not (tmp_path / "x").exists()
-    if message.startswith(("invalid", "unrecognized", "--out", "--seed")):  # the parser's own errors
+    if message.startswith(("invalid", "unrecognized", "--out", "--seed", "--workers")):  # the parser's
         assert proc.stderr.rstrip().endswith("--help)")
 
 

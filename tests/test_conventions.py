@@ -219,3 +219,78 @@ def test_zero_motion_is_identity(w, h, c):
     np.testing.assert_allclose(warped, img)
     assert valid.all()
     np.testing.assert_allclose(bilinear_sample(img, cv.pixel_centres((w, h))), img)
+
+
+# -- Arm NSS export conversions ----------------------------------------------
+
+
+@given(st.tuples(st.floats(-50, 50), st.floats(-50, 50)), st.tuples(st.floats(0, 300), st.floats(0, 200)),
+       st.tuples(st.integers(1, 4096), st.integers(1, 4096)))
+def test_nss_motion_is_current_minus_previous_in_uv(motion, pixel, size):
+    # datagen: the point at `pixel` was at pixel + motion; NSS: uv(current) - uv(previous)
+    prev = np.add(pixel, motion)
+    want = (np.asarray(pixel) - prev) / np.asarray(size, float)
+    np.testing.assert_allclose(cv.nss_motion_uv(motion, size), want, rtol=1e-12, atol=1e-15)
+
+
+def test_nss_motion_examples():
+    # a surface moving 4 px right and 2 px down since the last frame in a 128x72 buffer
+    motion = np.array([[-4.0, -2.0]])  # it was 4 px left and 2 px up
+    np.testing.assert_allclose(cv.nss_motion_uv(motion, (128, 72)), [[4 / 128, 2 / 72]])
+
+
+def test_normalized_jitter_divides_by_the_lr_size():
+    # Arm's own capture, 960x540 LR: Jitter (-0.1875, 0.1875) -> (-0.0001953125, 0.000347222...)
+    got = cv.normalized_jitter([-0.1875, 0.1875], (960, 540))
+    np.testing.assert_allclose(got, [-0.0001953125, 0.1875 / 540], rtol=1e-12)
+
+
+@given(st.floats(10, 120), st.floats(0.3, 3.0), st.floats(0.01, 1.0), st.floats(2.0, 5000.0))
+def test_fov_and_planes_come_back_from_the_projection(fov_y_deg, aspect, near, far):
+    proj = cv.perspective(fov_y_deg, aspect, near, far)
+    fov_x, fov_y = cv.fov_rad(proj)
+    assert fov_y == pytest.approx(math.radians(fov_y_deg), rel=1e-9)
+    assert math.tan(fov_x / 2) == pytest.approx(aspect * math.tan(fov_y / 2), rel=1e-9)
+    assert cv.near_far(proj) == pytest.approx((near, far), rel=1e-6)
+    flipped = np.diag([-1.0, -1.0, 1.0, 1.0]) @ proj  # a flip augmentation
+    assert cv.fov_rad(flipped) == pytest.approx((fov_x, fov_y), rel=1e-12)
+    turned = proj[[1, 0, 2, 3]] * np.array([[-1.0], [1.0], [1.0], [1.0]])  # a quarter turn: x, y swap
+    assert cv.fov_rad(turned) == pytest.approx((fov_y, fov_x), rel=1e-12)
+
+
+@given(st.tuples(st.floats(-20, 20), st.floats(-20, 20), st.floats(-20, 20)))
+def test_view_projection_rows_read_row_major_project_like_proj_view(point):
+    view = cv.look_at((1.0, 2.0, 30.0), (0.5, -0.5, 0.0))
+    proj = cv.perspective(45.0, 16 / 9, 0.1, 100.0)
+    m = np.array(cv.view_projection_rows(proj, view)).reshape(4, 4)  # how NSS's reader reshapes it
+    clip = m @ np.array([*point, 1.0])
+    np.testing.assert_allclose(clip, proj @ view @ np.array([*point, 1.0]), rtol=1e-12, atol=1e-9)
+    assert cv.view_projection_rows(proj, view)[8:12] == pytest.approx((proj @ view)[2].tolist())
+
+
+# -- OpenEXR standard camera attributes (row vectors) --------------------------
+
+
+@given(st.tuples(st.floats(-20, 20), st.floats(-20, 20), st.floats(-20, 20)), sizes, jitters)
+def test_exr_matrices_are_row_vector_camera_and_renderman_ndc(point, size, jitter):
+    view = cv.look_at((1.0, 2.0, 30.0), (0.5, -0.5, 0.0))
+    proj = cv.perspective(45.0, size[0] / size[1], 0.1, 100.0)
+    p = np.array([*point, 1.0])
+    cam = p @ cv.exr_world_to_camera(view)  # Imath: p * M
+    eye = view @ p
+    np.testing.assert_allclose(cam, [eye[0], eye[1], -eye[2], 1.0], atol=1e-9)  # +z forward = depth
+    h = p @ cv.exr_world_to_ndc(proj, view)
+    want = cv.project_px(proj @ view, np.array(point), size) / np.array(size, float)
+    np.testing.assert_allclose(h[:2] / h[3], want, rtol=1e-7, atol=1e-7)
+    # with the jittered projection a point lands at its unjittered position minus the jitter
+    h = p @ cv.exr_world_to_ndc(cv.jittered(proj, jitter, size), view)
+    np.testing.assert_allclose(h[:2] / h[3] * np.array(size), want * np.array(size) - np.array(jitter),
+                               rtol=1e-7, atol=1e-6)
+
+
+def test_exr_ndc_corners():
+    view, proj = np.eye(4), cv.perspective(90.0, 2.0, 0.1, 100.0)
+    m = cv.exr_world_to_ndc(proj, view)
+    for point, corner in (((-2.0, 1.0, -1.0), (0.0, 0.0)), ((2.0, -1.0, -1.0), (1.0, 1.0))):
+        h = np.array([*point, 1.0]) @ m
+        np.testing.assert_allclose(h[:2] / h[3], corner, atol=1e-12)  # top-left, bottom-right

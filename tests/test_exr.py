@@ -11,6 +11,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 
+from datagen import conventions as cv
 from datagen.exr import (
     HR_CHANNELS,
     HR_LAYOUT,
@@ -88,6 +89,21 @@ def test_header_attributes(tmp_path):
     np.testing.assert_array_equal(lr["datagen:view"], frame.view)
     np.testing.assert_array_equal(hr["datagen:proj"], frame.proj)
     assert lr["datagen:exposure"] == 0.5 and lr["datagen:frame"] == 7
+    # the standard camera attributes, in OpenEXR's row-vector form; LR with its jittered projection
+    np.testing.assert_allclose(hr["worldToCamera"], cv.exr_world_to_camera(frame.view), rtol=1e-6)
+    np.testing.assert_allclose(lr["worldToCamera"], hr["worldToCamera"])
+    np.testing.assert_allclose(hr["worldToNDC"], cv.exr_world_to_ndc(frame.proj, frame.view), rtol=1e-6)
+    jittered = cv.jittered(frame.proj, frame.jitter_px, (11, 7))
+    want = cv.exr_world_to_ndc(jittered, frame.view)
+    np.testing.assert_allclose(lr["worldToNDC"], want, rtol=1e-5, atol=1e-6)
+
+
+def test_matrix_attributes_keep_their_layout_when_not_contiguous(tmp_path):
+    m = np.arange(16, dtype=np.float32).reshape(4, 4)
+    write_exr(tmp_path / "m.exr", {"R": np.zeros((2, 3), np.float16)}, {"a": m.T, "b": m})
+    header = read_exr_header(tmp_path / "m.exr")
+    np.testing.assert_array_equal(header["a"], m.T)
+    np.testing.assert_array_equal(header["b"], m)
 
 
 @settings(max_examples=30, deadline=None)

@@ -10,6 +10,7 @@ every frame. Each fault test breaks a copy of it in one way.
 from __future__ import annotations
 
 import json
+import math
 import os
 import re
 import shutil
@@ -26,6 +27,7 @@ from store_helpers import set_schema_version
 from datagen import conventions as cv
 from datagen.exr import HR_LAYOUT, LR_LAYOUT, read_exr
 from datagen.images import tonemap
+from datagen.reproject import bilinear_sample
 from datagen.store import Layout, create_store, open_store, write_sequence
 
 DATAGEN = [sys.executable, "-m", "datagen"]
@@ -392,6 +394,44 @@ def test_exported_exrs_open_with_openimageio(good_store, tmp_path):
         image.close()
 
 
+def unproject(proj_view: np.ndarray, pixel: np.ndarray, depth: np.ndarray, size) -> np.ndarray:
+    """World points (n, 3) seen at pixel positions (n, 2) at linear depths (n,) through
+    an OpenGL ``proj_view`` (what the renderer drew with at that pixel)."""
+    ndc = np.stack([pixel[:, 0] / size[0] * 2 - 1, 1 - pixel[:, 1] / size[1] * 2], -1)
+    # clip = M @ world with clip w = depth; solve for world from clip x, y, w and world w = 1
+    m = proj_view[[0, 1, 3]]
+    rhs = np.stack([ndc[:, 0] * depth, ndc[:, 1] * depth, depth], -1) - m[:, 3]
+    return np.linalg.solve(m[:, :3], rhs.T).T
+
+
+def test_exported_exrs_carry_world_to_camera_and_ndc_that_openimageio_reads(good_store, tmp_path):
+    oiio = pytest.importorskip("OpenImageIO")
+    proc = run("export", good_store, "--format", "exr", "--split", "train", "--sequence", "1", "--no-preview",
+               "--out", tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    store = open_store(good_store)
+    data = store.read_window("train", 1, 4, 1)
+    view, proj = data["view"][0].astype(np.float64), data["proj"][0].astype(np.float64)
+    jitter = data["jitter_px"][0].astype(np.float64)
+    for buffer, size in (("lr", store.lr_size), ("hr", store.hr_size)):
+        image = oiio.ImageInput.open(str(tmp_path / "train" / "0001" / buffer / "0004.exr"))
+        spec = image.spec()
+        to_camera = np.array(spec.getattribute("worldToCamera"), np.float64).reshape(4, 4)
+        to_ndc = np.array(spec.getattribute("worldToNDC"), np.float64).reshape(4, 4)
+        image.close()
+        depth = data[f"depth_{buffer}"][0].astype(np.float64)
+        ys, xs = np.nonzero(np.isfinite(depth))
+        centres = np.stack([xs + 0.5, ys + 0.5], -1)
+        # the LR sample of a pixel is the unjittered camera's view at centre + jitter
+        seen_at = centres + (jitter if buffer == "lr" else 0.0)
+        world = np.c_[unproject(proj @ view, seen_at, depth[ys, xs], size), np.ones(len(xs))]
+        cam = world @ to_camera  # OpenEXR's row vectors
+        np.testing.assert_allclose(cam[:, 2], depth[ys, xs], rtol=1e-4)  # +z forward: z is the depth
+        np.testing.assert_allclose(cam[:, :3], (world @ view.T)[:, :3] * [1, 1, -1], rtol=1e-4, atol=1e-4)
+        h = world @ to_ndc
+        np.testing.assert_allclose(h[:, :2] / h[:, 3:] * np.array(size), centres, atol=2e-3)
+
+
 def test_export_skips_sequences_that_are_not_complete(store, tmp_path):
     edit(store, "train", "complete")[0] = False
     proc = run("export", store, "--format", "exr", "--no-preview", "--out", tmp_path / "e")
@@ -401,6 +441,141 @@ def test_export_skips_sequences_that_are_not_complete(store, tmp_path):
     proc = run("export", store, "--format", "exr", "--split", "train", "--sequence", "0",
                "--out", tmp_path / "f")
     assert_one_line_error(proc, "train sequence 0 is not complete")
+
+
+# -- export --format nss ---------------------------------------------------------------------------
+
+
+def exr_channels_as_nss_reads_them(path: Path) -> dict[str, tuple[str, np.ndarray]]:
+    """{channel: (pixel type name, 2-D array)} through the legacy ``OpenEXR.InputFile`` API
+    that Arm's NSS converter reads with."""
+    import OpenEXR
+
+    f = OpenEXR.InputFile(str(path))
+    header = f.header()
+    window = header["dataWindow"]
+    w, h = window.max.x - window.min.x + 1, window.max.y - window.min.y + 1
+    dtypes = {OpenEXR.HALF: np.float16, OpenEXR.FLOAT: np.float32, OpenEXR.UINT: np.uint32}
+    out = {}
+    for name, channel in header["channels"].items():
+        ptype = channel.type.v if hasattr(channel.type, "v") else int(channel.type)
+        dtype = dtypes[ptype]
+        out[name] = (np.dtype(dtype).name, np.frombuffer(f.channel(name), dtype=dtype).reshape(h, w))
+    return out
+
+
+def test_export_nss_writes_every_field_of_the_spec(good_store, tmp_path):
+    out = tmp_path / "nss"
+    proc = run("export", good_store, "--format", "nss", "--out", out)
+    assert proc.returncode == 0, proc.stderr
+    assert f"exported 3 sequence(s), 18 frames, to {out}" in proc.stdout
+    store = open_store(good_store)
+    lr, hr = store.lr_size, store.hr_size
+    for split, count in SEQUENCES.items():
+        root = out / split
+        names = [f"{i:04d}" for i in range(count)]
+        assert sorted(p.name for p in root.glob("*.json")) == [f"{n}.json" for n in names]
+        assert {p.parent.name for p in root.rglob("*.exr")} == set(names)  # how the converter finds sequences
+        for kind in ("ground_truth", "motion_gt", "x2/color", "x2/depth", "x2/motion"):
+            for name in names:
+                files = sorted(p.name for p in (root / kind / name).iterdir())
+                assert files == [f"{t:04d}.exr" for t in range(T)]
+    assert not (out / "test").exists()
+
+    root, data = out / "train", store.read_window("train", 1)
+    doc = json.loads((root / "0001.json").read_text())
+    assert doc["Version"] == "1.0.1" and doc["ReverseZ"] is False and doc["GTColorSpace"] == "Linear"
+    assert doc["EmulatedFramerate"] == 30 and doc["TargetResolution"] == {"X": hr[0], "Y": hr[1]}
+    assert doc["Samples"] == {"Sequence": "Halton", "Count": 32, "Quantized": False}
+    assert doc["UpscalingRatiosIndices"] == {"x2_index": 0} and doc["MotionVectorsDilated"] is False
+    assert doc["datagen"]["seed"] == 15 and doc["datagen"]["conventions"] == store.conventions
+    cam = store.conventions
+    fov_y = math.radians(50.0)
+    fov_x = 2 * math.atan(math.tan(fov_y / 2) * hr[0] / hr[1])
+    assert len(doc["Frames"]) == T
+    for t, rec in enumerate(doc["Frames"]):
+        assert rec["Frame"] == t and rec["CameraCut"] is (t == 0)
+        assert rec["FovX"] == pytest.approx(fov_x, rel=1e-5) and rec["FovY"] == pytest.approx(fov_y, rel=1e-5)
+        assert rec["CameraNearPlane"] == pytest.approx(cam["near"], rel=1e-5)
+        assert rec["CameraFarPlane"] == pytest.approx(cam["far"], rel=1e-4)
+        jitter = data["jitter_px"][t].astype(np.float64)
+        assert [rec["Jitter"]["X"], rec["Jitter"]["Y"]] == jitter.tolist()
+        assert jitter.tolist() == pytest.approx(cv.jitter_px(t, SCALE))
+        (norm,) = rec["NormalizedPerRatioJitter"]
+        assert [norm["X"], norm["Y"]] == pytest.approx((jitter / lr).tolist(), rel=1e-12)
+        assert rec["Exposure"] == pytest.approx(float(data["exposure"][t]))
+        # ViewProjection reshaped row-major (as the converter does) projects like proj @ view
+        vp = np.array(rec["ViewProjection"]).reshape(4, 4)
+        point = np.array([0.3, 0.5, -2.0, 1.0])
+        clip = vp @ point
+        want = data["proj"][t].astype(np.float64) @ data["view"][t].astype(np.float64) @ point
+        np.testing.assert_allclose(clip, want, rtol=1e-6)
+
+        images = {kind: exr_channels_as_nss_reads_them(root / kind / "0001" / f"{t:04d}.exr")
+                  for kind in ("ground_truth", "motion_gt", "x2/color", "x2/depth", "x2/motion")}
+        for kind, field in (("ground_truth", "color_hr"), ("x2/color", "color_lr")):
+            assert {n: d for n, (d, _) in images[kind].items()} == dict.fromkeys("ABGR", "float16")
+            for c, name in enumerate("RGB"):
+                np.testing.assert_array_equal(images[kind][name][1], data[field][t][..., c])
+            assert (images[kind]["A"][1] == 1).all()
+        for kind, field, size in (("motion_gt", "motion_hr", hr), ("x2/motion", "motion_lr", lr)):
+            assert {n: d for n, (d, _) in images[kind].items()} == {"R": "float16", "G": "float16"}
+            uv = np.stack([images[kind]["R"][1], images[kind]["G"][1]], -1).astype(np.float64)
+            want = -data[field][t].astype(np.float64) / np.array(size)  # UV, current - previous
+            np.testing.assert_allclose(uv, want, rtol=2e-3, atol=1e-7)
+        assert {n: d for n, (d, _) in images["x2/depth"].items()} == {"R": "float32"}
+        depth, linear = images["x2/depth"]["R"][1], data["depth_lr"][t]
+        sky = np.isinf(linear)
+        assert sky.any() and (~sky).any()
+        assert (depth[sky] == 1.0).all() and (depth[~sky] > 0).all() and (depth[~sky] < 1).all()
+        back = cv.linear_depth(depth[~sky], cam["near"], cam["far"])
+        np.testing.assert_allclose(back, linear[~sky], rtol=1e-3)
+
+
+def test_export_nss_motion_passes_the_flow_warp_check(good_store, tmp_path):
+    """Warp ground truth t-1 into t the NSS way (previous uv = uv - motion): closer to
+    frame t than no warp, and than the warp with the motion's sign flipped."""
+    out = tmp_path / "nss"
+    assert run("export", good_store, "--format", "nss", "--split", "val", "--out", out).returncode == 0
+    root = out / "val"
+    gt = [read_exr(root / "ground_truth" / "0000" / f"{t:04d}.exr") for t in range(T)]
+    errors = {"warp": [], "none": [], "flipped": []}
+    for t in range(1, T):
+        motion = read_exr(root / "motion_gt" / "0000" / f"{t:04d}.exr")
+        uv = np.stack([motion["R"], motion["G"]], -1).astype(np.float64)
+        prev = np.stack([gt[t - 1][c] for c in "RGB"], -1).astype(np.float64)
+        cur = np.stack([gt[t][c] for c in "RGB"], -1).astype(np.float64)
+        centres = cv.pixel_centres(HR)
+        for key, sign in (("warp", 1.0), ("flipped", -1.0)):
+            errors[key].append(np.abs(bilinear_sample(prev, centres - sign * uv * np.array(HR)) - cur).mean())
+        errors["none"].append(np.abs(prev - cur).mean())
+    warp, none, flipped = (float(np.mean(errors[k])) for k in ("warp", "none", "flipped"))
+    assert warp < 0.6 * none and warp < 0.6 * flipped, (warp, none, flipped)
+
+
+def test_export_nss_marks_the_stored_camera_cuts(store, tmp_path):
+    edit(store, "val", "camera_cut")[0, 3] = True
+    proc = run("export", store, "--format", "nss", "--split", "val", "--out", tmp_path / "e")
+    assert proc.returncode == 0, proc.stderr
+    doc = json.loads((tmp_path / "e" / "val" / "0000.json").read_text())
+    assert [f["CameraCut"] for f in doc["Frames"]] == [True, False, False, True, False, False]
+
+
+@pytest.mark.parametrize("fmt", ["exr", "nss"])
+def test_export_with_no_complete_sequence_fails(store, tmp_path, fmt):
+    for split, count in SEQUENCES.items():
+        edit(store, split, "complete")[:count] = False
+    proc = run("export", store, "--format", fmt, "--out", tmp_path / "e")
+    assert_one_line_error(proc, "any split has no complete sequence to export")
+    proc = run("export", store, "--format", fmt, "--split", "test", "--out", tmp_path / "e")
+    assert_one_line_error(proc, "split 'test' has no complete sequence to export")
+    assert not (tmp_path / "e").exists()
+
+
+def test_nss_ratio_names_follow_the_spec():
+    from datagen.store.nss import ratio_name
+
+    assert [ratio_name(s) for s in (2.0, 1.5, 1.7, 1.3, 3.0, 4.0)] == ["2", "1_5", "1_7", "1_3", "3", "4"]
 
 
 # -- bad input ------------------------------------------------------------------------------------
@@ -435,7 +610,7 @@ def test_another_schema_version_is_refused(store, tmp_path, command):
     (["preview", "--out", "x.png", "--split", "test"], "split 'test' has no complete sequence to show"),
     (["preview", "--out", "x.png", "--split", "test", "--sequence", "0"],
      "split 'test' has no sequences; got --sequence 0"),
-    (["export", "--format", "tiff", "--out", "x"], "unknown --format 'tiff'; valid: exr"),
+    (["export", "--format", "tiff", "--out", "x"], "unknown --format 'tiff'; valid: exr, nss"),
     (["preview", "--out", "x.jpg"], "unknown preview format '.jpg'; valid: .png, .gif, .mp4"),
 ])
 def test_bad_selection_or_format_is_one_line_and_exit_2(good_store, tmp_path, args, message):

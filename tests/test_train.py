@@ -207,6 +207,116 @@ def test_dataset_with_workers_pinned_memory_and_distributed_sampler(store):
     assert len(one) == len(two) and all(torch.equal(a, b) for a, b in zip(one, two, strict=True))
 
 
+def _unproject(proj_view: np.ndarray, pixel: np.ndarray, depth: np.ndarray, size) -> np.ndarray:
+    """World points (n, 3) seen at pixel positions (n, 2) at linear depths (n,)."""
+    ndc = np.stack([pixel[:, 0] / size[0] * 2 - 1, 1 - pixel[:, 1] / size[1] * 2], -1)
+    m = proj_view[[0, 1, 3]]  # clip x = ndc x * w, clip y = ndc y * w, clip w = depth
+    rhs = np.stack([ndc[:, 0] * depth, ndc[:, 1] * depth, depth], -1) - m[:, 3]
+    return np.linalg.solve(m[:, :3], rhs.T).T
+
+
+def _mirror(a: np.ndarray, fx: bool, fy: bool) -> np.ndarray:
+    """(K, y, x, C) mirrored left-right and/or top-bottom."""
+    return a[:, ::-1 if fy else 1, ::-1 if fx else 1]
+
+
+def test_dataset_keys_carry_the_whole_gbuffer_through_crops_and_flips(store):
+    from datagen.train.data import KEYS
+
+    ds = WindowDataset(store, "train", window=3, crop_hr=(16, 24), augment=True, seed=2, keys=KEYS)
+    (ch, cw), (h, w) = (16, 24), (8, 12)
+    shapes = {"color_lr": (3, 3, h, w), "depth_lr": (3, 1, h, w), "motion_lr": (3, 2, h, w),
+              "normal_lr": (3, 3, h, w), "albedo_lr": (3, 3, h, w), "material_lr": (3, 2, h, w),
+              "object_id_lr": (3, 1, h, w), "color_hr": (3, 3, ch, cw), "depth_hr": (3, 1, ch, cw),
+              "motion_hr": (3, 2, ch, cw), "jitter": (3, 2), "view": (3, 4, 4), "proj": (3, 4, 4),
+              "exposure": (3,), "camera_cut": (3,), "time_s": (3,)}
+    flips_seen = set()
+    for i in range(0, len(ds), 3):
+        item = ds[i]
+        assert {k: tuple(v.shape) for k, v in item.items()} == shapes
+        assert item["object_id_lr"].dtype == torch.int64 and item["time_s"].dtype == torch.float64
+        assert item["camera_cut"].dtype == torch.bool and item["normal_lr"].dtype == torch.float32
+        seq, start = ds.windows[i]
+        stored = open_store(store).read_window("train", seq, start, 3)
+        whole = {k: v.astype(np.float64) for k, v in stored.items()}
+        # find the crop and flips by the colour, then check every other key against them
+        found = []
+        for fx in (False, True):
+            for fy in (False, True):
+                for y in range(0, 36 - ch + 1, 2):
+                    for x in range(0, 64 - cw + 1, 2):
+                        crop = _mirror(whole["color_hr"][:, y:y + ch, x:x + cw], fx, fy)
+                        if np.array_equal(crop.transpose(0, 3, 1, 2), item["color_hr"].numpy()):
+                            found.append((y, x, fx, fy))
+        assert len(found) == 1, found
+        y, x, fx, fy = found[0]
+        flips_seen.add((fx, fy))
+        sign = np.array([-1.0 if fx else 1.0, -1.0 if fy else 1.0])
+        for key in ("color_lr", "depth_lr", "motion_lr", "normal_lr", "albedo_lr", "material_lr",
+                    "object_id_lr", "depth_hr", "motion_hr"):
+            a = whole[key]
+            a = a[..., None] if a.ndim == 3 else a
+            yy, xx, hh, ww = (y, x, ch, cw) if key.endswith("_hr") else (y // 2, x // 2, h, w)
+            want = _mirror(a[:, yy:yy + hh, xx:xx + ww], fx, fy)
+            if key.startswith("motion_"):
+                want = want * sign  # motion turns with the image; normals stay world space
+            np.testing.assert_array_equal(item[key].numpy().transpose(0, 2, 3, 1), want, err_msg=key)
+        np.testing.assert_array_equal(item["jitter"].numpy(), whole["jitter_px"] * sign)
+        for key in ("view", "exposure", "time_s"):
+            np.testing.assert_array_equal(item[key].numpy(), whole[key].astype(item[key].numpy().dtype))
+        # the item's proj projects onto the item's pixels: HR pixels seen through it at their depth
+        # are the full frame's pixels at the crop's (mirrored) positions
+        for t in range(3):
+            depth = item["depth_hr"][t, 0].numpy().astype(np.float64)
+            iy, ix = np.nonzero(np.isfinite(depth))
+            pv = item["proj"][t].numpy().astype(np.float64) @ whole["view"][t]
+            points = _unproject(pv, np.stack([ix + 0.5, iy + 0.5], -1), depth[iy, ix], (cw, ch))
+            full = cv.project_px(whole["proj"][t] @ whole["view"][t], points, HR)
+            fx_pos = x + (cw - 1 - ix if fx else ix) + 0.5
+            fy_pos = y + (ch - 1 - iy if fy else iy) + 0.5
+            np.testing.assert_allclose(full, np.stack([fx_pos, fy_pos], -1), atol=2e-3)
+    assert len(flips_seen) > 1
+
+
+FORK_SCRIPT = """
+import sys, torch
+from torch.utils.data import DataLoader, get_worker_info
+from datagen.train.data import WindowDataset
+keys = ["color_hr", "normal_lr", "albedo_lr", "material_lr", "object_id_lr", "depth_hr", "motion_lr",
+        "jitter", "proj"]
+def opened(_):
+    print("worker reads with", get_worker_info().dataset.store.engine, flush=True)
+def batches(ds, workers):
+    return list(DataLoader(ds, batch_size=2, num_workers=workers, worker_init_fn=opened if workers else None,
+                           multiprocessing_context="fork" if workers else None))
+args = (sys.argv[1], "train", 2, 16)
+ref = batches(WindowDataset(*args, augment=True, seed=3, keys=keys), 0)
+ds = WindowDataset(*args, augment=True, seed=3, keys=keys, engine="tensorstore")
+fresh = batches(ds, 2)
+ds[0]
+print("main reads with", ds.store.engine, flush=True)
+after = batches(ds, 2)
+for got in (fresh, after):
+    assert len(got) == len(ref) > 1
+    for a, b in zip(ref, got):
+        assert all(torch.equal(a[k], b[k]) for k in keys)
+print("same batches")
+"""
+
+
+def test_dataset_keys_with_two_fork_workers_on_tensorstore(store):
+    """Fork workers read with tensorstore; after the parent itself read with tensorstore
+    (which makes it unusable in forked children) they read the same values with zarr."""
+    done = subprocess.run([sys.executable, "-c", FORK_SCRIPT, str(store)], capture_output=True, text=True,
+                          env=ENV, timeout=300)
+    assert done.returncode == 0, done.stderr[-3000:]
+    lines = done.stdout.splitlines()
+    assert lines.count("worker reads with tensorstore") == 2 and lines.count("worker reads with zarr") == 2
+    assert "main reads with tensorstore" in lines and lines[-1] == "same batches"
+    assert lines.index("main reads with tensorstore") < lines.index("worker reads with zarr")
+    assert "forked from one that had read with tensorstore" in done.stderr
+
+
 def test_dataset_bad_input(store, tmp_path):
     with pytest.raises(ConfigError, match="larger than the store's HR frames"):
         WindowDataset(store, "train", crop_hr=40)
@@ -216,6 +326,8 @@ def test_dataset_bad_input(store, tmp_path):
         WindowDataset(store, "val")
     with pytest.raises(StoreError, match="not a store"):
         WindowDataset(tmp_path / "nothing", "train")
+    with pytest.raises(ConfigError, match=r"keys \['normals'\] are not per-frame arrays of a store; valid: "):
+        WindowDataset(store, "train", crop_hr=16, keys=["color_lr", "normals"])
 
 
 # -- the CLI: train, resume, eval, export ---------------------------------------------------------

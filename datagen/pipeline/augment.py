@@ -242,16 +242,10 @@ class Augmentation:
         """(4, 4) clip-space transform A such that ``A @ proj`` projects onto the augmented
         pixel grid of a frame rendered at ``render_size`` (any resolution of the same
         aspect: NDC does not depend on it)."""
-        W, H = render_size
-        a = np.eye(4)
-        if self.crop:
-            x0, y0, w, h = self.crop
-            a[0, 0], a[0, 3] = W / w, (W - 2 * x0 - w) / w
-            a[1, 1], a[1, 3] = H / h, (h - H + 2 * y0) / h
-        flip = np.diag([-1.0 if self.hflip else 1.0, -1.0 if self.vflip else 1.0, 1.0, 1.0])
         turn = np.eye(4)
         turn[:2, :2] = [[0.0, -1.0], [1.0, 0.0]]  # NDC y up: (x, y) -> (-y, x), counter-clockwise
-        return np.linalg.matrix_power(turn, self.quarter_turns % 4) @ flip @ a
+        return (np.linalg.matrix_power(turn, self.quarter_turns % 4)
+                @ cv.crop_flip_ndc(render_size, self.crop, self.hflip, self.vflip))
 
     def pixels(self, array: np.ndarray, crop: tuple[int, int, int, int] | None) -> np.ndarray:
         """A per-pixel array (h, w, ...) cropped to ``crop`` (x, y, w, h at its resolution),

@@ -20,6 +20,7 @@ import numpy as np
 from datagen.errors import ConfigError
 from datagen.pipeline import vary as vary_mod
 from datagen.pipeline.augment import Augmentation, AugmentConfig, augment_from_dict, draw
+from datagen.pipeline.cluster import ClusterConfig, cluster_from_dict
 from datagen.store.schema import SPLITS
 
 
@@ -65,6 +66,9 @@ class BuildConfig:
     """master seed; every sequence's seed derives from (seed, scene, sequence number)."""
     shadow_map_size: int = 2048
     """sun shadow map size in texels."""
+    reference_resolve: str = "box"
+    """how the HR samples become a pixel: "box" (their mean) or "karis" (Karis's tonemapped
+    mean, as Arm's NSS ground truth; suppresses fireflies)."""
     splits: Splits = field(default_factory=Splits)
     """train/val/test fractions per scene, by whole sequence."""
     holdout_scene: str = ""
@@ -73,6 +77,8 @@ class BuildConfig:
     """worker processes of the local cluster (one thread each); 0 = one per CPU core."""
     scheduler: str = ""
     """address of an existing Dask scheduler (tcp://HOST:PORT); "" starts a LocalCluster."""
+    cluster: ClusterConfig = field(default_factory=ClusterConfig)
+    """the ``[cluster]`` table: start a SLURM cluster for the build (datagen/pipeline/cluster.py)."""
     augment: AugmentConfig = field(default_factory=AugmentConfig)
     """the ``[augment]`` table: flips, rotations, exposure, colour, stride, crop (drawn per
     sequence in ``plan``; see datagen/pipeline/augment.py)."""
@@ -100,7 +106,7 @@ class BuildConfig:
 
         w, h = self.render_size
         return RenderConfig(hr_width=w, hr_height=h, scale=self.scale, spp=self.spp,
-                            shadow_map_size=self.shadow_map_size)
+                            shadow_map_size=self.shadow_map_size, reference_resolve=self.reference_resolve)
 
     def check(self) -> None:
         """ConfigError naming the key of the first out-of-range value."""
@@ -124,7 +130,7 @@ class BuildConfig:
         try:
             self.render_config().check()
         except ConfigError as exc:
-            raise ConfigError(f"{exc} (keys scale, spp, res)") from None
+            raise ConfigError(f"{exc} (keys scale, spp, res, reference_resolve)") from None
         fractions = dataclasses.asdict(self.splits)
         for name, value in fractions.items():
             if not isinstance(value, int | float) or not 0 <= value <= 1:
@@ -136,6 +142,10 @@ class BuildConfig:
                               f"{list(self.scenes)}")
         if self.scheduler and "://" not in self.scheduler:
             raise ConfigError(f"scheduler {self.scheduler!r} is not an address like tcp://HOST:8786")
+        self.cluster.check()
+        if self.scheduler and self.cluster.kind != "local":
+            raise ConfigError(f"scheduler and cluster.kind = {self.cluster.kind!r} both say where to run; "
+                              "give one of them")
         self.augment.check(self.render_size, self.scale)
         vary_mod.check_vary(self.vary, "vary")
         for scene in self.scenes:
@@ -145,7 +155,7 @@ class BuildConfig:
     def recorded(self) -> dict:
         """The config as stored in the store's attrs: what the data depends on."""
         d = dataclasses.asdict(self)
-        for key in ("workers", "scheduler"):
+        for key in ("workers", "scheduler", "cluster"):
             d.pop(key)
         d["scenes"] = list(self.scenes)
         return d
@@ -167,6 +177,8 @@ def config_from_dict(data: dict, where: str = "recipe") -> BuildConfig:
         values["augment"] = augment_from_dict(values["augment"], where)
     if "vary" in values:
         values["vary"] = vary_mod.check_vary(values["vary"], where)
+    if "cluster" in values:
+        values["cluster"] = cluster_from_dict(values["cluster"], where)
     if "splits" in values:
         table = values["splits"]
         if not isinstance(table, dict):
@@ -184,7 +196,8 @@ def config_from_dict(data: dict, where: str = "recipe") -> BuildConfig:
     if "scale" in values and isinstance(values["scale"], int):
         values["scale"] = float(values["scale"])
     types = {"sequences": int, "frames": int, "spp": int, "seed": int, "workers": int,
-             "shadow_map_size": int, "res": str, "scale": float, "holdout_scene": str, "scheduler": str}
+             "shadow_map_size": int, "res": str, "scale": float, "holdout_scene": str, "scheduler": str,
+             "reference_resolve": str}
     for key, kind in types.items():
         if key in values and (not isinstance(values[key], kind) or isinstance(values[key], bool)):
             raise ConfigError(f"{where}: {key} must be a {kind.__name__}, got {values[key]!r}")

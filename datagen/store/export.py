@@ -28,7 +28,8 @@ from datagen.store.reader import SequenceInfo, Store
 
 log = logging.getLogger(__name__)
 
-FORMATS = ("exr",)
+FORMATS = ("exr", "nss")
+"""``--format`` values: exr here, nss in ``datagen.store.nss``."""
 
 
 def sequence_dir(out: str | os.PathLike, info: SequenceInfo) -> Path:
@@ -48,7 +49,8 @@ def sequence_meta(store: Store, info: SequenceInfo) -> dict:
     }
 
 
-def _frames(store: Store, info: SequenceInfo) -> Iterator[Frame]:
+def frames_of(store: Store, info: SequenceInfo) -> Iterator[Frame]:
+    """The frames of a stored sequence, a shard at a time; a damaged shard is a StoreError."""
     try:
         yield from store.iter_frames(info.split, info.index)
     except StoreError:
@@ -69,7 +71,7 @@ def export_exr(store: Store, sequences: Sequence[SequenceInfo], out: str | os.Pa
             raise StoreError(f"{info.split} sequence {info.index} is not complete; export complete sequences "
                              "only (run the build again to finish it)")
         target = sequence_dir(out, info)
-        written.append(write_sequence_dir(target, _frames(store, info), sequence_meta(store, info),
+        written.append(write_sequence_dir(target, frames_of(store, info), sequence_meta(store, info),
                                           progress=progress, previews=previews, overwrite=True))
         log.info("exported %s sequence %d to %s", info.split, info.index, target)
     return written

@@ -12,8 +12,9 @@ read back three ways:
 
 Files are read warm from the page cache: these are decode costs, not disk speed.
 
-Run ``python -m datagen.store.measure [--render] [--res 960x540]`` for the table
-in docs/store.md.
+Run ``python -m datagen.store.measure [--res 960x540]`` for the table in
+docs/store.md on synthetic frames, or ``python -m datagen.bench --render ...``
+on rendered ones (the store package never imports the renderer).
 """
 
 from __future__ import annotations
@@ -25,7 +26,7 @@ import resource
 import shutil
 import tempfile
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import numcodecs
@@ -96,19 +97,6 @@ def synthetic_frames(hr_size: tuple[int, int], scale: float, count: int, seed: i
     rng = np.random.default_rng(seed)
     for t in range(count):
         yield synthetic_frame(rng, t, hr_size, scale)
-
-
-def rendered_frames(hr_size: tuple[int, int], scale: float, count: int, spp: int = 8) -> list[Frame]:
-    """Frames of the ``primitives`` scene (needs headless GL)."""
-    from datagen.render import RenderConfig, Renderer  # only the measurement renders
-    from datagen.scenes import generate
-
-    scene = generate("primitives", {}, 0)
-    renderer = Renderer(RenderConfig(hr_size[0], hr_size[1], scale, spp))
-    try:
-        return [renderer.render(scene, t) for t in range(count)]
-    finally:
-        renderer.close()
 
 
 def available_engines() -> tuple[str, ...]:
@@ -327,7 +315,10 @@ def _table(rows: list[dict]) -> str:
     return "\n".join(lines)
 
 
-def main(argv: list[str] | None = None) -> None:
+def main(argv: list[str] | None = None,
+         render_frames: Callable[[tuple[int, int], float, int], list[Frame]] | None = None) -> None:
+    """The layout table; ``render_frames(hr_size, scale, count)`` makes the frames of
+    ``--render`` (datagen.bench passes the renderer's)."""
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--res", default="960x540", help="HR WxH (default 960x540)")
     parser.add_argument("--frames", type=int, default=16)
@@ -338,8 +329,10 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--repeat", type=int, default=1, help="best of this many round-robin runs")
     parser.add_argument("--rss", action="store_true", help="also the peak memory of a 1080p write")
     args = parser.parse_args(argv)
+    if args.render and render_frames is None:
+        parser.error("--render needs the renderer: run `python -m datagen.bench --render ...`")
     hr = tuple(int(v) for v in args.res.lower().split("x"))
-    frames = (rendered_frames(hr, 2.0, args.frames) if args.render
+    frames = (render_frames(hr, 2.0, args.frames) if args.render
               else list(synthetic_frames(hr, 2.0, args.frames)))
     with tempfile.TemporaryDirectory() as tmp:
         rows = measure_layouts(tmp, frames, 2.0, repeats=args.repeat, sequences=args.sequences,

@@ -10,9 +10,10 @@ each with a leading frame axis. The store's schema version is checked on open.
 
 Two read engines give the same values: ``zarr`` (zarr-python, the default, safe
 in forked processes) and ``tensorstore`` (about 4x faster on tiled crops, since
-it decodes a read's chunks in parallel in C++; it aborts in a process forked
-after it was used, so open the store inside each worker of a spawn or
-forkserver pool). Metadata is always read with zarr-python.
+it decodes a read's chunks in parallel in C++). Tensorstore runs threads of its
+own and aborts ("fork() use detected") in a process forked from one that had
+used it, even through new handles: ``tensorstore_usable()`` says whether this
+process may use it. Metadata is always read with zarr-python.
 """
 
 from __future__ import annotations
@@ -22,7 +23,6 @@ import json
 import os
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
-from pathlib import Path
 
 import numpy as np
 import zarr
@@ -30,11 +30,18 @@ import zarr
 from datagen import conventions as cv
 from datagen.errors import BadDataError, DatagenError, StoreError, one_line
 from datagen.frame import Frame
-from datagen.store import schema
+from datagen.store import location, schema
 from datagen.store.schema import ARRAYS, PER_FRAME, STEP_NAMES
 from datagen.store.writer import io_errors, open_split, ts_open
 
 ENGINES = ("zarr", "tensorstore")
+_tensorstore_pid: int | None = None
+"""The process that has read with tensorstore; a process forked from it inherits the value."""
+
+
+def tensorstore_usable() -> bool:
+    """False in a process forked from one that had read with tensorstore (it would abort)."""
+    return _tensorstore_pid in (None, os.getpid())
 
 
 @dataclass(frozen=True)
@@ -58,7 +65,8 @@ class Store:
     def __init__(self, path: str | os.PathLike, engine: str = "zarr"):
         if engine not in ENGINES:
             raise StoreError(f"unknown read engine {engine!r}; valid: {', '.join(ENGINES)}")
-        self.path = Path(path)
+        self.path = location.parse(path)
+        """a pathlib.Path, or a location.ObjectPath for an s3:// store."""
         self.engine = engine
         self._ts: dict[tuple[str, str], object] = {}
         self._groups: dict[str, zarr.Group] = {}
@@ -139,9 +147,11 @@ class Store:
             raise error from None
 
     def _ts_array(self, split: str, name: str):
+        global _tensorstore_pid
         key = (split, name)
         if key not in self._ts:
             self.array(split, name)  # check the name
+            _tensorstore_pid = os.getpid()
             self._ts[key] = ts_open(self.path / split / name, read=True).result()
         return self._ts[key]
 
@@ -251,7 +261,7 @@ class Store:
     def disk_bytes(self) -> int:
         """Bytes of every file under the store."""
         with io_errors(self.path, "list the store"):
-            return sum(f.stat().st_size for f in self.path.rglob("*") if f.is_file())
+            return location.file_sizes(self.path)
 
     def summary(self) -> dict:
         """What ``datagen info`` prints, as JSON-ready numbers: splits, scenes,

@@ -1,10 +1,10 @@
-"""The store schema as code (SPEC §5): array names, dimension names, dtypes,
+"""The store schema as code: array names, dimension names, dtypes,
 chunking, sharding, codecs and ``SCHEMA_VERSION``, in one place.
 
 A store is a Zarr v3 group with one subgroup per split (``train``, ``val``,
 ``test``). Every array in a split has a leading ``sequence`` dimension; the
 per-sequence shape of each is given by its dimension names and
-``dim_sizes(frames, hr_size, scale)``. Channel axes are named by meaning, so that
+``dim_sizes(frames, hr_size, lr_size)``. Channel axes are named by meaning, so that
 ``xarray.open_zarr(store, group=split)`` opens a split as one Dataset.
 
 Three kinds of array:

@@ -46,6 +46,7 @@ import zarr
 from datagen import conventions as cv
 from datagen.errors import one_line
 from datagen.reproject import bilinear_sample
+from datagen.store import location
 from datagen.store.reader import SequenceInfo, Store
 from datagen.store.schema import ARRAYS, FRAME_NAMES, SCHEMA_VERSION, STEP_NAMES, ArraySpec
 from datagen.store.values import frame_value_problems, range_problems
@@ -59,10 +60,10 @@ CHECKS: dict[str, str] = {
     "blank": "no colour frame is zero everywhere (a frame never rendered, or wiped)",
     "range": "depth > 0, exposure > 0, unit normals off the sky, invertible view and proj",
     "object_id": "object_id_lr is 0 (sky) exactly where depth_lr is +inf",
-    "jitter": "jitter_px equals Halton(2,3) of SPEC §4 at the store's scale (turned by the recorded "
-              "flips and rotation)",
-    "motion_warp": "warping HR frame t-1 by motion_hr explains frame t far better than no warp "
-                   "(and better than half, twice or minus the motion)",
+    "jitter": "jitter_px equals Halton(2,3) of docs/conventions.md at the store's scale (turned by "
+              "the recorded flips and rotation)",
+    "motion_warp": "warping HR frame t-1 by motion_hr explains what changed in frame t far better "
+                   "than no warp (and better than half, twice or minus the motion), over the sequence",
     "motion_camera": "motion_hr equals the reprojection by depth_hr and the cameras on the static world",
     "motion_lr_hr": "motion_lr equals motion_hr / scale sampled at the LR sample positions",
 }
@@ -241,7 +242,8 @@ def _check_split(store: Store, split: str) -> Iterator[Failure]:
         want_shape = (count, *spec.shape(store.sizes))
         for source, opener in (("", lambda n=name: group[n]),
                                (" (in its zarr.json)", lambda n=name: zarr.open_array(
-                                   store.path / split / n, mode="r", use_consolidated=False))):
+                                   location.zarr_store(store.path / split / n, read_only=True),
+                                   mode="r", use_consolidated=False))):
             try:
                 problem = _array_problem(opener(), spec, want_shape)
             except Exception as exc:  # unreadable array metadata

@@ -32,7 +32,8 @@ from datagen import __version__
 from datagen import conventions as cv
 from datagen.errors import DatagenError, StoreError, one_line, output_error
 from datagen.frame import Frame
-from datagen.store import schema
+from datagen.store import location, schema
+from datagen.store.location import StorePath
 from datagen.store.schema import ARRAYS, FRAME_ARRAYS, SPLITS, STEP_ARRAYS, Layout
 
 log = logging.getLogger(__name__)
@@ -40,12 +41,20 @@ log = logging.getLogger(__name__)
 
 @contextlib.contextmanager
 def io_errors(path: object, doing: str, write: bool = False) -> Iterator[None]:
-    """Turn an OSError into one line: reading, a StoreError; writing (``write``), an
-    OutputError (``DiskFullError``, exit 1, when the disk is full)."""
+    """Turn an OSError (disk full, read-only, missing) or an object-store failure (no
+    such bucket, access denied, unreachable endpoint) into one line: reading, a
+    StoreError; writing (``write``), a local OSError is an OutputError
+    (``DiskFullError``, exit 1, when the disk is full)."""
     try:
         yield
-    except OSError as exc:
-        if isinstance(exc, DatagenError):
+    except DatagenError:
+        raise
+    except Exception as exc:
+        where = location.parse(path)
+        reason = location.explain(where, exc) if location.is_remote(where) else None
+        if reason:
+            raise StoreError(f"{path}: cannot {doing}: {reason}") from exc
+        if not isinstance(exc, OSError):
             raise
         reason = exc.strerror or type(exc).__name__
         where = f" ({exc.filename})" if exc.filename else ""
@@ -101,9 +110,9 @@ def _check_args(splits: dict[str, int], frames: int, hr_size) -> None:
         raise StoreError(f"hr_size must be (width, height) >= 1; got {hr_size!r}")
 
 
-def create_store(path: str | os.PathLike, config: dict, splits: dict[str, int], frames: int,
+def create_store(path: str | os.PathLike | StorePath, config: dict, splits: dict[str, int], frames: int,
                  hr_size: tuple[int, int], scale: float, conventions: dict, overwrite: bool = False,
-                 layout: Layout = schema.DEFAULT_LAYOUT) -> Path:
+                 layout: Layout = schema.DEFAULT_LAYOUT) -> StorePath:
     """Create an empty store of ``splits`` ({"train": S, ...}; missing splits get 0
     sequences) with ``frames`` frames of HR ``hr_size`` (width, height) at ``scale``.
 
@@ -111,11 +120,16 @@ def create_store(path: str | os.PathLike, config: dict, splits: dict[str, int], 
     kept as it is (a build resumes into it). A store made otherwise raises
     StoreError, unless ``overwrite``, which deletes it first. A path that holds
     something other than a Zarr store is never deleted. Creation is atomic: the
-    store is built beside ``path`` and renamed into place.
+    store is built beside ``path`` and renamed into place; on an object store
+    (``s3://``), which has no rename, see ``datagen.store.objects``.
     """
     _check_args(splits, frames, hr_size)
-    path = Path(path)
+    path = location.parse(path)
     attrs = root_attrs(config, splits, frames, hr_size, scale, conventions, layout)
+    if location.is_remote(path):
+        from datagen.store.objects import create_object_store
+
+        return create_object_store(path, attrs, overwrite, lambda tmp: _build(tmp, attrs, scale, layout))
     if path.exists():
         if _keep_existing(path, attrs, overwrite):
             return path
@@ -141,9 +155,9 @@ def create_store(path: str | os.PathLike, config: dict, splits: dict[str, int], 
     return path
 
 
-def _keep_existing(path: Path, attrs: dict, overwrite: bool) -> bool:
+def _keep_existing(path: StorePath, attrs: dict, overwrite: bool) -> bool:
     """True to resume into the store at ``path``; False to replace it; else raise."""
-    if path.is_dir() and not any(path.iterdir()):
+    if location.is_empty_dir(path):
         path.rmdir()
         return False
     if not (path / "zarr.json").is_file():
@@ -187,19 +201,23 @@ def _build(tmp: Path, attrs: dict, scale: float, layout: Layout) -> None:
 # -- writing one sequence -----------------------------------------------------------------------
 
 
-def open_root(path: Path, mode: str = "r") -> tuple[zarr.Group, dict]:
+def open_root(path: str | os.PathLike | StorePath, mode: str = "r") -> tuple[zarr.Group, dict]:
     """The root group of the store at ``path`` and its attrs, after ``schema.check_root``;
     a missing or damaged zarr.json is a StoreError saying it is not a datagen store."""
+    path = location.parse(path)
+    location.check_bucket(path)
     if not (path / "zarr.json").is_file():
         raise StoreError(f"{path}: not a store (no zarr.json); give the path of a store made by "
                          "`datagen build`")
     with io_errors(path, "open the store"):
         try:
-            root = zarr.open_group(path, mode=mode)
+            root = zarr.open_group(location.zarr_store(path, read_only=mode == "r"), mode=mode)
             attrs = dict(root.attrs)
         except OSError:
             raise
         except Exception as exc:  # zarr reports a damaged zarr.json in many ways
+            if location.is_remote(path) and location.explain(path, exc):
+                raise  # io_errors names the object-store failure
             raise StoreError(f"{path}: not a datagen store: its zarr.json is not a readable Zarr group "
                              f"({one_line(exc, 120)}); give the path of a store made by `datagen "
                              "build`, or build it again") from None
@@ -207,9 +225,10 @@ def open_root(path: Path, mode: str = "r") -> tuple[zarr.Group, dict]:
     return root, attrs
 
 
-def open_split(path: str | os.PathLike, split: str, mode: str = "r") -> tuple[zarr.Group, dict]:
+def open_split(path: str | os.PathLike | StorePath, split: str,
+               mode: str = "r") -> tuple[zarr.Group, dict]:
     """The split's group and the root attrs, after the schema checks."""
-    path = Path(path)
+    path = location.parse(path)
     root, attrs = open_root(path, mode)
     with io_errors(path, "open the store"):
         if split not in root:
@@ -240,7 +259,7 @@ class _Blocks:
     zarr-python, and every reader sees the same values either way.
     """
 
-    def __init__(self, group: zarr.Group, split_path: Path, index: int, frames: int, block: int):
+    def __init__(self, group: zarr.Group, split_path: StorePath, index: int, frames: int, block: int):
         self.index, self.frames, self.block = index, frames, block
         self.pixels = {spec.name: _ts_result(ts_open(split_path / spec.name, open=True))
                        for spec in FRAME_ARRAYS}
@@ -284,16 +303,17 @@ class _Blocks:
 _TS_CONTEXT = None
 
 
-def ts_open(path: Path, **options):
-    """The tensorstore.open future of the existing zarr3 array at ``path`` (options:
-    ``read=True``, ``open=True``, ...), in one tensorstore context (thread pools,
-    cache) per process; the writer and the tensorstore read engine both use it."""
+def ts_open(path: StorePath, **options):
+    """The tensorstore.open future of the existing zarr3 array at ``path`` (a local
+    path or an s3:// location; options: ``read=True``, ``open=True``, ...), in one
+    tensorstore context (thread pools, cache) per process; the writer and the
+    tensorstore read engine both use it."""
     global _TS_CONTEXT
     import tensorstore
 
     if _TS_CONTEXT is None:
-        _TS_CONTEXT = tensorstore.Context()
-    spec = {"driver": "zarr3", "kvstore": {"driver": "file", "path": str(path)}}
+        _TS_CONTEXT = tensorstore.Context(location.TS_CONTEXT)
+    spec = {"driver": "zarr3", "kvstore": location.ts_kvstore(location.parse(path))}
     return tensorstore.open(spec, context=_TS_CONTEXT, **options)
 
 
@@ -342,7 +362,7 @@ def write_sequence(store_path: str | os.PathLike, split: str, index: int, frames
     doing = f"write sequence {index} of {split}"
     with io_errors(store_path, doing, write=True):
         group["complete"][index] = False
-        blocks = _Blocks(group, Path(store_path) / split, index, shape["frames"],
+        blocks = _Blocks(group, location.parse(store_path) / split, index, shape["frames"],
                          shape["layout"]["frames_per_shard"])
     t = -1
     for t, frame in enumerate(frames):

@@ -22,12 +22,25 @@ pixels of its own buffer, jitter in LR pixels (SPEC §4). The crop origin (and t
 optional flips) are drawn from ``seed``, the epoch (``set_epoch``) and the item
 index, so a run's data is reproducible whatever the worker count.
 
+``keys=`` picks what an item holds, from every per-frame array of the store (the
+rest of the G-buffer: ``normal_lr`` (K, 3, h, w), ``albedo_lr`` (K, 3, h, w),
+``material_lr`` (K, 2, h, w) roughness and metallic, ``object_id_lr`` (K, 1, h, w)
+int64, ``depth_hr`` (K, 1, H, W); and ``view``, ``proj`` (K, 4, 4), ``time_s`` (K,)
+float64); the jitter is ``jitter``. ``proj`` is the one that projects onto the
+item's pixels: the crop and flips are folded into it (as the build's augmentation
+does), while ``view`` and world-space normals stay as stored.
+
 The store is opened lazily in each process that reads (each DataLoader worker),
-never pickled. Works with a DistributedSampler (it only needs ``len`` and indices).
+never pickled, and opened again in a process forked from one that had it open.
+The tensorstore engine cannot be used in a process forked from one that had read
+with it (tensorstore aborts); such a worker reads with zarr-python instead (the
+same values; logged once). Works with a DistributedSampler (it only needs ``len``
+and indices).
 
 Flips (``augment=True``): horizontal and vertical, each with probability 1/2; a
 flip about x negates motion x and jitter x (pixel x -> W - 1 - x maps the sample
-at x + 0.5 + jx to (W - 1 - x) + 0.5 - jx), likewise for y.
+at x + 0.5 + jx to (W - 1 - x) + 0.5 - jx), likewise for y; every other image
+is mirrored, with its values as they are.
 
 Bad data: every window is checked before it is yielded (``window_problem``): NaN
 anywhere, or an infinity anywhere but +inf in depth (the sky), makes it bad, as
@@ -43,20 +56,31 @@ from __future__ import annotations
 
 import logging
 import os
+from collections.abc import Sequence
 
 import numpy as np
 import torch
 from torch.utils.data import Dataset
 
+from datagen import conventions as cv
 from datagen.errors import BadDataError, ConfigError, StoreError
-from datagen.store.reader import Store, open_store
+from datagen.store.reader import Store, open_store, tensorstore_usable
+from datagen.store.schema import FRAME_NAMES, PER_FRAME
 
 log = logging.getLogger(__name__)
 
+KEYS: tuple[str, ...] = tuple("jitter" if name == "jitter_px" else name for name in PER_FRAME)
+"""every key an item may hold: the store's per-frame arrays (``jitter_px`` as ``jitter``)."""
+DEFAULT_KEYS = ("color_lr", "depth_lr", "motion_lr", "jitter", "color_hr", "motion_hr", "exposure",
+                "camera_cut")
+"""what an item holds unless ``keys=`` says otherwise: what the model and trainer use."""
+ITEM_ARRAYS = tuple("jitter_px" if key == "jitter" else key for key in DEFAULT_KEYS)
+"""the store arrays a default item reads."""
 
-ITEM_ARRAYS = ("color_lr", "depth_lr", "motion_lr", "jitter_px", "color_hr", "motion_hr", "exposure",
-               "camera_cut")
-"""the store arrays an item reads."""
+
+def store_arrays(keys: Sequence[str]) -> tuple[str, ...]:
+    """The store arrays behind item ``keys``."""
+    return tuple("jitter_px" if key == "jitter" else key for key in keys)
 
 
 class WindowDataset(Dataset):
@@ -64,11 +88,16 @@ class WindowDataset(Dataset):
 
     def __init__(self, store_path: str | os.PathLike, split: str = "train", window: int = 8,
                  crop_hr: int | tuple[int, int] | None = 128, augment: bool = False, seed: int = 0,
-                 engine: str = "zarr", skip_bad: bool = False):
+                 engine: str = "zarr", keys: Sequence[str] = DEFAULT_KEYS, skip_bad: bool = False):
         self.store_path, self.split, self.window = str(store_path), split, window
         self.augment, self.seed, self.engine, self.epoch = augment, seed, engine, 0
         self.skip_bad = skip_bad
         """replace a bad window by the next good one (counted in ``skipped``) instead of raising."""
+        bad = [k for k in keys if k not in KEYS]
+        if bad or not keys:
+            raise ConfigError(f"WindowDataset keys {bad or list(keys)} are not per-frame arrays of a store; "
+                              f"valid: {', '.join(KEYS)}")
+        self.keys = tuple(dict.fromkeys(keys))
         store = open_store(store_path, engine="zarr")
         self.scale, self.step = store.scale, store.crop_step
         self.hr_size = (store.hr_size[1], store.hr_size[0])
@@ -85,6 +114,7 @@ class WindowDataset(Dataset):
         self.crop = self._check_crop(crop_hr)
         self.windows = [(s.index, t) for s in self.sequences for t in range(store.frames - window + 1)]
         self._store: Store | None = None
+        self._store_pid: int | None = None
 
     def _check_crop(self, crop_hr) -> tuple[int, int]:
         H, W = self.hr_size
@@ -101,13 +131,21 @@ class WindowDataset(Dataset):
 
     @property
     def store(self) -> Store:
-        """This process's open store (opened on first use, e.g. inside a worker)."""
-        if self._store is None:
-            self._store = open_store(self.store_path, engine=self.engine)
+        """This process's open store (opened on first use, e.g. inside a worker, and again
+        after a fork: handles do not cross processes)."""
+        if self._store is None or self._store_pid != os.getpid():
+            engine = self.engine
+            if engine == "tensorstore" and not tensorstore_usable():
+                log.warning("process %d was forked from one that had read with tensorstore, which "
+                            "would abort here; reading with zarr-python (same values, slower). Read "
+                            "only in DataLoader workers, or give the DataLoader "
+                            "multiprocessing_context='forkserver'", os.getpid())
+                engine = "zarr"
+            self._store, self._store_pid = open_store(self.store_path, engine=engine), os.getpid()
         return self._store
 
     def __getstate__(self) -> dict:
-        return {**self.__dict__, "_store": None}
+        return {**self.__dict__, "_store": None, "_store_pid": None}
 
     def set_epoch(self, epoch: int) -> None:
         """Crops and flips depend on the epoch; call before iterating (as with a DistributedSampler)."""
@@ -141,9 +179,12 @@ class WindowDataset(Dataset):
         y = int(rng.integers(0, (H - ch) // self.step + 1)) * self.step
         x = int(rng.integers(0, (W - cw) // self.step + 1)) * self.step
         flip_x, flip_y = (rng.random(2) < 0.5) if self.augment else (False, False)
-        data = self.store.read_crop(self.split, seq, start, self.window, y, x, (ch, cw), ITEM_ARRAYS)
+        arrays = store_arrays(self.keys)
+        data = self.store.read_crop(self.split, seq, start, self.window, y, x, (ch, cw), arrays)
         check_window(data, f"{self.store_path}: {self.split} sequence {seq}", start)
-        item = to_tensors(data)
+        if "proj" in data:  # project onto the crop's pixels, as the build's crop augmentation does
+            data["proj"] = cv.crop_flip_ndc((W, H), (x, y, cw, ch)) @ data["proj"].astype(np.float64)
+        item = to_tensors(data, self.keys)
         return flip(item, bool(flip_x), bool(flip_y))
 
 
@@ -176,24 +217,29 @@ def check_window(data: dict[str, np.ndarray], where: str, start: int) -> None:
                            "written: run `datagen validate` on it and build the sequence again")
 
 
-def to_tensors(data: dict[str, np.ndarray]) -> dict[str, torch.Tensor]:
-    """Store arrays (K, y, x, C) / (K, y, x) / (K, ...) -> item tensors (K, C, y, x), float32."""
-    def image(a: np.ndarray) -> torch.Tensor:
+def to_tensors(data: dict[str, np.ndarray], keys: Sequence[str] = DEFAULT_KEYS) -> dict[str, torch.Tensor]:
+    """Store arrays (K, y, x, C) / (K, y, x) / (K, ...) -> item tensors named by ``keys``:
+    images (K, C, y, x) float32 (object ids int64), jitter, matrices and exposure float32,
+    camera_cut bool, time_s float64."""
+    def image(a: np.ndarray, dtype=np.float32) -> torch.Tensor:
         a = a[..., None] if a.ndim == 3 else a
-        return torch.from_numpy(np.ascontiguousarray(a.transpose(0, 3, 1, 2), dtype=np.float32))
+        return torch.from_numpy(np.ascontiguousarray(a.transpose(0, 3, 1, 2), dtype=dtype))
 
-    return {
-        "color_lr": image(data["color_lr"]), "depth_lr": image(data["depth_lr"]),
-        "motion_lr": image(data["motion_lr"]),
-        "jitter": torch.from_numpy(data["jitter_px"].astype(np.float32)),
-        "color_hr": image(data["color_hr"]), "motion_hr": image(data["motion_hr"]),
-        "exposure": torch.from_numpy(data["exposure"].astype(np.float32)),
-        "camera_cut": torch.from_numpy(data["camera_cut"].astype(bool)),
-    }
+    out = {}
+    for key, name in zip(keys, store_arrays(keys), strict=True):
+        a = data[name]
+        if name in FRAME_NAMES:
+            out[key] = image(a, np.int64 if name == "object_id_lr" else np.float32)
+        else:
+            dtype = {"camera_cut": bool, "time_s": np.float64}.get(name, np.float32)
+            out[key] = torch.from_numpy(np.ascontiguousarray(a, dtype=dtype))
+    return out
 
 
 def flip(item: dict[str, torch.Tensor], flip_x: bool, flip_y: bool) -> dict[str, torch.Tensor]:
-    """Mirror an item about x and/or y, negating motion and jitter along the flipped axis."""
+    """Mirror an item about x and/or y: every image, negating motion and jitter along the
+    flipped axis, and ``proj`` mirrored in NDC; normals (world space), ``view`` and the
+    per-frame scalars stay as they are."""
     out = dict(item)
     for axis, on in ((0, flip_x), (1, flip_y)):
         if not on:
@@ -201,9 +247,14 @@ def flip(item: dict[str, torch.Tensor], flip_x: bool, flip_y: bool) -> dict[str,
         dim = -1 if axis == 0 else -2
         sign = torch.ones(2)
         sign[axis] = -1
-        for name in ("color_lr", "depth_lr", "color_hr"):
+        for name in [name for name in out if name in FRAME_NAMES]:
             out[name] = out[name].flip(dim)
-        for name in ("motion_lr", "motion_hr"):
-            out[name] = out[name].flip(dim) * sign[:, None, None]
-        out["jitter"] = out["jitter"] * sign
+            if name.startswith("motion_"):
+                out[name] = out[name] * sign[:, None, None]
+        if "jitter" in out:
+            out["jitter"] = out["jitter"] * sign
+        if "proj" in out:
+            mirror = torch.ones(4)
+            mirror[axis] = -1
+            out["proj"] = mirror[:, None] * out["proj"]  # diag(mirror) @ proj: NDC x (or y) negated
     return out

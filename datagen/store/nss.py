@@ -1,0 +1,179 @@
+"""``datagen export --format nss``: stored sequences in Arm's Neural Super Sampling
+dataset layout (neural-graphics-model-gym, dataset specification v1.0.1), one NSS
+root per split::
+
+    OUT/SPLIT/NNNN.json                          per-sequence and per-frame metadata
+    OUT/SPLIT/ground_truth/NNNN/FFFF.exr         R,G,B,A half: HR reference, linear HDR
+    OUT/SPLIT/motion_gt/NNNN/FFFF.exr            R,G half: HR motion, UV, current - previous
+    OUT/SPLIT/x{ratio}/color/NNNN/FFFF.exr       R,G,B,A half: jittered LR colour, linear HDR
+    OUT/SPLIT/x{ratio}/depth/NNNN/FFFF.exr       R float: LR device depth in [0, 1], forward Z
+    OUT/SPLIT/x{ratio}/motion/NNNN/FFFF.exr      R,G half: LR motion, UV, current - previous
+
+NNNN is the sequence's index in its split, FFFF the frame (from 0000); ``ratio``
+is the store's scale written as the spec names it (``2``, ``1_5``, ``1_7``).
+The conversions are ``datagen.conventions`` functions (``nss_motion_uv``,
+``device_depth``, ``normalized_jitter``, ``fov_rad``, ``near_far``,
+``view_projection_rows``); docs/conventions.md lists the mapping field by field.
+
+A sequence is streamed from the store one shard of frames at a time; its old
+folders and JSON are removed first and the JSON is written last, atomically, so
+a sequence without its JSON is an interrupted export.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import shutil
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+import numpy as np
+
+from datagen import conventions as cv
+from datagen.errors import StoreError
+from datagen.exr import write_exr
+from datagen.frame import Frame
+from datagen.output import write_errors
+from datagen.store.export import frames_of
+from datagen.store.reader import SequenceInfo, Store
+
+log = logging.getLogger(__name__)
+
+NSS_VERSION = "1.0.1"
+"""The NSS dataset specification version the export follows."""
+ARM_READER_RATIOS = ("2",)
+"""Ratio folder names Arm's NSSv1_0_1 reader handles today (it derives ``1_5`` wrongly)."""
+
+
+def ratio_name(scale: float) -> str:
+    """The spec's name of an upscaling ratio: 2 -> "2", 1.5 -> "1_5", 1.7 -> "1_7"."""
+    return f"{scale:g}".replace(".", "_")
+
+
+def image_dirs(root: Path, ratio: str) -> dict[str, Path]:
+    """The five image folders of an NSS root (without the sequence level), by kind."""
+    return {"ground_truth": root / "ground_truth", "motion_gt": root / "motion_gt",
+            "color": root / f"x{ratio}" / "color", "depth": root / f"x{ratio}" / "depth",
+            "motion": root / f"x{ratio}" / "motion"}
+
+
+def _rgba(color: np.ndarray) -> dict[str, np.ndarray]:
+    """(h, w, 3) linear colour as half R,G,B plus A = 1 (the spec's R16G16B16A16)."""
+    rgb = np.asarray(color, np.float16)
+    return {"R": rgb[..., 0], "G": rgb[..., 1], "B": rgb[..., 2], "A": np.ones(rgb.shape[:2], np.float16)}
+
+
+def _uv(motion: np.ndarray) -> dict[str, np.ndarray]:
+    """(h, w, 2) datagen motion as NSS half R,G (UV of that buffer, current - previous)."""
+    h, w = motion.shape[:2]
+    uv = cv.nss_motion_uv(motion, (w, h)).astype(np.float16)
+    return {"R": uv[..., 0], "G": uv[..., 1]}
+
+
+def frame_images(frame: Frame) -> dict[str, dict[str, np.ndarray]]:
+    """The channels of one frame's five NSS images, by kind (``image_dirs`` keys)."""
+    near, far = cv.near_far(frame.proj)
+    return {
+        "ground_truth": _rgba(frame.color_hr),
+        "motion_gt": _uv(frame.motion_hr),
+        "color": _rgba(frame.color_lr),
+        "depth": {"R": cv.device_depth(frame.depth_lr, near, far).astype(np.float32)},
+        "motion": _uv(frame.motion_lr),
+    }
+
+
+def frame_record(frame: Frame, index: int, camera_cut: bool) -> dict:
+    """One entry of the JSON's ``Frames`` list (spec "Per-frame")."""
+    fov_x, fov_y = cv.fov_rad(frame.proj)
+    near, far = cv.near_far(frame.proj)
+    h, w = frame.color_lr.shape[:2]
+    jx, jy = (float(v) + 0.0 for v in frame.jitter_px)  # + 0.0: no -0.0 in the JSON
+    nx, ny = (v + 0.0 for v in cv.normalized_jitter(frame.jitter_px, (w, h)).tolist())
+    return {
+        "Frame": index,
+        "FovX": fov_x,
+        "FovY": fov_y,
+        "CameraNearPlane": near,
+        "CameraFarPlane": far,
+        "ViewProjection": cv.view_projection_rows(frame.proj, frame.view),
+        "Jitter": {"X": jx, "Y": jy},
+        "NormalizedPerRatioJitter": [{"X": nx, "Y": ny}],
+        "Exposure": float(frame.exposure),
+        "CameraCut": camera_cut,
+    }
+
+
+def frame_rate(times: Sequence[float], fallback: float) -> int:
+    """Whole frames per second from frame times (s); ``fallback`` for one frame."""
+    steps = np.diff(np.asarray(times, np.float64))
+    steps = steps[np.isfinite(steps) & (steps > 0)]
+    return round(1.0 / float(np.median(steps))) if steps.size else round(fallback)
+
+
+def sequence_doc(store: Store, info: SequenceInfo, frames: list[dict], times: list[float],
+                 ratio: str) -> dict:
+    """The per-sequence JSON (spec "Per-sequence"), plus a ``datagen`` provenance block
+    that NSS readers ignore."""
+    return {
+        "Version": NSS_VERSION,
+        "EmulatedFramerate": frame_rate(times, info.meta.get("fps", 30.0)),
+        "TargetResolution": {"X": store.hr_size[0], "Y": store.hr_size[1]},
+        "Samples": {"Sequence": "Halton", "Count": cv.jitter_phase_count(store.scale), "Quantized": False},
+        "ReverseZ": False,
+        "MotionVectorsDilated": False,
+        "OpaqueOnlyColor_Exported": False,
+        "UnjitteredSrcColor_Exported": False,
+        "GTColorSpace": "Linear",
+        "UpscalingRatiosIndices": {f"x{ratio}_index": 0},
+        "Frames": frames,
+        "datagen": {"split": info.split, "index": info.index, "scene": info.scene, "seed": info.seed,
+                    "meta": info.meta, "store": str(store.path),
+                    "schema_version": store.attrs["schema_version"], "conventions": store.conventions},
+    }
+
+
+def export_sequence(store: Store, info: SequenceInfo, root: Path, progress: Callable[[], object] | None = None
+                    ) -> Path:
+    """Write one complete sequence into the NSS root ``root``; return its JSON path."""
+    ratio, name = ratio_name(store.scale), f"{info.index:04d}"
+    dirs = {kind: folder / name for kind, folder in image_dirs(root, ratio).items()}
+    final = root / f"{name}.json"
+    final.unlink(missing_ok=True)
+    for folder in dirs.values():
+        shutil.rmtree(folder, ignore_errors=True)
+        folder.mkdir(parents=True)
+    records, times = [], []
+    for t, frame in enumerate(frames_of(store, info)):
+        for kind, channels in frame_images(frame).items():
+            write_exr(dirs[kind] / f"{t:04d}.exr", channels)
+        records.append(frame_record(frame, t, camera_cut=t == 0 or bool(frame.camera_cut)))
+        times.append(frame.time_s)
+        if progress is not None:
+            progress()
+    tmp = final.with_name(final.name + ".tmp")
+    with open(tmp, "w", encoding="utf-8") as fh:
+        json.dump(sequence_doc(store, info, records, times, ratio), fh, indent=1, allow_nan=False)
+        fh.write("\n")
+    os.replace(tmp, final)
+    return final
+
+
+def export_nss(store: Store, sequences: Sequence[SequenceInfo], out: str | os.PathLike,
+               progress: Callable[[], object] | None = None) -> list[Path]:
+    """Write each complete sequence of ``sequences`` into the NSS root ``out/SPLIT``;
+    return the JSON paths. ``progress`` is called after every frame."""
+    out = Path(out)
+    if ratio_name(store.scale) not in ARM_READER_RATIOS:
+        log.warning("scale %g is written as x%s as the NSS spec names it; Arm's NSSv1_0_1 reader handles "
+                    "x2 only", store.scale, ratio_name(store.scale))
+    written = []
+    for info in sequences:
+        if not info.complete:
+            raise StoreError(f"{info.split} sequence {info.index} is not complete; export complete sequences "
+                             "only (run the build again to finish it)")
+        with write_errors(out, "write the export"):
+            written.append(export_sequence(store, info, out / info.split, progress))
+        log.info("exported %s sequence %d as NSS to %s", info.split, info.index, out / info.split)
+    return written
