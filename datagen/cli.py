@@ -774,6 +774,9 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING,
                         format="%(levelname)s %(name)s: %(message)s")
+    if not args.verbose:  # zarr reads on an event loop: a chunk that fails to decode leaves its
+        # sibling reads pending, and at exit asyncio logs each as "Task was destroyed" (ERROR)
+        logging.getLogger("asyncio").setLevel(logging.CRITICAL)
     try:
         return args.func(args)
     except DatagenError as exc:
