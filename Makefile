@@ -36,7 +36,7 @@ lint: install
 	$(BIN)/ruff check datagen tests
 
 render: install
-	$(BIN)/datagen render $(or $(SCENE),primitives) --out $(or $(OUT),storage/render) \
+	$(BIN)/datagen render $(or $(SCENE),primitives) --out $(or $(OUT),storage/render) --overwrite \
 	  $(if $(FRAMES),--frames $(FRAMES)) $(if $(RES),--res $(RES)) \
 	  $(if $(SCALE),--scale $(SCALE)) $(if $(SPP),--spp $(SPP))
 

@@ -14,6 +14,7 @@ import sys
 import textwrap
 from collections.abc import Callable
 from pathlib import Path
+from typing import NoReturn
 
 from datagen import __version__
 from datagen.errors import ConfigError, DatagenError, StoreError
@@ -30,7 +31,8 @@ examples:
 
 writes DIR/lr/NNNN.exr (R,G,B, Z, backward.u/v, N.X/Y/Z, albedo.R/G/B, roughness,
 metallic, objectId), DIR/hr/NNNN.exr (R,G,B, Z, backward.u/v), DIR/sequence.json
-and DIR/preview/NNNN.png; conventions in docs/conventions.md.
+and DIR/preview/NNNN.png; conventions in docs/conventions.md. A DIR that already
+holds a sequence is refused unless --overwrite (which removes its frames first).
 """
 
 BENCH_EXAMPLES = """\
@@ -114,7 +116,10 @@ examples:
 writes RUN_DIR/config.json, RUN_DIR/metrics.jsonl (step, loss, lr, samples_per_s,
 data_wait_frac, loss terms), RUN_DIR/ckpt/step_NNNNNN.pt and ckpt/last.pt, and
 RUN_DIR/tb/ (TensorBoard). --resume takes the run's saved config; only --steps,
---device, --num-workers and --compile may change. Model, loss: docs/training.md.
+--device, --num-workers, --compile and --skip-bad-windows may change. Model, loss:
+docs/training.md. A window holding NaN (or an infinity other than +inf depth) stops
+the run with one line naming the store, split, sequence and frame (exit 1); so does a
+non-finite loss, naming the step and keeping the checkpoints written before it.
 """
 
 EVAL_EXAMPLES = """\
@@ -164,12 +169,16 @@ version, or a split/sequence that does not exist; 1 internal error.
 
 class _Parser(argparse.ArgumentParser):
     """An ArgumentParser whose epilog may be a function, called only when help is shown
-    (the validate epilog imports the store modules, which every command need not pay for)."""
+    (the validate epilog imports the store modules, which every command need not pay for),
+    and whose errors are one line pointing at --help instead of the usage block."""
 
     def format_help(self) -> str:
         if callable(self.epilog):
             self.epilog = self.epilog()
         return super().format_help()
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
 
 
 def parse_res(text: str) -> tuple[int, int]:
@@ -211,11 +220,13 @@ def cmd_render(args) -> int:
 
     from datagen import conventions as cv
     from datagen import recipes
-    from datagen.output import write_sequence_dir
+    from datagen.output import check_sequence_dir, write_sequence_dir
     from datagen.render import Renderer
 
     recipe = recipes.load(args.scene)
     config = render_config(args)
+    out = Path(args.out)
+    check_sequence_dir(out, args.overwrite)  # before the scene is built and anything rendered
     scene = recipe.build(args.seed)
     cam = scene.camera
     meta = {
@@ -227,11 +238,22 @@ def cmd_render(args) -> int:
             "fps": scene.fps, "fov_y_deg": cam.fov_y_deg, "datagen_version": __version__,
         },
     }
-    out = Path(args.out)
-    with Renderer(config) as renderer, tqdm(total=args.frames, unit="frame",
-                                            desc=f"render {recipe.name}") as bar:
-        frames = (renderer.render(scene, i) for i in range(args.frames))
-        write_sequence_dir(out, frames, meta, progress=lambda *_: bar.update())
+    drawn = []  # frames that show some geometry
+
+    def frames(renderer):
+        for i in range(args.frames):
+            frame = renderer.render(scene, i)
+            if frame.object_id_lr.any():
+                drawn.append(i)
+            yield frame
+
+    with Renderer(config) as renderer, tqdm(total=args.frames, unit="frame", desc=f"render {recipe.name}",
+                                            disable=None) as bar:  # drawn on a terminal only
+        write_sequence_dir(out, frames(renderer), meta, progress=lambda *_: bar.update(),
+                           overwrite=args.overwrite)
+    if not drawn:
+        print(f"datagen render: warning: every frame of {recipe.name} shows only the sky: no geometry is "
+              "in view (degenerate or zero-scale geometry, or a camera looking away)", file=sys.stderr)
     print(f"wrote {args.frames} frames of {recipe.name} "
           f"({config.lr_size[0]}x{config.lr_size[1]} LR, {config.hr_width}x{config.hr_height} HR, "
           f"{config.spp} spp) to {out}")
@@ -519,7 +541,7 @@ def cmd_train(args) -> int:
         window=args.window, crop=args.crop, lr=args.lr, warmup=args.warmup, channels=args.channels,
         loss=LossWeights(args.w_l1, args.w_ssim, args.w_temporal), seed=args.seed, device=args.device,
         compile=args.compile, num_workers=args.num_workers, augment=not args.no_augment,
-        log_every=args.log_every, ckpt_every=args.ckpt_every)
+        log_every=args.log_every, ckpt_every=args.ckpt_every, skip_bad_windows=args.skip_bad_windows)
     bar = tqdm(total=args.steps, unit="step", desc=f"train {args.out}", file=sys.stderr, disable=None)
 
     def progress(step: int, record: dict) -> None:
@@ -535,8 +557,10 @@ def cmd_train(args) -> int:
         bar.close()
     state = "done" if result["finished"] else f"stopped at step {result['step']} (continue with --resume)"
     loss = f"{result['loss']:.4f}" if result["loss"] is not None else "-"
+    skipped = result["bad_windows_skipped"]
+    note = f"; skipped {skipped} bad window(s) (see the warnings above)" if skipped else ""
     print(f"trained {result['parameters']} parameters on {result['device']} to step {result['step']} "
-          f"of {args.steps}, loss {loss}: {state}; run folder {result['run_dir']}")
+          f"of {args.steps}, loss {loss}: {state}; run folder {result['run_dir']}{note}")
     return 0
 
 
@@ -577,7 +601,7 @@ def _selection_args(p: argparse.ArgumentParser, default: str) -> None:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = _Parser(
         prog="datagen",
         description="Training data for neural temporal supersampling: jittered LR G-buffers and "
                     "supersampled HR references, rendered headless with OpenGL.",
@@ -599,10 +623,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--scale", type=float, default=2.0,
                    help="LR = HR / scale rounded to whole pixels: 1.3, 1.5, 1.7, 2, 3 or 4")
     p.add_argument("--spp", type=int, default=16, help="HR samples per pixel, 8-256 (default 16)")
-    p.add_argument("--seed", type=int, default=0, help="scene seed (default 0)")
+    p.add_argument("--seed", type=_int_at_least("--seed", 0), default=0, help="scene seed (default 0)")
     p.add_argument("--reference-resolve", choices=("box", "karis"), default="box",
                    help="HR samples to a pixel: their mean (box, default) or Karis's tonemapped mean (karis)")
     p.add_argument("--out", required=True, metavar="DIR", help="output folder")
+    p.add_argument("--overwrite", action="store_true",
+                   help="replace a sequence already in --out (its frame files are removed first)")
     p.set_defaults(func=cmd_render)
 
     p = sub.add_parser("build", help="render scenes on Dask into a Zarr store (resumable)",
@@ -722,6 +748,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="metrics.jsonl line every N steps (default 1)")
     p.add_argument("--ckpt-every", type=_int_at_least("--ckpt-every"), default=500,
                    help="checkpoint every N steps, and at the end (default 500)")
+    p.add_argument("--skip-bad-windows", action="store_true",
+                   help="pass over windows holding NaN/inf (each one warned about and counted) instead "
+                        "of stopping with an error naming it")
     p.add_argument("--stop-after", type=_int_at_least("--stop-after"), metavar="N",
                    help="stop this invocation after N steps with a checkpoint (time-sliced jobs)")
     p.set_defaults(func=cmd_train)
@@ -751,11 +780,14 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING,
                         format="%(levelname)s %(name)s: %(message)s")
+    if not args.verbose:  # zarr reads on an event loop: a chunk that fails to decode leaves its
+        # sibling reads pending, and at exit asyncio logs each as "Task was destroyed" (ERROR)
+        logging.getLogger("asyncio").setLevel(logging.CRITICAL)
     try:
         return args.func(args)
     except DatagenError as exc:
         print(f"datagen {args.command}: error: {exc}", file=sys.stderr)
-        return 2
+        return exc.exit_code
     except KeyboardInterrupt:
         hint = ("; complete sequences are kept: run the same command again to resume"
                 if args.command == "build" else "")

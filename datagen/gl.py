@@ -37,3 +37,26 @@ def create_context() -> moderngl.Context:
 
 def renderer_name(ctx: moderngl.Context) -> str:
     return str(ctx.info["GL_RENDERER"])
+
+
+def max_target_size(ctx: moderngl.Context) -> int:
+    """The largest width and height of a render target this context can make: the least of
+    its texture, renderbuffer, viewport and framebuffer limits (16384 on llvmpipe)."""
+    info = ctx.info
+    limits = [info["GL_MAX_TEXTURE_SIZE"], info["GL_MAX_RENDERBUFFER_SIZE"], *info["GL_MAX_VIEWPORT_DIMS"]]
+    limits += [info[k] for k in ("GL_MAX_FRAMEBUFFER_WIDTH", "GL_MAX_FRAMEBUFFER_HEIGHT") if info.get(k)]
+    return int(min(limits))
+
+
+def probe_max_target_size() -> int:
+    """``max_target_size`` of a throwaway context: for a process that renders nothing itself
+    (``python -m datagen.gl`` prints it, so that a parent never holds a context)."""
+    ctx = create_context()
+    try:
+        return max_target_size(ctx)
+    finally:
+        ctx.release()
+
+
+if __name__ == "__main__":
+    print(probe_max_target_size())

@@ -8,20 +8,28 @@
     DIR/sequence.json     per-frame cameras and timing, conventions, resolved config
 
 Frames are consumed one at a time and written as they arrive; sequence.json is
-written last, atomically, so a directory without it is incomplete.
+written last, atomically, so a directory without it is incomplete. A folder that
+holds an earlier sequence (its sequence.json or frame files) is refused unless
+``overwrite``, which removes those files first: stale frames never stay beside a
+sequence.json that lists fewer. A file, a read-only or full disk is one line
+(``write_errors``: ``OutputError``, ``DiskFullError`` for a full disk).
 """
 
 from __future__ import annotations
 
+import contextlib
+import errno
 import json
 import logging
 import os
-from collections.abc import Callable, Iterable
+import re
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 
 import numpy as np
 from PIL import Image
 
+from datagen.errors import ConfigError, DatagenError, output_error
 from datagen.exr import HR_CHANNELS, LR_CHANNELS, write_hr, write_lr
 from datagen.frame import Frame
 from datagen.images import TONEMAP, contact_sheet, depth_to_rgb, motion_to_rgb, tonemap, upscale_nearest
@@ -30,6 +38,65 @@ log = logging.getLogger(__name__)
 
 SEQUENCE_JSON = "sequence.json"
 PREVIEW_LABELS = ("LR", "HR", "motion_hr", "depth_hr")
+FRAME_FILES = {"lr": re.compile(r"\d{4,}\.exr"), "hr": re.compile(r"\d{4,}\.exr"),
+               "preview": re.compile(r"\d{4,}\.png")}
+"""the files of a sequence folder that one sequence writes, by sub-folder."""
+_EXR_IO = {"No space left": errno.ENOSPC, "Read-only file system": errno.EROFS,
+           "Permission denied": errno.EACCES}
+"""OpenEXR reports I/O failures as RuntimeError with the C library's message."""
+
+
+@contextlib.contextmanager
+def write_errors(out: Path, doing: str) -> Iterator[None]:
+    """OSError (and OpenEXR's RuntimeError) while writing under ``out`` as one line:
+    ``OutputError``, or ``DiskFullError`` (exit 1) for a full disk."""
+    try:
+        yield
+    except DatagenError:
+        raise
+    except (OSError, RuntimeError) as exc:
+        if isinstance(exc, OSError):
+            reason, code = exc.strerror or type(exc).__name__, exc.errno
+            where = f" ({exc.filename})" if exc.filename else ""
+        else:
+            reason, where = str(exc).strip().splitlines()[0][:160] if str(exc).strip() else "RuntimeError", ""
+            code = next((c for text, c in _EXR_IO.items() if text in str(exc)), None)
+        fix = "free disk space" if code in (errno.ENOSPC, errno.EDQUOT) else "choose a writable --out"
+        raise output_error(f"{out}: cannot {doing}: {reason}{where}; {fix}, then run again",
+                           OSError(code, reason)) from exc
+
+
+def earlier_sequence(out_dir: Path) -> list[Path]:
+    """The files of an earlier sequence in ``out_dir``: sequence.json and NNNN frame files."""
+    found = [out_dir / SEQUENCE_JSON] if (out_dir / SEQUENCE_JSON).is_file() else []
+    for sub, pattern in FRAME_FILES.items():
+        folder = out_dir / sub
+        if folder.is_dir():
+            found += sorted(f for f in folder.iterdir() if pattern.fullmatch(f.name) and f.is_file())
+    return found
+
+
+def check_sequence_dir(out_dir: Path, overwrite: bool = False) -> list[Path]:
+    """Raise unless a sequence may be written to ``out_dir``: a file there is a ConfigError,
+    and so is an earlier sequence without ``overwrite``. Returns the earlier sequence's
+    files (for ``overwrite`` to remove)."""
+    out_dir = Path(out_dir)
+    if out_dir.exists() and not out_dir.is_dir():
+        raise ConfigError(f"--out {out_dir} is a file; give a folder (it is made if missing)")
+    base = next(p for p in (out_dir, *out_dir.parents) if p.exists() or p == Path(p.anchor or "."))
+    if not base.is_dir():
+        raise ConfigError(f"--out {out_dir}: {base} is a file, so no folder can be made under it; "
+                          "choose another --out")
+    if not os.access(base, os.W_OK | os.X_OK):
+        raise ConfigError(f"--out {out_dir}: {base} is not writable (a read-only file system or no "
+                          "permission); choose a writable --out")
+    with write_errors(out_dir, "read the output folder"):
+        earlier = earlier_sequence(out_dir) if out_dir.is_dir() else []
+    if earlier and not overwrite:
+        raise ConfigError(f"--out {out_dir} already holds a sequence ({len(earlier)} file(s): "
+                          f"{earlier[0].relative_to(out_dir)}, ...); pass --overwrite to replace it, or "
+                          "choose another --out")
+    return earlier
 
 
 def frame_name(index: int) -> str:
@@ -77,29 +144,36 @@ def write_frame(out_dir: Path, frame: Frame, index: int, preview: bool = True) -
 
 
 def write_sequence_dir(out_dir: Path, frames: Iterable[Frame], meta: dict,
-                       progress: Callable[[], object] | None = None, previews: bool = True) -> Path:
+                       progress: Callable[[], object] | None = None, previews: bool = True,
+                       overwrite: bool = False) -> Path:
     """Write a sequence directory (module docstring) and return its sequence.json path.
 
     ``frames`` is consumed lazily, one frame at a time; frame numbers start at
     0000. ``meta`` must hold ``conventions`` (``conventions.conventions_block``)
     and ``config`` (the resolved config, JSON-ready); every key of it goes to
     the top level of sequence.json. ``progress`` is called with no argument
-    after each frame (e.g. a tqdm bar's ``update``). An old sequence.json is
-    removed before the first frame is written.
+    after each frame (e.g. a tqdm bar's ``update``). An earlier sequence in
+    ``out_dir`` is refused unless ``overwrite``, which removes its files first
+    (``check_sequence_dir``). Write failures are ``write_errors``.
     """
     missing = [key for key in ("conventions", "config") if key not in meta]
     if missing:
         raise ValueError(f"write_sequence_dir: meta lacks {missing}; pass the resolved config as "
                          "'config' and conventions.conventions_block(...) as 'conventions'")
     out_dir = Path(out_dir)
-    for sub in ("lr", "hr", "preview") if previews else ("lr", "hr"):
-        (out_dir / sub).mkdir(parents=True, exist_ok=True)
+    earlier = check_sequence_dir(out_dir, overwrite)
     final = out_dir / SEQUENCE_JSON
-    final.unlink(missing_ok=True)
+    with write_errors(out_dir, "write the sequence"):
+        final.unlink(missing_ok=True)  # first: a folder without it is incomplete
+        for path in earlier:
+            path.unlink(missing_ok=True)
+        for sub in ("lr", "hr", "preview") if previews else ("lr", "hr"):
+            (out_dir / sub).mkdir(parents=True, exist_ok=True)
 
     records, lr_size, hr_size = [], None, None
-    for index, frame in enumerate(frames):
-        records.append(write_frame(out_dir, frame, index, previews))
+    for index, frame in enumerate(frames):  # frames are made outside write_errors: theirs are theirs
+        with write_errors(out_dir, "write the sequence"):
+            records.append(write_frame(out_dir, frame, index, previews))
         lr_size = [frame.color_lr.shape[1], frame.color_lr.shape[0]]
         hr_size = [frame.color_hr.shape[1], frame.color_hr.shape[0]]
         del frame  # hold one frame at a time while the next is made
@@ -118,9 +192,10 @@ def write_sequence_dir(out_dir: Path, frames: Iterable[Frame], meta: dict,
         "frames": records,
     }
     tmp = final.with_name(SEQUENCE_JSON + ".tmp")
-    with open(tmp, "w", encoding="utf-8") as fh:
-        json.dump(doc, fh, indent=1, allow_nan=False)
-        fh.write("\n")
-    os.replace(tmp, final)
+    with write_errors(out_dir, "write the sequence"):
+        with open(tmp, "w", encoding="utf-8") as fh:
+            json.dump(doc, fh, indent=1, allow_nan=False)
+            fh.write("\n")
+        os.replace(tmp, final)
     log.info("wrote %d frames to %s", len(records), out_dir)
     return final

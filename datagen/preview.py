@@ -24,7 +24,7 @@ import numpy as np
 
 from datagen.errors import ConfigError, StoreError
 from datagen.images import contact_sheet, depth_to_rgb, motion_to_rgb, tonemap, upscale_nearest
-from datagen.store.export import write_errors
+from datagen.output import write_errors
 from datagen.store.reader import SequenceInfo, Store
 
 FORMATS = (".png", ".gif", ".mp4")

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import inspect
 import os
+import re
 import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -25,6 +26,8 @@ from datagen.scene import Scene
 from datagen.scenes import GENERATORS, _load_builtin, generate
 
 RECIPE_KEYS = {"generator", "description", "params"}
+RECIPE_NAME = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.-]*")
+"""a recipe name: the stem of a .toml file in ``scenes_dir()``, never a path out of it."""
 
 
 def scenes_dir() -> Path:
@@ -67,9 +70,10 @@ def available() -> list[str]:
 
 
 def load(name_or_path: str) -> Recipe:
-    """A recipe by name (``primitives``), by path to a .toml file, or a path to a
-    .gltf/.glb file (the ``gltf`` generator with an orbit camera) or to another mesh
-    file (.obj, .ply, .stl, .off, ...: the ``mesh`` generator, see datagen.assets)."""
+    """A recipe by name (``primitives``, a file in ``scenes_dir()``; a name with a folder
+    or ``..`` in it is refused), by path to a .toml file, a path to a .gltf/.glb file
+    (the ``gltf`` generator with an orbit camera) or to another mesh file (.obj, .ply,
+    .stl, .off, ...: the ``mesh`` generator, see datagen.assets)."""
     from datagen.assets import GLTF_SUFFIXES, asset_suffixes
 
     path = Path(name_or_path)
@@ -82,6 +86,11 @@ def load(name_or_path: str) -> Recipe:
             raise SceneLoadError(f"{path}: no such mesh file")
         return Recipe(path.stem, "mesh", {"path": str(path)}, f"mesh file {path}", str(path))
     if path.suffix.lower() != ".toml":
+        if not RECIPE_NAME.fullmatch(name_or_path) or ".." in name_or_path:
+            raise UnknownNameError(
+                f"scene {name_or_path!r} is not a recipe name (letters, digits, '_', '-', '.'; no "
+                f"folders); valid: {', '.join(available())}, or a path to a .toml recipe or a "
+                ".gltf/.glb file")
         path = scenes_dir() / f"{name_or_path}.toml"
         if not path.is_file():
             raise UnknownNameError(

@@ -27,7 +27,7 @@ import numpy as np
 from datagen import conventions as cv
 from datagen.errors import ConfigError, GLUnavailableError
 from datagen.frame import Frame
-from datagen.gl import create_context
+from datagen.gl import create_context, max_target_size, renderer_name
 from datagen.scene import Material, Node, Scene, Texture
 from datagen.shaders import (
     ACCUMULATE_BATCH,
@@ -140,6 +140,18 @@ class RenderConfig:
             raise ConfigError(f"resolution {self.hr_width}x{self.hr_height} must be positive")
 
 
+def check_target_size(config: RenderConfig, limit: int, renderer: str = "this GL renderer") -> None:
+    """ConfigError, before anything is allocated, if the HR targets or the shadow map would be
+    larger than ``limit`` pixels a side (``gl.max_target_size``)."""
+    w, h = config.hr_size
+    if max(w, h) > limit:
+        raise ConfigError(f"--res {w}x{h} is larger than {renderer} can render: at most {limit} pixels a "
+                          "side; choose a smaller --res")
+    if config.shadow_map_size > limit:
+        raise ConfigError(f"shadow_map_size {config.shadow_map_size} is larger than {renderer} allows "
+                          f"({limit}); choose a smaller one")
+
+
 def ortho(l: float, r: float, b: float, t: float, n: float, f: float) -> np.ndarray:  # noqa: E741
     m = np.eye(4)
     m[0, 0], m[1, 1], m[2, 2] = 2 / (r - l), 2 / (t - b), -2 / (f - n)
@@ -234,6 +246,12 @@ class Renderer:
         self.config = config
         self.ctx = ctx if ctx is not None else create_context()
         self._owns_ctx = ctx is None
+        try:
+            check_target_size(config, max_target_size(self.ctx), renderer_name(self.ctx))
+        except ConfigError:
+            if self._owns_ctx:
+                self.ctx.release()
+            raise
         self._closed = False
         self._scene_key: int | None = None
         self._meshes: dict[int, _GpuMesh] = {}

@@ -3,6 +3,7 @@ resume, refusal of another config, --overwrite, determinism, and bad input."""
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import importlib.util
 import os
@@ -203,3 +204,64 @@ def test_a_task_run_again_leaves_a_complete_sequence_alone(tiny_store):
     assert result == {"split": task.split, "index": task.index, "scene": "primitives", "frames": 3,
                       "seconds": 0.0}
     assert {p: p.stat().st_mtime_ns for p in out.rglob("*") if p.is_file()} == files
+
+
+# -- failures that retrying cannot cure ---------------------------------------------------------------
+
+
+def one_error_line(proc: subprocess.CompletedProcess, code: int) -> str:
+    """The one error line of a failed build: beside it only the progress bar, the dashboard
+    and datagen's warnings."""
+    assert proc.returncode == code, proc.stderr
+    assert "Traceback" not in proc.stderr and "Compute Failed" not in proc.stderr, proc.stderr
+    lines = [line for line in proc.stderr.splitlines() if line.strip()]
+    errors = [line for line in lines if "error" in line.lower()]
+    assert len(errors) == 1 and lines[-1] == errors[0], proc.stderr
+    assert all(line.startswith(("build ", "Dask dashboard", "WARNING datagen")) for line in lines[:-1]), \
+        proc.stderr  # the progress bar, the dashboard, our own warnings (an empty val split)
+    return errors[0]
+
+
+def test_a_resolution_beyond_the_gl_limits_is_refused_before_the_store(tmp_path):
+    proc = run("build", "primitives", "--sequences", "1", "--frames", "1", "--res", "20000x20000",
+               "--workers", "1", "--out", str(tmp_path / "big.zarr"))
+    line = one_error_line(proc, 2)
+    assert "--res 20000x20000 is larger than the workers' GL renderer can render: at most" in line
+    assert not (tmp_path / "big.zarr").exists() and not list(tmp_path.iterdir())
+
+
+def test_a_full_disk_stops_the_build_with_one_line_and_exit_1(tmp_path, mounted):
+    disk = mounted(tmp_path / "small", "-t", "tmpfs", "-o", "size=600k", "tmpfs")
+    proc = run("build", "primitives", "--sequences", "4", "--frames", "4", "--res", "64x36", "--spp", "8",
+               "--workers", "1", "--out", str(disk / "s.zarr"))
+    line = one_error_line(proc, 1)
+    assert "cannot write sequence" in line and "No space left on device; free disk space" in line
+    store = open_store(disk / "s.zarr")  # made; the sequences that did not fit stay not complete
+    assert not all(info.complete for s in store.splits for info in store.sequences(s))
+
+
+def test_an_incurable_task_error_is_returned_not_raised(tmp_path, mounted):
+    """Dask retries a task that raises (TASK_RETRIES): a full, read-only or forbidden disk,
+    or a scene that does not load, would fail the same way again, so the task returns it."""
+    from datagen.errors import DiskFullError, OutputError
+    from datagen.pipeline.build import render_unless_complete
+    from datagen.store import create_store
+
+    config = dataclasses.replace(TINY, sequences=1, frames=2)
+    task = dataclasses.replace(plan(config)[0], split="train", index=0)
+    disk = mounted(tmp_path / "disk", "-t", "tmpfs", "-o", "size=1m", "tmpfs")
+    path = create_store(disk / "s.zarr", {"x": 1}, {"train": 1}, 2, (32, 18), 2.0,
+                        {"scale": 2.0, "spp": 8, "jitter_phase_count": 32, "filter": "box", "near": 0.1,
+                         "far": 100.0})
+    filler = disk / "filler"
+    with open(filler, "wb") as fh, contextlib.suppress(OSError):
+        while True:  # fill the disk
+            fh.write(b"\0" * 65536)
+            fh.flush()
+    result = render_unless_complete(str(path), task, dataclasses.asdict(config))
+    assert isinstance(result["error"], DiskFullError) and result["error"].exit_code == 1, result
+    filler.unlink()
+    subprocess.run(["mount", "-o", "remount,ro", str(disk)], check=True)
+    result = render_unless_complete(str(path), task, dataclasses.asdict(config))
+    assert type(result["error"]) is OutputError and result["error"].exit_code == 2, result
+    assert "Read-only file system" in str(result["error"])

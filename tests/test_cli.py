@@ -77,6 +77,13 @@ def test_render_is_deterministic(tmp_path: Path):
     (["render", "model.glb", "--out", "x"], "model.glb: no such glTF file"),
     (["render", "model.obj", "--out", "x"], "model.obj: no such mesh file"),
     (["render", "primitives"], "--out"),
+    (["render", "primitives", "--res", "20000x20000", "--out", "x"],
+     "--res 20000x20000 is larger than llvmpipe"),
+    (["render", "primitives", "--seed", "-1", "--out", "x"], "--seed must be >= 0, got -1"),
+    (["render", "../scenes/primitives", "--out", "x"], "is not a recipe name"),
+    (["render", "primitives", "--spp", "many", "--out", "x"], "invalid int value: 'many'"),
+    (["render", "primitives", "--out", "x", "--bogus"], "unrecognized arguments: --bogus"),
+    (["rendr", "primitives"], "invalid choice: 'rendr'"),
     (["build", "primitives", "--workers", "0", "--out", "x"], "--workers must be >= 1, got 0"),
 ])
 def test_bad_input_is_one_line_and_exit_2(tmp_path: Path, args, message):
@@ -84,7 +91,73 @@ def test_bad_input_is_one_line_and_exit_2(tmp_path: Path, args, message):
     assert proc.returncode == 2
     assert message in proc.stderr
     assert "Traceback" not in proc.stderr
+    assert len(proc.stderr.strip().splitlines()) == 1 and "usage:" not in proc.stderr, proc.stderr
     assert not (tmp_path / "x").exists()
+    if message.startswith(("invalid", "unrecognized", "--out", "--seed", "--workers")):  # the parser's
+        assert proc.stderr.rstrip().endswith("--help)")
+
+
+def assert_one_line(proc: subprocess.CompletedProcess, code: int, message: str) -> None:
+    assert proc.returncode == code, proc.stderr
+    assert "Traceback" not in proc.stderr
+    assert len(proc.stderr.strip().splitlines()) == 1 and message in proc.stderr, proc.stderr
+
+
+SMALL = ("primitives", "--res", "32x18", "--spp", "8")
+
+
+def test_render_out_that_is_a_file_or_under_one(tmp_path: Path):
+    (tmp_path / "file").write_text("in the way")
+    assert_one_line(run("render", *SMALL, "--out", str(tmp_path / "file")), 2, "is a file; give a folder")
+    assert_one_line(run("render", *SMALL, "--out", str(tmp_path / "file" / "sub")), 2,
+                    "is a file, so no folder can be made")
+    assert (tmp_path / "file").read_text() == "in the way"
+
+
+def test_render_out_on_a_read_only_or_full_disk(tmp_path: Path, mounted):
+    ro = mounted(tmp_path / "ro", "-t", "tmpfs", "-o", "ro,size=1m", "tmpfs")
+    assert_one_line(run("render", *SMALL, "--out", str(ro / "x")), 2, "is not writable (a read-only")
+    small = mounted(tmp_path / "small", "-t", "tmpfs", "-o", "size=64k", "tmpfs")
+    proc = run("render", "primitives", "--frames", "4", "--res", "64x36", "--spp", "8",
+               "--out", str(small / "x"))
+    assert_one_line(proc, 1, "No space left on device")  # a runtime failure, not bad input
+    assert "free disk space" in proc.stderr
+    assert not (small / "x" / "sequence.json").exists()
+
+
+def test_render_into_an_earlier_render_is_refused_or_replaced_whole(tmp_path: Path):
+    out = tmp_path / "seq"
+    flags = (*SMALL, "--out", str(out))
+    assert run("render", *flags, "--frames", "4").returncode == 0
+    before = {p: p.stat().st_mtime_ns for p in out.rglob("*") if p.is_file()}
+    assert_one_line(run("render", *flags, "--frames", "2"), 2, "already holds a sequence")
+    assert {p: p.stat().st_mtime_ns for p in out.rglob("*") if p.is_file()} == before  # untouched
+    (out / "notes.txt").write_text("mine")
+    proc = run("render", *flags, "--frames", "2", "--overwrite")
+    assert proc.returncode == 0, proc.stderr
+    for sub, ext in (("lr", "exr"), ("hr", "exr"), ("preview", "png")):
+        assert sorted(p.name for p in (out / sub).iterdir()) == [f"0000.{ext}", f"0001.{ext}"]
+    assert len(json.loads((out / "sequence.json").read_text())["frames"]) == 2
+    assert (out / "notes.txt").read_text() == "mine"  # only the sequence's own files go
+
+
+def test_a_sky_only_render_is_warned_about(tmp_path: Path):
+    from gltf_builder import GltfBuilder
+
+    b = GltfBuilder()
+    h = 0.5
+    quad = b.add_mesh(b.primitive([(-h, -h, 0), (h, -h, 0), (h, h, 0), (-h, h, 0)], [(0, 0, 1)] * 4,
+                                  [(0, 1), (1, 1), (1, 0), (0, 0)], [0, 1, 2, 0, 2, 3]))
+    camera = b.add_node(camera=b.add_camera(0.8, 0.1, 100.0), translation=[0.0, 0.0, 3.0],
+                        rotation=[0.0, 1.0, 0.0, 0.0])  # turned around: it looks away from the quad
+    b.set_scene(b.add_node(mesh=quad), camera)
+    model = b.write_gltf(tmp_path / "away.gltf")
+    recipe = tmp_path / "away.toml"
+    recipe.write_text(f'generator = "gltf"\n[params]\npath = "{model.name}"\ncamera = "file"\n')
+    proc = run("render", str(recipe), "--frames", "2", "--res", "32x18", "--spp", "8",
+               "--out", str(tmp_path / "o"))
+    assert proc.returncode == 0, proc.stderr
+    assert "warning: every frame of away shows only the sky" in proc.stderr
 
 
 def test_broken_glb_is_one_line_and_exit_2(tmp_path: Path):

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import re
 import struct
 import threading
@@ -737,6 +738,23 @@ def _deep(g):
     g["nodes"] += [{"children": [n + k + 1]} for k in range(300)] + [{}]
 
 
+def _image_uri(uri: str):
+    def mutate(g):
+        g["images"][0] = {"uri": uri}
+    return mutate
+
+
+def _long_data_uri(g):
+    g["buffers"][0] = {"byteLength": 36, "uri": "data:application/octet-stream;base64," + "A" * 400000}
+
+
+def _many_vertices(g):
+    """8 accessors of 2^24 vertices and no buffer view: 10.6 GB before the budget."""
+    for _ in range(8):
+        g["accessors"].append({"componentType": 5126, "type": "VEC3", "count": 1 << 24})
+        g["meshes"][0]["primitives"].append({"attributes": {"POSITION": len(g["accessors"]) - 1}})
+
+
 def _replace_with_dir(d: Path):
     (d / "tex.png").unlink()
     (d / "tex.png").mkdir()
@@ -805,6 +823,22 @@ CORPUS: dict[str, tuple[Callable[[Path], Path], str]] = {
                                      r"only relative file paths"),
     "buffer with bad base64": (glb_json(setter("buffers.0.uri", "data:application/octet-stream;base64,@@")),
                                r"not valid base64"),
+    "buffer uri out of the folder": (glb_json(setter("buffers.0.uri", "../outside.bin")),
+                                     r"buffer 0 has uri '../outside.bin', which leads outside the model's"),
+    "buffer uri out, %2F-encoded": (glb_json(setter("buffers.0.uri", "sub%2F..%2F..%2Foutside.bin")),
+                                    r"leads outside the model's folder"),
+    "buffer uri %2F-encoded absolute": (glb_json(setter("buffers.0.uri", "%2Fetc%2Fpasswd")),
+                                        r"only relative file paths inside the model's folder"),
+    "image uri /etc/passwd": (glb_json(_image_uri("/etc/passwd")), r"image 0 has uri '/etc/passwd'; only"),
+    "image uri ../../../../etc/passwd": (glb_json(_image_uri("../../../../etc/passwd")),
+                                         r"image 0 has uri '../../../../etc/passwd', which leads outside"),
+    "image uri /proc/self/environ": (glb_json(_image_uri("/proc/self/environ")), r"only relative file paths"),
+    "data: URI longer than its byteLength": (glb_json(_long_data_uri),
+                                             r"data: URI of 400000 base64 characters, more than the 48 that"),
+    "vertices beyond the budget": (glb_json(_many_vertices), r"its meshes declare 134217732 vertices, more "
+                                                             r"than the budget of 4194304 per file"),
+    "accessors without a bufferView (zero area)": (glb_json(setter("accessors.0.bufferView", DELETE)),
+                                                   r"every triangle of the scene has zero area"),
     "sparse index out of range": (glb_json(setter("accessors.0.sparse", {
         "count": 1, "indices": {"bufferView": 6, "componentType": 5123, "byteOffset": 14},  # 1.0f's high half
         "values": {"bufferView": 1}})), r"sparse indices reach 16256, but the accessor has 4 elements"),
@@ -949,3 +983,76 @@ def test_animated_trs_with_period_zero_is_constant():
     track = Track(np.array([0.0]), np.array([[1.0, 2.0, 3.0]]))
     trs = AnimatedTRS((0.0, 0.0, 0.0), (0.0, 0.0, 0.0, 1.0), (1.0, 1.0, 1.0), {"translation": track}, 0.0)
     np.testing.assert_array_equal(trs(5.0)[:3, 3], [1, 2, 3])
+
+
+# -- untrusted files: their folder and their budget ----------------------------------------------------
+
+
+def external_in(folder: Path, buffer_uri: str) -> Path:
+    """valid_external in ``folder`` with its buffer at ``buffer_uri``."""
+    folder.mkdir(parents=True, exist_ok=True)
+    path = valid_external(folder)
+    gltf = json.loads(path.read_text())
+    gltf["buffers"][0]["uri"] = buffer_uri
+    path.write_text(json.dumps(gltf))
+    return path
+
+
+@pytest.mark.parametrize("uri, link", [
+    ("../outside.bin", None), ("..%2Foutside.bin", None), ("sub/../../outside.bin", None),
+    ("link.bin", "../outside.bin"),  # a symlink in the folder that leads out
+    ("linkdir/model.bin", ".."),  # a symlinked folder that leads out
+])
+def test_external_files_outside_the_model_folder_are_refused_unread(tmp_path, uri, link):
+    model = external_in(tmp_path / "model", uri)
+    os.mkfifo(tmp_path / "outside.bin")  # opening it to read would block: a read would hang the load
+    if link:
+        (model.parent / uri.split("/")[0]).symlink_to(link)
+    error = load_within(model, seconds=20).get("error")
+    assert isinstance(error, SceneLoadError), error
+    assert "which leads outside the model's folder" in str(error) and "refused unread" in str(error)
+
+
+def test_symlinks_and_uris_that_stay_inside_the_folder_load(tmp_path):
+    model = external_in(tmp_path / "real", "data/../model.bin")
+    (tmp_path / "real" / "data").mkdir()
+    (tmp_path / "real" / "alias.bin").symlink_to("model.bin")
+    (tmp_path / "linked").symlink_to(tmp_path / "real")  # the model's folder reached through a link
+    assert len(load_gltf(tmp_path / "linked" / model.name).drawables()) == 2
+    gltf = json.loads(model.read_text())
+    gltf["buffers"][0]["uri"] = "alias.bin"
+    model.write_text(json.dumps(gltf))
+    assert len(load_gltf(model).drawables()) == 2
+
+
+def test_the_budget_is_configurable(tmp_path):
+    from datagen import recipes
+    from datagen.errors import ConfigError
+    from datagen.gltf import Budget
+
+    duck = DATA / "Duck.glb"
+    assert load_gltf(duck).drawables()  # every sample asset fits the default
+    with pytest.raises(SceneLoadError, match=r"declare 2399 vertices, more than the budget of 1000 per file"):
+        load_gltf(duck, budget=Budget(max_vertices=1000))
+    with pytest.raises(SceneLoadError, match=r"declare 4212 triangles, more than the budget of 4000"):
+        load_gltf(duck, budget=Budget(max_triangles=4000))
+    with pytest.raises(SceneLoadError, match=r"would bring the decoded data to \d+ bytes, more than the "
+                                             r"budget of 200000 bytes"):
+        load_gltf(duck, budget=Budget(max_bytes=200_000))  # its 512x512 texture is 1 MB decoded
+    with pytest.raises(ConfigError, match="max_vertices must be an integer >= 1"):
+        load_gltf(duck, budget=Budget(max_vertices=0))
+    recipe = tmp_path / "duck.toml"
+    recipe.write_text(f'generator = "gltf"\n[params]\npath = "{duck}"\nmax_vertices = 100\n')
+    with pytest.raises(SceneLoadError, match="more than the budget of 100 per file"):
+        recipes.load(str(recipe)).build(0)
+
+
+def test_partly_degenerate_geometry_is_warned_about(tmp_path, caplog):
+    b = GltfBuilder()
+    good = b.primitive(*quad(1.0))
+    flat = b.primitive([(0, 0, 0)] * 3, [(0, 0, 1)] * 3, [(0, 0)] * 3, [0, 1, 2])
+    b.set_scene(b.add_node(mesh=b.add_mesh(good, flat)))
+    with caplog.at_level(logging.WARNING, logger="datagen.gltf"):
+        scene = load_gltf(b.write_glb(tmp_path / "half.glb"))
+    assert len(scene.drawables()) == 2
+    assert "1 of 2 primitives have zero area" in caplog.text

@@ -19,7 +19,7 @@ from hypothesis import strategies as st
 from store_helpers import CONFIG, META, make_store, mount, set_schema_version
 
 from datagen import conventions as cv
-from datagen.errors import SchemaVersionError, StoreError
+from datagen.errors import DiskFullError, OutputError, SchemaVersionError, StoreError
 from datagen.frame import Frame
 from datagen.store import (
     ARRAYS,
@@ -423,23 +423,25 @@ def test_tensorstore_reads_the_same_values(written):
 # -- disk trouble ---------------------------------------------------------------------------------
 
 
-def test_an_unwritable_path_gives_a_store_error_and_no_complete(store_path):
-    """A file where the writer needs a directory: the OSError becomes a one-line StoreError."""
+def test_an_unwritable_path_gives_an_output_error_and_no_complete(store_path):
+    """A file where the writer needs a directory: the OSError becomes a one-line OutputError
+    (exit 2: choose another --out)."""
     (store_path / "train" / "color_hr" / "c").write_text("in the way")
-    with pytest.raises(StoreError) as err:
+    with pytest.raises(OutputError) as err:
         write_sequence(store_path, "train", 0, iter(random_frames(3, (14, 10), 2.0)), META)
     assert "cannot write sequence 0 of train" in str(err.value) and "\n" not in str(err.value)
+    assert err.value.exit_code == 2
     assert not open_store(store_path).sequences("train")[0].complete
 
 
-def test_a_read_only_store_gives_a_store_error(tmp_path, mounted):
+def test_a_read_only_store_gives_an_output_error(tmp_path, mounted):
     frames = random_frames(3, (14, 10), 2.0)
     path = make_store(tmp_path / "src" / "s")
     write_sequence(path, "train", 0, iter(frames), META)
     ro = mounted(tmp_path / "ro", "--bind", str(tmp_path / "src"))
     mount("-o", "remount,ro,bind", str(ro))
     for index in (0, 1):  # complete (its flag must be cleared) and not yet written
-        with pytest.raises(StoreError, match="Read-only file system.*writable --out"):
+        with pytest.raises(OutputError, match="Read-only file system.*writable --out"):
             write_sequence(ro / "s", "train", index, iter(frames), META)
     assert [s.complete for s in open_store(ro / "s").sequences("train")] == [True, False]
 
@@ -452,8 +454,9 @@ def test_a_full_disk_leaves_the_sequence_not_complete_and_the_rest_intact(tmp_pa
             for f in random_frames(8, hr, 2.0)]  # compresses to almost nothing
     write_sequence(path, "train", 0, iter(calm), META)
     noisy = random_frames(8, hr, 2.0, seed=5)  # ~2.4 MB that does not compress
-    with pytest.raises(StoreError, match="No space left on device"):
+    with pytest.raises(DiskFullError, match="No space left on device.*free disk space") as err:
         write_sequence(path, "train", 1, iter(noisy), META)
+    assert err.value.exit_code == 1  # a runtime failure, not bad input
     store = open_store(path)
     assert [s.complete for s in store.sequences("train")] == [True, False]
     assert_frames_equal(store.read_window("train", 0), calm)

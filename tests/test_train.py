@@ -498,3 +498,106 @@ def test_bad_input_is_one_line_and_exit_2(store, run, tmp_path):
         assert done.returncode == 2, (args, done.stderr)
         lines = done.stderr.strip().splitlines()
         assert len(lines) == 1 and message in lines[0], (args, done.stderr)
+
+
+# -- bad data never trains silently ---------------------------------------------------------------
+
+SMOKE = ["--steps", "2", "--batch", "2", "--crop", "32", "--window", "4", "--device", "cpu",
+         "--channels", "8,16", "--num-workers", "0"]
+
+
+def broken_copy(store: Path, tmp_path: Path, damage) -> Path:
+    import shutil
+
+    copy = Path(shutil.copytree(store, tmp_path / "broken.zarr"))
+    damage(copy)
+    return copy
+
+
+def one_error_line(done: subprocess.CompletedProcess, code: int = 1) -> str:
+    assert done.returncode == code, done.stderr
+    assert "Traceback" not in done.stderr, done.stderr
+    lines = [line for line in done.stderr.strip().splitlines() if "error" in line]
+    assert len(lines) == 1 and len(done.stderr.strip().splitlines()) == 1, done.stderr
+    return lines[0]
+
+
+@pytest.mark.parametrize("workers", ["0", "2"])
+def test_a_deleted_motion_shard_is_one_line_not_a_crash(store, tmp_path, workers):
+    # NaN motion reaching grid_sample can crash the CPU process (segmentation fault in backward)
+    broken = broken_copy(store, tmp_path, lambda s: (s / "train/motion_hr/c/1/0/0/0/0").unlink())
+    done = datagen("train", broken, *SMOKE, "--num-workers", workers, "--out", tmp_path / "run")
+    line = one_error_line(done)
+    assert f"{broken}: train sequence 1 frame " in line and "motion_hr has" in line and "NaN" in line
+    assert "--skip-bad-windows" in line and not (tmp_path / "run" / "ckpt").exists()
+
+
+def test_a_never_written_sequence_marked_complete_is_refused(store, tmp_path):
+    import shutil
+
+    from datagen.store.schema import FRAME_NAMES
+
+    def wipe(s: Path) -> None:  # every shard of train sequence 1 gone; complete[1] stays true
+        for name in FRAME_NAMES:
+            shutil.rmtree(s / "train" / name / "c" / "1")
+
+    broken = broken_copy(store, tmp_path, wipe)
+    line = one_error_line(datagen("train", broken, *SMOKE, "--out", tmp_path / "run"))
+    assert "train sequence 1 frame " in line and "NaN" in line
+
+
+def test_a_nan_pixel_in_the_reference_stops_training_and_eval(store, tmp_path):
+    import zarr
+
+    def poison(s: Path) -> None:  # one row of frame 2 (inside every 32-px crop) and one test pixel
+        for split, seq in (("train", 0), ("test", 0)):
+            arr = zarr.open_array(s / split / "color_hr", mode="r+")
+            block = arr[seq]
+            block[2, 10, :(None if split == "train" else 1), 1] = np.nan
+            arr[seq] = block
+
+    broken = broken_copy(store, tmp_path, poison)
+    line = one_error_line(datagen("train", broken, *SMOKE, "--out", tmp_path / "run"))
+    assert "train sequence 0 frame 2: color_hr has" in line
+    line = one_error_line(datagen("eval", str(_ckpt_run(store, tmp_path)), broken, "--device", "cpu"))
+    assert "test sequence 0 frame 2: color_hr has 1 NaN value(s)" in line
+
+
+def _ckpt_run(store: Path, tmp_path: Path) -> Path:
+    out = tmp_path / "good"
+    assert datagen("train", store, *SMOKE, "--out", out).returncode == 0
+    return out
+
+
+def test_a_truncated_shard_is_one_line(store, tmp_path):
+    def cut(s: Path) -> None:
+        shard = s / "train/color_hr/c/0/0/0/0/0"
+        os.truncate(shard, shard.stat().st_size // 2)
+
+    broken = broken_copy(store, tmp_path, cut)
+    line = one_error_line(datagen("train", broken, *SMOKE, "--out", tmp_path / "run"))
+    assert "train sequence 0 frames" in line and "color_hr cannot be read" in line
+
+
+def test_skip_bad_windows_trains_on_the_rest_and_says_how_many(store, tmp_path):
+    broken = broken_copy(store, tmp_path, lambda s: (s / "train/motion_hr/c/1/0/0/0/0").unlink())
+    done = datagen("train", broken, *SMOKE, "--steps", "4", "--skip-bad-windows", "--out", tmp_path / "run")
+    assert done.returncode == 0, done.stderr
+    skipped = _losses(tmp_path / "run")[-1]["bad_windows_skipped"]
+    assert skipped > 0 and f"skipped {skipped} bad window(s)" in done.stdout
+    warnings = [line for line in done.stderr.splitlines() if "skipped a bad window" in line]
+    assert len(warnings) == skipped and all("train sequence 1 frame" in w for w in warnings)
+    assert all(np.isfinite(r["loss"]) for r in _losses(tmp_path / "run"))
+
+
+def test_a_non_finite_loss_stops_naming_the_step_and_keeps_the_last_checkpoint(store, tmp_path):
+    out = tmp_path / "run"
+    done = datagen("train", store, *SMOKE, "--steps", "5", "--lr", "1e30", "--warmup", "0",
+                   "--ckpt-every", "1", "--out", out)
+    line = one_error_line(done)
+    step = int(line.split("step ")[1].split(":")[0])
+    assert step >= 2 and "the loss is" in line and f"(step {step - 1}), is kept" in line
+    ckpt = torch.load(out / "ckpt" / "last.pt", weights_only=True)
+    assert ckpt["step"] == step - 1
+    assert all(torch.isfinite(v).all() for v in ckpt["model"].values() if v.is_floating_point())
+    assert [r["step"] for r in _losses(out)] == list(range(1, step))

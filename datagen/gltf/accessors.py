@@ -31,6 +31,11 @@ class Header:
     count: int
     normalized: bool
 
+    @property
+    def nbytes(self) -> int:
+        """bytes of the decoded elements (count x width x component size)."""
+        return self.count * TYPE_WIDTHS[self.kind] * COMPONENT_TYPES[self.component].itemsize
+
 
 class Accessors:
     """Reads accessors of one document, each once."""

@@ -4,6 +4,13 @@ Everything here checks what it reads and raises ``SceneLoadError`` naming the
 file and the problem. ``Document`` resolves indices into the top-level arrays
 and reads buffers and buffer views on first use; ``Fields`` reads the typed
 fields of one JSON object.
+
+Trust: a model file is untrusted input. An external ``uri`` (buffer or image) must
+name a file inside the model's folder (or below it) after ``%``-decoding and after
+resolving symlinks; ``..`` out of it, absolute paths, other schemes and symlinks
+leading out are refused before anything is read. A ``data:`` URI may not be longer
+than the bytes it declares need. ``Budget`` caps what one file may make the loader
+allocate, checked on the declared sizes before any data is decoded.
 """
 
 from __future__ import annotations
@@ -16,10 +23,11 @@ import math
 import re
 import struct
 import urllib.parse
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, NoReturn
 
-from datagen.errors import SceneLoadError
+from datagen.errors import ConfigError, SceneLoadError
 
 log = logging.getLogger("datagen.gltf")
 
@@ -37,31 +45,69 @@ MAX_FILE_BYTES = 4 << 30
 _SCHEME = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*:")
 
 
+@dataclass(frozen=True)
+class Budget:
+    """The most one glTF file may make the loader allocate. Checked on the sizes the file
+    declares (accessor counts, buffer byteLengths, image headers) before the data is
+    decoded, so a small hostile file cannot exhaust memory. Every real asset in
+    ``scenes/assets`` uses well under 1% of it; raise it for large scans."""
+
+    max_vertices: int = 1 << 22
+    """POSITION elements over every mesh primitive of the file (4.2M)."""
+    max_triangles: int = 1 << 22
+    """triangles over every mesh primitive, as their index (or vertex) counts declare."""
+    max_bytes: int = 1 << 30
+    """decoded bytes: buffers (their byteLength), accessor elements and image pixels (RGBA),
+    summed (1 GiB)."""
+
+    def check(self) -> None:
+        for name in ("max_vertices", "max_triangles", "max_bytes"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                raise ConfigError(f"glTF budget {name} must be an integer >= 1, got {value!r}")
+
+
+DEFAULT_BUDGET = Budget()
+
+
 class Document:
     """A parsed glTF file. ``name`` (the path as given) starts every error message."""
 
-    def __init__(self, path: Path, gltf: dict, bin_chunk: bytes | None, is_glb: bool):
+    def __init__(self, path: Path, gltf: dict, bin_chunk: bytes | None, is_glb: bool,
+                 budget: Budget = DEFAULT_BUDGET):
         self.path = path
         self.name = str(path)
+        self.folder = path.parent.resolve()
+        """external uris must resolve to files under this folder."""
         self.json = gltf
         self.bin_chunk = bin_chunk
         self.is_glb = is_glb
+        self.budget = budget
+        self.decoded = 0
+        """bytes charged against ``budget.max_bytes`` so far (``charge``)."""
         self._buffers: dict[int, bytes] = {}
         self._warnings: dict[str, str] = {}
 
     # -- opening -------------------------------------------------------------
 
     @classmethod
-    def open(cls, path: Path) -> Document:
+    def open(cls, path: Path, budget: Budget = DEFAULT_BUDGET) -> Document:
         data = read_file(str(path), path, "the model")
         if data[:4] == GLB_MAGIC or path.suffix.lower() == ".glb":
             json_bytes, bin_chunk = parse_glb(str(path), data)
             is_glb = True
         else:
             json_bytes, bin_chunk, is_glb = data, None, False
-        doc = cls(path, parse_json(str(path), json_bytes), bin_chunk, is_glb)
+        doc = cls(path, parse_json(str(path), json_bytes), bin_chunk, is_glb, budget)
         doc.check_asset()
         return doc
+
+    def charge(self, nbytes: int, what: str) -> None:
+        """Count ``nbytes`` about to be decoded for ``what``; fail past ``budget.max_bytes``."""
+        self.decoded += nbytes
+        if self.decoded > self.budget.max_bytes:
+            self.fail(f"{what} would bring the decoded data to {self.decoded} bytes, more than the "
+                      f"budget of {self.budget.max_bytes} bytes per file (max_bytes)")
 
     def check_asset(self) -> None:
         asset = self.fields(self.json, "the glTF").obj("asset", required=True)
@@ -149,20 +195,39 @@ class Document:
         return memoryview(data)[offset:offset + length], stride
 
     def resolve_uri(self, uri: str, where: str, limit: int = MAX_FILE_BYTES) -> bytes:
-        """The bytes a buffer or image uri names (a data: URI or a file relative to the
-        model), at most ``limit`` of them."""
+        """The bytes a buffer or image uri names (a data: URI, or a file in the model's
+        folder: see the module docstring), at most ``limit`` of them."""
         if uri.startswith("data:"):
             header, sep, payload = uri.partition(",")
             if not sep or not header.endswith(";base64"):
                 self.fail(f"{where} has a data: URI that is not base64 ({header[:40]!r})")
+            need = 4 * math.ceil(limit / 3)  # base64 characters of ``limit`` bytes
+            if len(payload) > need:
+                self.fail(f"{where} has a data: URI of {len(payload)} base64 characters, more than the "
+                          f"{need} that {limit} bytes need; refused before decoding")
             try:
                 return base64.b64decode(payload, validate=True)
             except (binascii.Error, ValueError) as exc:
                 self.fail(f"{where} has a data: URI that is not valid base64 ({exc})")
+        return read_file(self.name, self.local_path(uri, where), f"{where} ({uri[:80]!r})", limit)
+
+    def local_path(self, uri: str, where: str) -> Path:
+        """The file a relative ``uri`` names, refused unless it lies inside the model's folder
+        after %-decoding and resolving ``..`` and symlinks."""
         relative = urllib.parse.unquote(uri)
-        if _SCHEME.match(uri) or Path(relative).is_absolute():
-            self.fail(f"{where} has uri {uri[:80]!r}; only relative file paths and data: URIs are supported")
-        return read_file(self.name, self.path.parent / relative, f"{where} ({uri!r})", limit)
+        shown = repr(uri[:80])
+        if _SCHEME.match(uri) or _SCHEME.match(relative) or Path(relative).is_absolute() or "\0" in relative:
+            self.fail(f"{where} has uri {shown}; only relative file paths inside the model's folder and "
+                      "data: URIs are supported")
+        try:
+            target = (self.folder / relative).resolve()
+        except (OSError, RuntimeError) as exc:  # a symlink loop, a name too long
+            self.fail(f"{where} has uri {shown}, which cannot be resolved ({exc})")
+        if not target.is_relative_to(self.folder):
+            self.fail(f"{where} has uri {shown}, which leads outside the model's folder {self.folder} "
+                      f"(to {target}); a model may only use files in its own folder, so it is refused "
+                      "unread")
+        return target
 
 
 class Fields:

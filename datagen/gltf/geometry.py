@@ -19,6 +19,34 @@ MAX_COORDINATE = 1e9
 """metres; positions beyond this are refused as absurd (they would wreck the bounds)."""
 
 
+def check_budget(doc: Document, acc: Accessors) -> None:
+    """Refuse a file whose declared sizes exceed ``doc.budget`` (vertices and triangles of
+    every mesh primitive, bytes of every buffer and accessor) before any data is read."""
+    budget, vertices, triangles = doc.budget, 0, 0
+    for m in range(len(doc.array("meshes"))):
+        mesh = doc.item("meshes", m)
+        for p, prim_json in enumerate(mesh.list("primitives")):
+            prim = doc.fields(prim_json, f"{mesh.where} primitive {p}")
+            attributes = prim.sub("attributes")
+            if "POSITION" not in attributes:
+                continue  # refused with its own message when the primitive is read
+            n = acc.header(attributes.ref("POSITION", "accessors"), f"{prim.where} POSITION").count
+            k = acc.header(prim.ref("indices", "accessors"), f"{prim.where} indices").count \
+                if "indices" in prim else n
+            mode = prim.enum("mode", MODES, 4)
+            vertices += n
+            triangles += k // 3 if mode == 4 else max(k - 2, 0) if mode > 4 else 0
+    for what, count, most in (("vertices", vertices, budget.max_vertices),
+                              ("triangles", triangles, budget.max_triangles)):
+        if count > most:
+            doc.fail(f"its meshes declare {count} {what}, more than the budget of {most} per file "
+                     f"(max_{what}); refused before reading them")
+    buffers = sum(doc.item("buffers", i).int("byteLength", required=True, lo=1)
+                  for i in range(len(doc.array("buffers"))))
+    accessors = sum(acc.header(i, f"accessor {i}").nbytes for i in range(len(doc.array("accessors"))))
+    doc.charge(buffers + accessors, f"its buffers ({buffers} bytes) and accessors ({accessors} bytes)")
+
+
 def primitive_mesh(doc: Document, acc: Accessors, prim: Fields, uv_set: int, flip: bool) -> Mesh | None:
     """The triangles of one primitive, or None if it draws points or lines.
 
@@ -96,3 +124,13 @@ def flat_mesh(corners: np.ndarray, uvs: np.ndarray) -> Mesh:
     m = len(corners)
     return Mesh(corners.reshape(-1, 3).astype(np.float32), np.repeat(face, 3, axis=0).astype(np.float32),
                 uvs.reshape(-1, 2).astype(np.float32), np.arange(3 * m, dtype=np.uint32).reshape(-1, 3))
+
+
+def has_area(mesh: Mesh, rel: float = 1e-10) -> bool:
+    """Whether any triangle of ``mesh`` has an area above ``rel`` x its bounding box diagonal
+    squared (float rounding leaves collinear or coincident corners a tiny area, not zero)."""
+    corners = mesh.positions.astype(np.float64)[mesh.indices]
+    cross = np.cross(corners[:, 1] - corners[:, 0], corners[:, 2] - corners[:, 0])
+    lo, hi = mesh.positions.min(0), mesh.positions.max(0)
+    scale = float(np.sum((hi.astype(np.float64) - lo) ** 2))
+    return bool(scale > 0 and (0.5 * np.linalg.norm(cross, axis=1)).max() > rel * scale)

@@ -19,8 +19,8 @@ from datagen import conventions as cv
 from datagen.errors import ConfigError, SceneLoadError
 from datagen.gltf.accessors import Accessors
 from datagen.gltf.animation import MIN_SCALE, AnimatedTRS, Animation, read_first_animation, trs_matrix
-from datagen.gltf.document import Document, Fields
-from datagen.gltf.geometry import primitive_mesh
+from datagen.gltf.document import DEFAULT_BUDGET, Budget, Document, Fields
+from datagen.gltf.geometry import check_budget, has_area, primitive_mesh
 from datagen.gltf.materials import Materials
 from datagen.scene import Camera, Mesh, Node, Scene, Sky, TransformFn, static
 
@@ -40,7 +40,7 @@ STUDIO_SKY = Sky(ground=Sky().horizon)
 
 
 def load_gltf(path: str | Path, seed: int = 0, *, fps: float = 30.0, camera: str = "auto",
-              first_object_id: int = 1) -> Scene:
+              first_object_id: int = 1, budget: Budget = DEFAULT_BUDGET) -> Scene:
     """Load a .gltf (with external .bin and images, or data: URIs) or .glb file as a Scene.
 
     camera: "auto" uses the file's first perspective camera (depth-first scene
@@ -51,6 +51,10 @@ def load_gltf(path: str | Path, seed: int = 0, *, fps: float = 30.0, camera: str
     fps:    Scene.fps. The first animation plays, looping over its duration.
     first_object_id: the id of the first drawn primitive; the others count up
             from it in depth-first order (for combining several models).
+    budget: the most vertices, triangles and decoded bytes the file may declare
+            (``Budget``); checked before any data is decoded.
+
+    External files must lie in the model's folder (``Document.local_path``).
 
     Raises SceneLoadError, naming the file and the problem, for anything wrong
     with the file or what it refers to.
@@ -62,12 +66,13 @@ def load_gltf(path: str | Path, seed: int = 0, *, fps: float = 30.0, camera: str
     for name, value, lo in (("seed", seed, 0), ("first_object_id", first_object_id, 1)):
         if isinstance(value, bool) or not isinstance(value, int) or value < lo:
             raise ConfigError(f"{name} must be an integer >= {lo}, got {value!r}")
+    budget.check()
     path = Path(path)
     if path.suffix.lower() not in (".gltf", ".glb"):
         raise SceneLoadError(f"{path}: expected a .gltf or .glb file")
     try:
         with np.errstate(all="ignore"):  # overflow and the like are caught by explicit checks
-            return _load(path, seed, fps, camera, first_object_id)
+            return _load(path, seed, fps, camera, first_object_id, budget)
     except SceneLoadError:
         raise
     except Exception as exc:  # a check we lack: still one clear error, never a traceback
@@ -75,13 +80,24 @@ def load_gltf(path: str | Path, seed: int = 0, *, fps: float = 30.0, camera: str
                              f"({type(exc).__name__}: {exc})") from exc
 
 
-def _load(path: Path, seed: int, fps: float, camera_mode: str, first_object_id: int) -> Scene:
-    doc = Document.open(path)
+def _load(path: Path, seed: int, fps: float, camera_mode: str, first_object_id: int,
+          budget: Budget) -> Scene:
+    doc = Document.open(path, budget)
     acc = Accessors(doc)
+    check_budget(doc, acc)
     builder = _Builder(doc, acc, Materials(doc), read_first_animation(doc, acc), first_object_id)
     nodes = tuple(builder.node(i, (), np.eye(4)) for i in scene_roots(doc))
     if builder.next_id == first_object_id:
         doc.fail("the scene has no triangles to draw")
+    drawn = {id(m): m for m in builder.meshes.values() if m is not None}
+    flat = sum(not has_area(m) for m in drawn.values())
+    if flat == len(drawn):
+        doc.fail("every triangle of the scene has zero area (all its vertices coincide or lie on a "
+                 "line; e.g. POSITION accessors without a bufferView read as zeros), so nothing would "
+                 "be drawn")
+    if flat:
+        doc.warn("area", f"{flat} of {len(drawn)} primitives have zero area (all their vertices coincide "
+                         "or lie on a line) and draw nothing")
     placeholder = Camera(view=static(np.eye(4)))
     scene = Scene(path.stem, nodes, placeholder, sky=STUDIO_SKY, fps=fps)
     times = sample_times(builder.animation)

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import io
 import warnings
+from collections.abc import Callable
 
 import numpy as np
 from PIL import Image
@@ -135,15 +136,18 @@ class Materials:
         else:
             data = bytes(self.doc.buffer_view(view, f.where)[0])
         try:
-            return decode_image(data)
+            return decode_image(data, lambda nbytes: self.doc.charge(nbytes, label))
         except SceneLoadError as exc:
+            if str(exc).startswith(self.doc.name):  # the budget's own message
+                raise
             self.doc.fail(f"{label}: {exc}")
         except Exception as exc:  # Pillow raises many types on corrupt data
             self.doc.fail(f"{label} could not be decoded as PNG, JPEG or WebP ({type(exc).__name__}: {exc})")
 
 
-def decode_image(data: bytes) -> np.ndarray:
-    """Encoded image bytes -> (h, w, 4) uint8 RGBA, row 0 the top. Refuses absurd sizes."""
+def decode_image(data: bytes, charge: Callable[[int], None] = lambda nbytes: None) -> np.ndarray:
+    """Encoded image bytes -> (h, w, 4) uint8 RGBA, row 0 the top. Refuses absurd sizes;
+    ``charge`` is called with the decoded size (w * h * 4) before the pixels are decoded."""
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", Image.DecompressionBombWarning)  # sizes are checked below
         try:
@@ -154,6 +158,7 @@ def decode_image(data: bytes) -> np.ndarray:
         if not (0 < w <= MAX_IMAGE_SIDE and 0 < h <= MAX_IMAGE_SIDE and w * h <= MAX_IMAGE_PIXELS):
             raise SceneLoadError(f"image of {w}x{h} pixels is too large (at most {MAX_IMAGE_SIDE} a side "
                                  f"and {MAX_IMAGE_PIXELS} pixels)")
+        charge(w * h * 4)
         image.load()
     if image.mode.startswith("I"):  # 16-bit greyscale PNG: keep the high byte
         grey = np.clip(np.asarray(image).astype(np.int64) >> 8, 0, 255).astype(np.uint8)

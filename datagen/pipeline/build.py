@@ -11,6 +11,12 @@ worker process dies (SIGKILL, out of memory) is rescheduled by Dask up to
 sequence is written again from its first frame, and its ``complete`` flag is set
 only by the attempt that finishes, so a killed attempt never leaves a sequence
 marked complete. Re-running after the client itself dies skips what is complete.
+
+Errors that retrying cannot cure (every ``DatagenError``: bad input such as a scene
+that does not load, and a full, read-only or forbidden disk) are not retried: the
+task returns the error, and the build stops with it as one line (a full disk exits
+1). The render size is checked against the workers' GL limits before the store is
+made (``check_render_size``), so an impossible --res leaves nothing behind.
 """
 
 from __future__ import annotations
@@ -20,12 +26,14 @@ import dataclasses
 import logging
 import os
 import signal
+import subprocess
+import sys
 import threading
 import time
 from collections.abc import Callable
 
 from datagen import conventions as cv
-from datagen.errors import ConfigError
+from datagen.errors import ConfigError, DatagenError
 from datagen.pipeline.plan import BuildConfig, SequenceTask, plan, split_sizes
 
 log = logging.getLogger(__name__)
@@ -38,14 +46,14 @@ TASK_RETRIES = 2
 apart, by Dask's ``distributed.scheduler.allowed-failures``)."""
 
 
-def quiet_dask_logs() -> None:
-    """Keep distributed's warnings and errors only: it logs every worker start and stop,
-    and every client connection, at INFO."""
+def quiet_dask_logs(level: int = logging.WARNING) -> None:
+    """Keep distributed's messages of ``level`` and above only: it logs every worker start
+    and stop, and every client connection, at INFO."""
     import distributed  # noqa: F401  (configures its loggers on import)
 
     for name in list(logging.root.manager.loggerDict):
         if name == "distributed" or name.startswith("distributed."):
-            logging.getLogger(name).setLevel(logging.WARNING)
+            logging.getLogger(name).setLevel(level)
 
 
 def close_interrupted_clusters() -> None:
@@ -120,7 +128,7 @@ def _client(config: BuildConfig):
     workers = config.workers or os.cpu_count() or 1
     with _workers_ignore_ctrl_c():
         cluster = LocalCluster(n_workers=workers, threads_per_worker=1, processes=True,
-                               dashboard_address=":0", silence_logs=logging.WARNING,
+                               dashboard_address=":0", silence_logs=logging.ERROR,
                                env=local_cluster_env(workers))
     with cluster, Client(cluster) as client:
         _register_plugins(client)
@@ -184,6 +192,33 @@ def _check_workers(client, address: str) -> None:
                           f"is {__version__}: install the same version on every worker")
 
 
+def _probe_command() -> list[str]:
+    return [sys.executable, "-m", "datagen.gl"]
+
+
+def check_render_size(config: BuildConfig, client=None) -> None:
+    """ConfigError if ``config.render_size`` (or its shadow map) is beyond the GL limits of
+    the machines that will render: probed by a task on ``client``'s cluster, or for a
+    LocalCluster in a subprocess (the client process never holds a GL context). Where no
+    limit can be had (no GL here, no workers yet), the workers' own check stops the build."""
+    from datagen.render import check_target_size
+
+    if client is not None:
+        if not client.scheduler_info(n_workers=-1)["workers"]:
+            return
+        from datagen.pipeline.worker import max_target_size_here
+
+        limit = client.submit(max_target_size_here, pure=False).result()
+    else:
+        try:
+            done = subprocess.run(_probe_command(), capture_output=True, text=True, timeout=120)
+            limit = int(done.stdout.strip()) if done.returncode == 0 else None
+        except (OSError, ValueError, subprocess.TimeoutExpired):
+            limit = None
+    if limit is not None:
+        check_target_size(config.render_config(), limit, "the workers' GL renderer")
+
+
 def render_unless_complete(store_path: str, task: SequenceTask, build_config: dict) -> dict:
     """The Dask task of one sequence: ``worker.render_sequence_task``, unless the store
     already marks the sequence complete.
@@ -201,7 +236,17 @@ def render_unless_complete(store_path: str, task: SequenceTask, build_config: di
     if root[task.split]["complete"][task.index]:
         return {"split": task.split, "index": task.index, "scene": task.scene,
                 "frames": build_config["frames"], "seconds": 0.0}
-    return render_sequence_task(store_path, task, build_config)
+    try:
+        return render_sequence_task(store_path, task, build_config)
+    except DatagenError as exc:  # the same input fails the same way: no retry, the client stops
+        return {"split": task.split, "index": task.index, "scene": task.scene, "error": exc}
+
+
+def _stop(client, futures: list) -> None:
+    """Cancel what is left of a build that failed; the cluster's shutdown then interrupts
+    running tasks, which distributed reports at WARNING: keep only its errors."""
+    client.cancel([f for f in futures if not f.done()])
+    quiet_dask_logs(logging.ERROR)
 
 
 def _warn_empty_splits(tasks: list[SequenceTask]) -> None:
@@ -244,6 +289,7 @@ def build(config: BuildConfig, out: str | os.PathLike, overwrite: bool = False,
         # an existing cluster is reached before the store is touched, so a wrong address
         # leaves nothing behind; a LocalCluster starts only if there is work for it
         client = stack.enter_context(_client(config)) if config.scheduler else None
+        check_render_size(config, client)
         create_store(out, store_config(config, recipes_by_name), split_sizes(tasks), config.frames,
                      config.hr_size, config.scale, _conventions(config, tasks, recipes_by_name),
                      overwrite=overwrite, lr_size=config.lr_size)
@@ -263,14 +309,16 @@ def build(config: BuildConfig, out: str | os.PathLike, overwrite: bool = False,
             if on_cluster:
                 on_cluster(client.dashboard_link)
             config_dict = dataclasses.asdict(config)
-            futures = as_completed([
-                client.submit(render_unless_complete, str(out.resolve()), task, config_dict,
-                              key=f"sequence-{task.split}-{task.index}-{os.getpid()}",
-                              pure=False, retries=TASK_RETRIES)
-                for task in pending])
-            for future in futures:
+            submitted = [client.submit(render_unless_complete, str(out.resolve()), task, config_dict,
+                                       key=f"sequence-{task.split}-{task.index}-{os.getpid()}",
+                                       pure=False, retries=TASK_RETRIES)
+                         for task in pending]
+            for future in as_completed(submitted):
                 result = future.result()
                 future.release()  # let the scheduler forget it: it is not recomputed if its worker dies
+                if "error" in result:
+                    _stop(client, submitted)
+                    raise result["error"]
                 done += 1
                 frames += result["frames"]
                 log.info("sequence %s %d (%s) in %.1f s", result["split"], result["index"],

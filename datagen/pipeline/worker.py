@@ -50,6 +50,17 @@ def _renderer(render_config):
     return _cache["renderer"]
 
 
+def max_target_size_here() -> int:
+    """``gl.max_target_size`` of this worker: its Renderer's context, or a throwaway one."""
+    from datagen.gl import max_target_size, probe_max_target_size
+
+    renderer = _cache["renderer"]
+    if renderer is not None:
+        return max_target_size(renderer.ctx)
+    os.environ.setdefault("LP_NUM_THREADS", "1")  # as _renderer does: Mesa may read it once
+    return probe_max_target_size()
+
+
 def close_renderer() -> bool:
     """Release this process's Renderer and context, if any (idempotent), on the thread
     that made them; elsewhere the Renderer is only dropped (its context is current on

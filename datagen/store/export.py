@@ -10,12 +10,12 @@
 
 The folder of one sequence is exactly what ``datagen render`` writes
 (``datagen.output.write_sequence_dir``), with frames read from the store one
-shard at a time. Only complete sequences are exported.
+shard at a time. Only complete sequences are exported; an earlier export of a
+sequence is replaced (its frame files first removed).
 """
 
 from __future__ import annotations
 
-import contextlib
 import logging
 import os
 from collections.abc import Callable, Iterator, Sequence
@@ -49,20 +49,6 @@ def sequence_meta(store: Store, info: SequenceInfo) -> dict:
     }
 
 
-@contextlib.contextmanager
-def write_errors(out: Path, doing: str = "write the export") -> Iterator[None]:
-    """A full or read-only disk as a one-line StoreError. OpenEXR reports its I/O
-    failures as RuntimeError ("... No space left on device."); reads of the store
-    never get here as RuntimeError (``frames_of`` turns them into StoreError)."""
-    try:
-        yield
-    except (OSError, RuntimeError) as exc:
-        reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc).strip()
-        where = f" ({exc.filename})" if isinstance(exc, OSError) and exc.filename else ""
-        raise StoreError(f"{out}: cannot {doing}: {reason}{where}; free disk space or choose a "
-                         "writable --out, then run again") from exc
-
-
 def frames_of(store: Store, info: SequenceInfo) -> Iterator[Frame]:
     """The frames of a stored sequence, a shard at a time; a damaged shard is a StoreError."""
     try:
@@ -85,8 +71,7 @@ def export_exr(store: Store, sequences: Sequence[SequenceInfo], out: str | os.Pa
             raise StoreError(f"{info.split} sequence {info.index} is not complete; export complete sequences "
                              "only (run the build again to finish it)")
         target = sequence_dir(out, info)
-        with write_errors(out):
-            written.append(write_sequence_dir(target, frames_of(store, info), sequence_meta(store, info),
-                                              progress=progress, previews=previews))
+        written.append(write_sequence_dir(target, frames_of(store, info), sequence_meta(store, info),
+                                          progress=progress, previews=previews, overwrite=True))
         log.info("exported %s sequence %d to %s", info.split, info.index, target)
     return written

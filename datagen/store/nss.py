@@ -35,7 +35,8 @@ from datagen import conventions as cv
 from datagen.errors import StoreError
 from datagen.exr import write_exr
 from datagen.frame import Frame
-from datagen.store.export import frames_of, write_errors
+from datagen.output import write_errors
+from datagen.store.export import frames_of
 from datagen.store.reader import SequenceInfo, Store
 
 log = logging.getLogger(__name__)
@@ -172,7 +173,7 @@ def export_nss(store: Store, sequences: Sequence[SequenceInfo], out: str | os.Pa
         if not info.complete:
             raise StoreError(f"{info.split} sequence {info.index} is not complete; export complete sequences "
                              "only (run the build again to finish it)")
-        with write_errors(out):
+        with write_errors(out, "write the export"):
             written.append(export_sequence(store, info, out / info.split, progress))
         log.info("exported %s sequence %d as NSS to %s", info.split, info.index, out / info.split)
     return written

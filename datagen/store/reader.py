@@ -18,6 +18,7 @@ process may use it. Metadata is always read with zarr-python.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import math
 import os
@@ -28,7 +29,7 @@ import numpy as np
 import zarr
 
 from datagen import conventions as cv
-from datagen.errors import StoreError
+from datagen.errors import BadDataError, DatagenError, StoreError, one_line
 from datagen.frame import Frame
 from datagen.store import location, schema
 from datagen.store.schema import ARRAYS, PER_FRAME, STEP_NAMES
@@ -118,15 +119,37 @@ class Store:
         return self._arrays[key]
 
     def _read(self, split: str, selections: dict[str, tuple]) -> dict[str, np.ndarray]:
-        """{name: array[name][selection]}, every read in flight at once with tensorstore."""
+        """{name: array[name][selection]}, every read in flight at once with tensorstore.
+        A chunk that does not decode (a truncated or damaged shard) is a BadDataError
+        naming the array, sequence and frames."""
         if self.engine == "zarr":
-            with io_errors(self.path, f"read {split}"):
-                return {name: self.array(split, name)[sel] for name, sel in selections.items()}
+            out = {}
+            for name, sel in selections.items():
+                with io_errors(self.path, f"read {split}"), self._damaged(split, name, sel):
+                    out[name] = self.array(split, name)[sel]
+            return out
+        futures = {name: self._ts_array(split, name)[sel].read() for name, sel in selections.items()}
+        out = {}
+        for name, future in futures.items():
+            with self._damaged(split, name, selections[name]):
+                out[name] = future.result()
+        return out
+
+    @contextlib.contextmanager
+    def _damaged(self, split: str, name: str, selection: tuple) -> Iterator[None]:
+        """Decode errors of one read (any engine) as one BadDataError line."""
         try:
-            futures = {name: self._ts_array(split, name)[sel].read() for name, sel in selections.items()}
-            return {name: future.result() for name, future in futures.items()}
-        except (ValueError, RuntimeError) as exc:  # tensorstore reports I/O and decode errors so
-            raise StoreError(f"{self.path}: cannot read {split}: {exc}") from exc
+            yield
+        except DatagenError:
+            raise
+        except (ValueError, RuntimeError, TypeError, KeyError) as exc:
+            seq, frames = selection[0], selection[1] if len(selection) > 1 else slice(0, self.frames)
+            last = min(frames.stop, self.frames) - 1
+            error = BadDataError(f"{self.path}: {split} sequence {seq} frames {frames.start}-{last}: "
+                                 f"{name} cannot be read ({one_line(exc, 160)}); the store is damaged: "
+                                 "run `datagen validate` on it and build the sequence again")
+            error.cause = one_line(exc)  # the decoder's own words, for validate's ``readable`` line
+            raise error from None
 
     def _ts_array(self, split: str, name: str):
         global _tensorstore_pid

@@ -223,3 +223,33 @@ def check_version(root_attrs: dict, path: object) -> None:
             f"{path}: store schema version {found} (written by datagen {wrote}) is not supported; "
             f"datagen {__version__} reads schema version {SCHEMA_VERSION}. Rebuild the store with "
             f"this version (`datagen build --overwrite`), or install datagen {wrote} to read it")
+
+
+def check_root(root_attrs: dict, path: object) -> None:
+    """Raise unless ``root_attrs`` are those of a store of ``SCHEMA_VERSION`` with the
+    fields every reader relies on (so a damaged zarr.json is one line, not a KeyError)."""
+    check_version(root_attrs, path)
+    shape = root_attrs.get("store")
+
+    def ints(value, n: int) -> bool:
+        return (isinstance(value, list) and len(value) == n
+                and all(isinstance(v, int) and not isinstance(v, bool) and v >= 1 for v in value))
+
+    problem = None
+    if not isinstance(shape, dict):
+        problem = "no 'store' table"
+    elif not (isinstance(shape.get("splits"), dict) and set(shape["splits"]) <= set(SPLITS)
+              and all(isinstance(n, int) and n >= 0 for n in shape["splits"].values())):
+        problem = f"store.splits is {shape.get('splits')!r}"
+    elif not ints([shape.get("frames")], 1) or not ints(shape.get("hr_size"), 2) \
+            or not ints(shape.get("lr_size"), 2):
+        problem = "store.frames, hr_size or lr_size is missing or not positive integers"
+    elif not isinstance(shape.get("scale"), int | float) or not shape["scale"] > 0:
+        problem = f"store.scale is {shape.get('scale')!r}"
+    elif not isinstance(shape.get("layout"), dict) or set(shape["layout"]) != set(asdict(DEFAULT_LAYOUT)):
+        problem = f"store.layout is {shape.get('layout')!r}"
+    elif not all(isinstance(root_attrs.get(key), dict) for key in ("config", "conventions")):
+        problem = "config or conventions is missing"
+    if problem:
+        raise StoreError(f"{path}: not a datagen store: its root attrs are damaged ({problem[:120]}); "
+                         "build it again (`datagen build --overwrite`)")

@@ -15,6 +15,7 @@ sequence's small per-frame arrays, whatever the sequence length.
 from __future__ import annotations
 
 import contextlib
+import errno
 import json
 import logging
 import os
@@ -29,7 +30,7 @@ import zarr
 
 from datagen import __version__
 from datagen import conventions as cv
-from datagen.errors import StoreError
+from datagen.errors import DatagenError, StoreError, one_line, output_error
 from datagen.frame import Frame
 from datagen.store import location, schema
 from datagen.store.location import StorePath
@@ -39,12 +40,14 @@ log = logging.getLogger(__name__)
 
 
 @contextlib.contextmanager
-def io_errors(path: object, doing: str) -> Iterator[None]:
+def io_errors(path: object, doing: str, write: bool = False) -> Iterator[None]:
     """Turn an OSError (disk full, read-only, missing) or an object-store failure (no
-    such bucket, access denied, unreachable endpoint) into a one-line StoreError."""
+    such bucket, access denied, unreachable endpoint) into one line: reading, a
+    StoreError; writing (``write``), a local OSError is an OutputError
+    (``DiskFullError``, exit 1, when the disk is full)."""
     try:
         yield
-    except StoreError:
+    except DatagenError:
         raise
     except Exception as exc:
         where = location.parse(path)
@@ -55,9 +58,12 @@ def io_errors(path: object, doing: str) -> Iterator[None]:
             raise
         reason = exc.strerror or type(exc).__name__
         where = f" ({exc.filename})" if exc.filename else ""
-        raise StoreError(f"{path}: cannot {doing}: {reason}{where}; free disk space or choose a "
-                         "writable --out, then run again (unfinished sequences stay not complete "
-                         "and are written again)") from exc
+        if not write:
+            raise StoreError(f"{path}: cannot {doing}: {reason}{where}") from exc
+        fix = ("free disk space" if exc.errno in (errno.ENOSPC, errno.EDQUOT)
+               else "choose a writable --out")
+        raise output_error(f"{path}: cannot {doing}: {reason}{where}; {fix}, then run again "
+                           "(unfinished sequences stay not complete and are written again)", exc) from exc
 
 
 def root_attrs(config: dict, splits: dict[str, int], frames: int, hr_size: tuple[int, int],
@@ -134,13 +140,17 @@ def create_store(path: str | os.PathLike | StorePath, config: dict, splits: dict
     if path.exists():
         if _keep_existing(path, attrs, overwrite):
             return path
-        with io_errors(path, "remove the old store"):
+        with io_errors(path, "remove the old store", write=True):
             shutil.rmtree(path)
     tmp = path.with_name(f".{path.name}.creating-{os.getpid()}")
-    with io_errors(path, "create the store"):
+    with io_errors(path, "create the store", write=True):
         path.parent.mkdir(parents=True, exist_ok=True)
         shutil.rmtree(tmp, ignore_errors=True)
-        _build(tmp, attrs, layout)
+        try:
+            _build(tmp, attrs, layout)
+        except BaseException:  # a full disk mid-way: leave nothing behind
+            shutil.rmtree(tmp, ignore_errors=True)
+            raise
         try:
             os.rename(tmp, path)
         except OSError:  # another process created it first: use theirs if it is the same
@@ -162,9 +172,7 @@ def _keep_existing(path: StorePath, attrs: dict, overwrite: bool) -> bool:
                          "(datagen never deletes what it did not write)")
     if overwrite:
         return False
-    with io_errors(path, "read the store"):
-        old = dict(zarr.open_group(location.zarr_store(path, read_only=True), mode="r").attrs)
-    schema.check_version(old, path)
+    _, old = open_root(path)
     changed = [key for key in ("config", "conventions", "store") if old.get(key) != attrs[key]]
     if changed:
         raise StoreError(f"{path}: a store built with a different {' and '.join(changed)} is there; "
@@ -200,18 +208,36 @@ def _build(tmp: Path, attrs: dict, layout: Layout) -> None:
 # -- writing one sequence -----------------------------------------------------------------------
 
 
-def open_split(path: str | os.PathLike | StorePath, split: str,
-               mode: str = "r") -> tuple[zarr.Group, dict]:
-    """The split's group and the root attrs, after the schema version check."""
+def open_root(path: str | os.PathLike | StorePath, mode: str = "r") -> tuple[zarr.Group, dict]:
+    """The root group of the store at ``path`` and its attrs, after ``schema.check_root``;
+    a missing or damaged zarr.json is a StoreError saying it is not a datagen store."""
     path = location.parse(path)
     location.check_bucket(path)
     if not (path / "zarr.json").is_file():
         raise StoreError(f"{path}: not a store (no zarr.json); give the path of a store made by "
                          "`datagen build`")
     with io_errors(path, "open the store"):
-        root = zarr.open_group(location.zarr_store(path, read_only=mode == "r"), mode=mode)
-        attrs = dict(root.attrs)
-        schema.check_version(attrs, path)
+        try:
+            root = zarr.open_group(location.zarr_store(path, read_only=mode == "r"), mode=mode)
+            attrs = dict(root.attrs)
+        except OSError:
+            raise
+        except Exception as exc:  # zarr reports a damaged zarr.json in many ways
+            if location.is_remote(path) and location.explain(path, exc):
+                raise  # io_errors names the object-store failure
+            raise StoreError(f"{path}: not a datagen store: its zarr.json is not a readable Zarr group "
+                             f"({one_line(exc, 120)}); give the path of a store made by `datagen "
+                             "build`, or build it again") from None
+    schema.check_root(attrs, path)
+    return root, attrs
+
+
+def open_split(path: str | os.PathLike | StorePath, split: str,
+               mode: str = "r") -> tuple[zarr.Group, dict]:
+    """The split's group and the root attrs, after the schema checks."""
+    path = location.parse(path)
+    root, attrs = open_root(path, mode)
+    with io_errors(path, "open the store"):
         if split not in root:
             raise StoreError(f"{path}: no split {split!r}; valid: {', '.join(SPLITS)}")
         return root[split], attrs
@@ -298,7 +324,8 @@ def ts_open(path: StorePath, **options):
     return tensorstore.open(spec, context=_TS_CONTEXT, **options)
 
 
-_OS_ERROR = re.compile(r"\[OS error (\d+): ([^\]]+)\]")
+_OS_ERROR = re.compile(r"\[OS error (\d+): ([^\]]+)\]|os_error_code='(\d+)'")
+"""how tensorstore names the errno of an I/O error (older and newer releases)."""
 
 
 def _ts_result(future):
@@ -308,8 +335,11 @@ def _ts_result(future):
         return future.result()
     except (ValueError, RuntimeError) as exc:
         found = _OS_ERROR.search(str(exc))
-        if found:
+        if found and found.group(1):
             raise OSError(int(found.group(1)), found.group(2)) from exc
+        if found:
+            code = int(found.group(3))
+            raise OSError(code, os.strerror(code)) from exc
         raise OSError(0, str(exc).splitlines()[0]) from exc
 
 
@@ -337,16 +367,16 @@ def write_sequence(store_path: str | os.PathLike, split: str, index: int, frames
         raise StoreError(f"{store_path}: split {split!r} has sequences 0..{count - 1}; got {index}")
     shape = attrs["store"]
     doing = f"write sequence {index} of {split}"
-    with io_errors(store_path, doing):
+    with io_errors(store_path, doing, write=True):
         group["complete"][index] = False
         blocks = _Blocks(group, location.parse(store_path) / split, index, shape["frames"],
                          shape["layout"]["frames_per_shard"])
     t = -1
     for t, frame in enumerate(frames):
-        with io_errors(store_path, doing):
+        with io_errors(store_path, doing, write=True):
             blocks.add(t, frame)
         del frame  # hold one frame at a time while the next is made
-    with io_errors(store_path, doing):
+    with io_errors(store_path, doing, write=True):
         blocks.finish(t + 1)
         group["scene"][index] = meta["scene"]
         group["seed"][index] = int(meta["seed"])

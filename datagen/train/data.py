@@ -52,6 +52,15 @@ flip about x negates motion x and jitter x (pixel x -> W - 1 - x maps the sample
 at x + 0.5 + jx to (W - 1 - x) + 0.5 - jx), likewise for y, and ``lr_offset`` x
 moves to w - W / ratio_x - lr_offset x (the HR crop's other edge); every other image
 is mirrored, with its values as they are.
+
+Bad data: every window is checked before it is yielded (``window_problem``): NaN
+anywhere, or an infinity anywhere but +inf in depth (the sky), makes it bad, as
+does a chunk that does not decode. A bad window is a ``BadDataError`` naming the
+store, split, sequence and frame, unless ``skip_bad``: then it is replaced by the
+next good window (i + 1, i + 2, ...), a warning names it, and the item's extra
+``skipped`` (only with ``skip_bad``) counts the windows passed over, so that the
+trainer reports them.
+(NaN motion must never reach ``grid_sample``: on the CPU it can crash the process.)
 """
 
 from __future__ import annotations
@@ -66,7 +75,7 @@ import torch
 from torch.utils.data import Dataset
 
 from datagen import conventions as cv
-from datagen.errors import ConfigError, StoreError
+from datagen.errors import BadDataError, ConfigError, StoreError
 from datagen.store.reader import Store, open_store, tensorstore_usable
 from datagen.store.schema import FRAME_NAMES, PER_FRAME
 
@@ -91,9 +100,11 @@ class WindowDataset(Dataset):
 
     def __init__(self, store_path: str | os.PathLike, split: str = "train", window: int = 8,
                  crop_hr: int | tuple[int, int] | None = 128, augment: bool = False, seed: int = 0,
-                 engine: str = "zarr", keys: Sequence[str] = DEFAULT_KEYS):
+                 engine: str = "zarr", keys: Sequence[str] = DEFAULT_KEYS, skip_bad: bool = False):
         self.store_path, self.split, self.window = str(store_path), split, window
         self.augment, self.seed, self.engine, self.epoch = augment, seed, engine, 0
+        self.skip_bad = skip_bad
+        """replace a bad window by the next good one (counted in ``skipped``) instead of raising."""
         bad = [k for k in keys if k not in KEYS]
         if bad or not keys:
             raise ConfigError(f"WindowDataset keys {bad or list(keys)} are not per-frame arrays of a store; "
@@ -159,6 +170,24 @@ class WindowDataset(Dataset):
         return len(self.windows)
 
     def __getitem__(self, i: int) -> dict[str, torch.Tensor]:
+        for skipped in range(len(self.windows)):
+            j = (i + skipped) % len(self.windows)
+            try:
+                item = self._read(j)
+            except BadDataError as exc:
+                if not self.skip_bad:
+                    raise BadDataError(f"{exc} (or pass --skip-bad-windows to train on the other "
+                                       "windows)") from None
+                log.warning("skipped a bad window: %s", exc)
+                continue
+            if self.skip_bad:
+                item["skipped"] = torch.tensor(skipped)
+            return item
+        raise BadDataError(f"{self.store_path}: every window of split {self.split!r} is bad; run "
+                           "`datagen validate` on the store and build it again")
+
+    def _read(self, i: int) -> dict[str, torch.Tensor]:
+        """Window i, cropped and flipped as (seed, epoch, i) draw; BadDataError if it is bad."""
         seq, start = self.windows[i]
         rng = np.random.default_rng([self.seed, self.epoch, i])
         (y, y_lr, h, off_y), (x, x_lr, w, off_x) = (
@@ -167,6 +196,7 @@ class WindowDataset(Dataset):
         arrays = store_arrays(self.keys)
         data = self.store.read_crop(self.split, seq, start, self.window, y, x, self.crop, arrays,
                                     lr_box=(y_lr, x_lr, h, w))
+        check_window(data, f"{self.store_path}: {self.split} sequence {seq}", start)
         if "proj" in data:  # project onto the crop's pixels, as the build's crop augmentation does
             (H, W), (ch, cw) = self.hr_size, self.crop
             data["proj"] = cv.crop_flip_ndc((W, H), (x, y, cw, ch)) @ data["proj"].astype(np.float64)
@@ -196,6 +226,35 @@ def model_jitter(batch: dict[str, torch.Tensor]) -> torch.Tensor:
     (the LR sample positions relative to the HR crop's grid)."""
     offset = batch.get("lr_offset")
     return batch["jitter"] if offset is None else batch["jitter"] - offset[..., None, :]
+
+
+def window_problem(data: dict[str, np.ndarray]) -> tuple[int, str] | None:
+    """(first bad frame of the window, what is wrong) or None: NaN in any float array, or
+    an infinity anywhere but +inf in ``depth_*`` (the sky). Arrays are (K, ...)."""
+    for name, values in data.items():
+        if values.dtype.kind != "f":
+            continue
+        with np.errstate(invalid="ignore"):
+            bad = np.isnan(values) | (np.isneginf(values) if name.startswith("depth_") else np.isinf(values))
+        if bad.any():
+            per_frame = bad.reshape(len(bad), -1).sum(1)
+            k = int(np.argmax(per_frame > 0))
+            found = values[k][bad[k]]
+            kinds = " and ".join(kind for kind, hit in (("NaN", np.isnan(found).any()),
+                                                        ("inf", np.isinf(found).any())) if hit)
+            sky = " (only +inf, the sky, is allowed in depth)" if name.startswith("depth_") else ""
+            return k, f"{name} has {int(per_frame[k])} {kinds} value(s){sky}"
+    return None
+
+
+def check_window(data: dict[str, np.ndarray], where: str, start: int) -> None:
+    """BadDataError naming ``where`` ("STORE: SPLIT sequence I") and the frame if ``data``
+    (a window read from frame ``start``) holds values no training should see."""
+    problem = window_problem(data)
+    if problem is not None:
+        k, what = problem
+        raise BadDataError(f"{where} frame {start + k}: {what}; the store is damaged or was never fully "
+                           "written: run `datagen validate` on it and build the sequence again")
 
 
 def to_tensors(data: dict[str, np.ndarray], keys: Sequence[str] = DEFAULT_KEYS) -> dict[str, torch.Tensor]:

@@ -26,7 +26,7 @@ from datagen.errors import ConfigError, StoreError
 from datagen.store.reader import Store, open_store
 from datagen.train.baselines import Taau, bicubic
 from datagen.train.checkpoint import load_checkpoint, run_dir_of
-from datagen.train.data import ITEM_ARRAYS, to_tensors
+from datagen.train.data import ITEM_ARRAYS, check_window, to_tensors
 from datagen.train.metrics import TONEMAP, MetricTally, tonemap
 from datagen.train.model import ModelConfig, TemporalUpscaler
 
@@ -47,6 +47,7 @@ def frames(store: Store, split: str, seq: int) -> Iterator[dict[str, torch.Tenso
     block = store.layout.frames_per_shard
     for start in range(0, store.frames, block):
         data = store.read_window(split, seq, start, min(block, store.frames - start), ITEM_ARRAYS)
+        check_window(data, f"{store.path}: {split} sequence {seq}", start)
         window = to_tensors(data)
         for t in range(len(data["exposure"])):
             yield {name: value[t:t + 1] for name, value in window.items()}

@@ -9,6 +9,12 @@ JSON object per logged step: step, loss, lr, samples_per_s, data_wait_frac, the
 loss terms, grad_norm), ckpt/step_NNNNNN.pt and ckpt/last.pt, and tb/ (TensorBoard
 scalars and image grids) when tensorboard is installed.
 
+Bad data stops a run with one line (``BadDataError``: store, split, sequence, frame),
+or with ``skip_bad_windows`` is passed over, warned about and counted
+(``bad_windows_skipped`` in metrics.jsonl and the summary). A non-finite loss or
+gradient stops the run before the optimiser step (``NonFiniteLossError`` naming the
+step); the checkpoints already written, the last good ones, are kept.
+
 Determinism: the model's initial weights come from ``seed``; the data order from
 (seed, epoch) through a DistributedSampler; crops and flips from (seed, epoch,
 item). A checkpoint holds the step, model, optimiser, scheduler and RNG states, so
@@ -31,7 +37,7 @@ from pathlib import Path
 import torch
 from torch.utils.data import DataLoader, DistributedSampler
 
-from datagen.errors import ConfigError
+from datagen.errors import ConfigError, DatagenError, NonFiniteLossError
 from datagen.train.checkpoint import load_checkpoint, save_checkpoint
 from datagen.train.data import WindowDataset, model_jitter
 from datagen.train.metrics import TONEMAP, LossWeights, loss_terms, tonemap
@@ -78,6 +84,8 @@ class TrainConfig:
     log_every: int = 1
     ckpt_every: int = 500
     """checkpoint (and TensorBoard image grid) every this many steps, and at the end."""
+    skip_bad_windows: bool = False
+    """pass over windows with NaN/inf values (counted and warned about) instead of stopping."""
 
     def to_json(self) -> dict:
         return dataclasses.asdict(self)
@@ -101,8 +109,13 @@ class TrainConfig:
                 raise ConfigError(f"{name} must be >= 1; got {getattr(self, name)}")
         if self.device not in ("auto", "cuda", "cpu"):
             raise ConfigError(f"--device {self.device!r}: use auto, cuda or cpu")
-        if self.lr <= 0 or self.warmup < 0 or self.num_workers < 0 or not self.channels:
-            raise ConfigError("lr must be > 0, warmup and num_workers >= 0, channels not empty")
+        if not math.isfinite(self.lr) or self.lr <= 0 or self.warmup < 0 or self.num_workers < 0 \
+                or not self.channels:
+            raise ConfigError("lr must be a finite number > 0, warmup and num_workers >= 0, channels "
+                              "not empty")
+        weights = dataclasses.asdict(self.loss)
+        if not all(math.isfinite(w) and w >= 0 for w in weights.values()):
+            raise ConfigError(f"loss weights must be finite and >= 0; got {weights}")
 
 
 # -- device --------------------------------------------------------------------------------------
@@ -162,8 +175,22 @@ def batches(ds: WindowDataset, config: TrainConfig, start_step: int, device: tor
         loader = DataLoader(ds, batch_size=config.batch, sampler=indices, num_workers=config.num_workers,
                             pin_memory=device.type == "cuda", drop_last=True,
                             persistent_workers=False)
-        yield from loader
+        try:
+            yield from loader
+        except DatagenError as exc:  # raised in a worker: torch wraps its traceback into the message
+            raise type(exc)(worker_message(exc)) from None
         epoch, skip = epoch + 1, 0
+
+
+def worker_message(exc: Exception) -> str:
+    """The one-line message of an error a DataLoader worker raised. torch re-raises it in
+    this process with "Caught X in DataLoader worker process N. Original Traceback: ..."
+    as the message; the original message is the traceback's last line, after "Type: "."""
+    text = str(exc)
+    if "Original Traceback" not in text:
+        return text
+    last = text.rstrip().splitlines()[-1]
+    return last.split(": ", 1)[1] if ": " in last else last
 
 
 def to_device(batch: dict[str, torch.Tensor], device: torch.device) -> dict[str, torch.Tensor]:
@@ -244,11 +271,13 @@ def train(config: TrainConfig, resume: bool = False, stop_after: int | None = No
         ckpt, _ = load_checkpoint(run_dir)
         saved = TrainConfig.from_json(ckpt["config"])
         config = dataclasses.replace(saved, steps=config.steps, device=config.device,
-                                     num_workers=config.num_workers, compile=config.compile)
+                                     num_workers=config.num_workers, compile=config.compile,
+                                     skip_bad_windows=config.skip_bad_windows)
     device = resolve_device(config.device)
     torch.manual_seed(config.seed)
 
-    ds = WindowDataset(config.store, config.split, config.window, config.crop, config.augment, config.seed)
+    ds = WindowDataset(config.store, config.split, config.window, config.crop, config.augment, config.seed,
+                       skip_bad=config.skip_bad_windows)
     model = TemporalUpscaler(ModelConfig(scale=ds.scale, channels=config.channels))
     if ckpt is not None and ckpt["model_config"]["scale"] != ds.scale:
         raise ConfigError(f"{config.store}: scale {ds.scale:g}, the checkpoint was trained at "
@@ -275,7 +304,10 @@ def train(config: TrainConfig, resume: bool = False, stop_after: int | None = No
     log.info("training %d parameters on %s from step %d to %d", parameter_count(model), device, start,
              config.steps)
 
+    last_ckpt = {"step": start if ckpt is not None else None}
+
     def checkpoint(step: int) -> None:
+        last_ckpt["step"] = step
         save_checkpoint(run_dir, {
             "step": step, "config": config.to_json(), "model_config": dataclasses.asdict(model.config),
             "model": model.state_dict(), "optimizer": opt.state_dict(), "scheduler": sched.state_dict(),
@@ -285,7 +317,7 @@ def train(config: TrainConfig, resume: bool = False, stop_after: int | None = No
     runlog = RunLog(run_dir, start)
     end = config.steps if stop_after is None else min(config.steps, start + stop_after)
     data = batches(ds, config, start, device)
-    done, record = start, {}
+    done, record, skipped = start, {}, 0
     window = {"seconds": 0.0, "wait": 0.0, "samples": 0}
     try:
         model.train()
@@ -293,6 +325,7 @@ def train(config: TrainConfig, resume: bool = False, stop_after: int | None = No
             t0 = time.perf_counter()
             batch = next(data)
             waited = time.perf_counter() - t0
+            skipped += int(batch.pop("skipped", torch.zeros(1)).sum())
             batch = to_device(batch, device)
             with autocast(device):
                 out = run_model(forward, batch, ds.ratio)
@@ -300,6 +333,9 @@ def train(config: TrainConfig, resume: bool = False, stop_after: int | None = No
             opt.zero_grad(set_to_none=True)
             loss.backward()
             grad_norm = torch.nn.utils.clip_grad_norm_(model.parameters(), config.clip)
+            if not bool(torch.isfinite(loss) & torch.isfinite(grad_norm)):  # weights stay as they were
+                raise NonFiniteLossError(non_finite_message(step, loss, grad_norm, run_dir,
+                                                            last_ckpt["step"]))
             lr = sched.get_last_lr()[0]
             opt.step()
             sched.step()
@@ -312,7 +348,7 @@ def train(config: TrainConfig, resume: bool = False, stop_after: int | None = No
                 record = {"step": step, "loss": loss_value, "lr": lr,
                           "samples_per_s": window["samples"] / window["seconds"],
                           "data_wait_frac": window["wait"] / window["seconds"],
-                          **terms, "grad_norm": float(grad_norm)}
+                          **terms, "grad_norm": float(grad_norm), "bad_windows_skipped": skipped}
                 runlog.scalars(record)
                 progress(step, record)
                 window = {"seconds": 0.0, "wait": 0.0, "samples": 0}
@@ -327,4 +363,15 @@ def train(config: TrainConfig, resume: bool = False, stop_after: int | None = No
         runlog.close()
         data.close()
     return {"run_dir": str(run_dir), "step": done, "loss": record.get("loss"), "device": str(device),
-            "parameters": parameter_count(model), "finished": done >= config.steps}
+            "parameters": parameter_count(model), "finished": done >= config.steps,
+            "bad_windows_skipped": skipped}
+
+
+def non_finite_message(step: int, loss: torch.Tensor, grad_norm: torch.Tensor, run_dir: Path,
+                       last_saved: int | None) -> str:
+    """The one line a run stops with when its loss or gradient is not finite."""
+    kept = (f"the last good checkpoint, {run_dir / 'ckpt' / 'last.pt'} (step {last_saved}), is kept"
+            if last_saved is not None else "no checkpoint was written yet")
+    return (f"step {step}: the loss is {loss.item():g} and the gradient norm {grad_norm.item():g}; "
+            f"stopped before the optimiser step, {kept}. Check the store with `datagen validate`, or "
+            "lower --lr")
