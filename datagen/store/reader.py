@@ -143,6 +143,9 @@ class Store:
         except DatagenError:
             raise
         except (ValueError, RuntimeError, TypeError, KeyError) as exc:
+            reason = location.explain(self.path, exc) if location.is_remote(self.path) else None
+            if reason:  # the object store failed (unreachable, denied), not the data
+                raise StoreError(f"{self.path}: cannot read {split}: {reason}") from exc
             seq, frames = selection[0], selection[1] if len(selection) > 1 else slice(0, self.frames)
             last = min(frames.stop, self.frames) - 1
             error = BadDataError(f"{self.path}: {split} sequence {seq} frames {frames.start}-{last}: "
