@@ -51,9 +51,8 @@ def check_sequence_dir(seq_dir: str | Path) -> dict:
         failures += [f"{check}: frame {t}: {message}"
                      for check, message in v._motion_problems(ratio, cur, prev, tally, judged)]
         prev = cur
-    problem = v._warp_sequence_problem(judged)
-    if problem:
-        failures.append(f"motion_warp: {problem}")
+    failures += [f"motion_warp: {'sequence' if t is None else f'frame {t}'}: {message}"
+                 for t, message in v._warp_sequence_problems(judged)]
     return {"frames": len(doc["frames"]), "ratio": ratio, "judged": tally.judged, "failures": failures}
 
 
