@@ -8,11 +8,18 @@ checking ``ctx.error``.
 from __future__ import annotations
 
 import os
+import signal
 
 # llvmpipe reads its thread count when the context is made; keep tests polite.
 os.environ.setdefault("LP_NUM_THREADS", "1")
 
 import pytest  # noqa: E402
+
+# A CI runner may start the suite with SIGINT ignored (a non-interactive shell starts
+# background jobs so), and every process inherits that across exec, so `datagen` run by
+# the Ctrl-C tests would never see the signal. Handled here, children get the default.
+if signal.getsignal(signal.SIGINT) is signal.SIG_IGN:
+    signal.signal(signal.SIGINT, signal.default_int_handler)
 
 
 @pytest.fixture(scope="session")
