@@ -34,6 +34,7 @@ from datagen import conventions as cv
 from datagen.errors import ConfigError
 from datagen.frame import Frame
 from datagen.scene import Scene
+from datagen.scenes.params import is_number
 
 LUMA = np.array([0.2126, 0.7152, 0.0722])
 """Rec.709 luminance weights: white-balance gains keep the luminance of grey."""
@@ -184,7 +185,7 @@ def augment_from_dict(table: dict, where: str) -> AugmentConfig:
 
     for key in ("hflip", "vflip", "white_balance", "hue_deg"):
         if key in values:
-            if not _is_number(values[key]):
+            if not is_number(values[key]):
                 raise bad(key, "a number")
             values[key] = float(values[key])
     if "rot90" in values:
@@ -193,13 +194,13 @@ def augment_from_dict(table: dict, where: str) -> AugmentConfig:
             if not all(isinstance(k, int) and not isinstance(k, bool) for k in rot):
                 raise bad("rot90", "a probability or a list of quarter turns 0-3")
             values["rot90"] = tuple(rot)
-        elif _is_number(rot):
+        elif is_number(rot):
             values["rot90"] = float(rot)
         else:
             raise bad("rot90", "a probability or a list of quarter turns 0-3")
     if "exposure_ev" in values:
         ev = values["exposure_ev"]
-        if not isinstance(ev, list | tuple) or len(ev) != 2 or not all(_is_number(x) for x in ev):
+        if not isinstance(ev, list | tuple) or len(ev) != 2 or not all(is_number(x) for x in ev):
             raise bad("exposure_ev", "[lo, hi] in stops, e.g. [-1.0, 1.0]")
         values["exposure_ev"] = (float(ev[0]), float(ev[1]))
     if "stride" in values:
@@ -213,9 +214,6 @@ def augment_from_dict(table: dict, where: str) -> AugmentConfig:
         raise bad("crop", "a string \"WxH\" or \"\"")
     return AugmentConfig(**values)
 
-
-def _is_number(value) -> bool:
-    return isinstance(value, int | float) and not isinstance(value, bool)
 
 
 # -- one sequence's choices ---------------------------------------------------------------------

@@ -20,6 +20,7 @@ from typing import Any
 import numpy as np
 
 from datagen.errors import ConfigError
+from datagen.scenes.params import is_number
 
 FORMS = "[lo, hi], {choices = [...]} or {rgb = [lo, hi], count = N}"
 
@@ -39,13 +40,10 @@ def check_vary(table: dict, where: str) -> dict:
     return out
 
 
-def _number(x) -> bool:
-    return isinstance(x, int | float) and not isinstance(x, bool)
-
 
 def _check_spec(key: str, spec, where: str) -> None:
     if isinstance(spec, list | tuple):
-        if len(spec) == 2 and all(_number(x) for x in spec) and spec[0] <= spec[1]:
+        if len(spec) == 2 and all(is_number(x) for x in spec) and spec[0] <= spec[1]:
             return
         raise ConfigError(f"{where}: {key} must be a range [lo, hi] with lo <= hi, got {spec!r} "
                           f"(forms: {FORMS})")
@@ -55,7 +53,7 @@ def _check_spec(key: str, spec, where: str) -> None:
         raise ConfigError(f"{where}: {key}.choices must be a non-empty list, got {spec['choices']!r}")
     if isinstance(spec, dict) and set(spec) == {"rgb", "count"}:
         lo_hi, count = spec["rgb"], spec["count"]
-        if (isinstance(lo_hi, list | tuple) and len(lo_hi) == 2 and all(_number(x) for x in lo_hi)
+        if (isinstance(lo_hi, list | tuple) and len(lo_hi) == 2 and all(is_number(x) for x in lo_hi)
                 and 0 <= lo_hi[0] <= lo_hi[1] and isinstance(count, int) and 1 <= count <= 64):
             return
         raise ConfigError(f"{where}: {key} must be {{rgb = [lo, hi], count = N}} with 0 <= lo <= hi "

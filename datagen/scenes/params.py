@@ -61,7 +61,8 @@ class Param:
         return text + (" (or left out)" if self.optional else "")
 
 
-def _number(value: Any) -> bool:
+def is_number(value: Any) -> bool:
+    """An int or float, not a bool (TOML and JSON numbers)."""
     return isinstance(value, int | float) and not isinstance(value, bool)
 
 
@@ -72,18 +73,18 @@ def problem(param: Param, value: Any) -> str | None:
     if param.kind == "int":
         ok = isinstance(value, int) and not isinstance(value, bool) and param.lo <= value <= param.hi
     elif param.kind == "float":
-        ok = _number(value) and math.isfinite(value) and param.lo <= value <= param.hi
+        ok = is_number(value) and math.isfinite(value) and param.lo <= value <= param.hi
     elif param.kind == "str":
         ok = isinstance(value, str) and (not param.choices or value in param.choices)
     elif param.kind == "rgb_list":
         ok = (isinstance(value, list | tuple) and param.count[0] <= len(value) <= param.count[1]
               and all(isinstance(c, list | tuple) and len(c) == 3
-                      and all(_number(x) and param.lo <= x <= param.hi for x in c) for c in value))
+                      and all(is_number(x) and param.lo <= x <= param.hi for x in c) for c in value))
     elif param.kind == "span":
-        pair = [value, value] if _number(value) else value
+        pair = [value, value] if is_number(value) else value
         kind = int if param.integer else (int, float)
         ok = (isinstance(pair, list | tuple) and len(pair) == 2
-              and all(_number(x) and isinstance(x, kind) and math.isfinite(x) for x in pair)
+              and all(is_number(x) and isinstance(x, kind) and math.isfinite(x) for x in pair)
               and param.lo <= pair[0] <= pair[1] <= param.hi)
     else:
         ok = (isinstance(value, list | tuple) and param.count[0] <= len(value) <= param.count[1]
