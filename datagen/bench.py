@@ -39,15 +39,8 @@ import moderngl
 from datagen import __version__
 from datagen import conventions as cv
 from datagen.gl import renderer_name
-from datagen.render import (
-    ACCUMULATE_UNITS,
-    TEXTURE_UNITS,
-    RenderConfig,
-    Renderer,
-    _set,
-    _uniforms,
-    draw_order,
-)
+from datagen.gl_resources import ACCUMULATE_UNITS, TEXTURE_UNITS, set_uniform, uniforms
+from datagen.render import RenderConfig, Renderer, draw_order
 from datagen.scenes import generate
 from datagen.shaders import SHADOW_FS, SHADOW_VS
 from datagen.store.measure import bench_store
@@ -70,46 +63,41 @@ anisotropic filtering."""
 
 class BareLoop:
     """The renderer's GL work for one frame with nothing else: precomputed
-    uniform bytes, the renderer's programs, vertex arrays and targets."""
+    uniform bytes, the renderer's programs, vertex arrays and targets, driven
+    through the renderer's per-pass API."""
 
     def __init__(self, r: Renderer, scene, frame_index: int = 0):
-        r._mirror(scene)
         self.r, c = r, r.config
-        t, t_prev = scene.frame_time(frame_index), scene.frame_time(frame_index - 1)
-        view, view_prev = scene.camera.view(t), scene.camera.view(t_prev)
-        cam = scene.camera
-        proj = cv.perspective(cam.fov_y_deg, c.hr_width / c.hr_height, cam.near, cam.far)
-        draws = r._prepare_draws(scene, frame_index, view, view_prev, proj)
-        shadow = r._program(SHADOW_VS, SHADOW_FS)
+        setup = r.prepare(scene, frame_index)
+        cam, draws = setup.cam, setup.draws
+        shadow = r.program(SHADOW_VS, SHADOW_FS)
         self.shadow = [self._call(shadow, d, {"u_mvp": d.matrices["u_mvp"]}) for d in draws]
 
         def surface_calls(variant, proj_raster, size, bias):
             calls = []
-            for d in draw_order(draws, view, blend=False):
+            for d in draw_order(draws, cam.view, blend=False):
                 prog = r.surface_program(variant, d.node.material)
-                r._set_lighting(prog, scene, size)
-                _set(prog, "u_mip_bias", bias)
-                matrices = {**d.matrices, "u_mvp_raster": cv.gl_bytes(proj_raster @ view @ d.model)}
+                r.set_lighting(prog, scene, size)
+                set_uniform(prog, "u_mip_bias", bias)
+                matrices = {**d.matrices, "u_mvp_raster": cv.gl_bytes(proj_raster @ cam.view @ d.model)}
                 calls.append(self._call(prog, d, matrices))
             return calls
 
-        jit = cv.jitter_px(frame_index, c.ratio[0])
-        self.lr = surface_calls("GBUFFER", cv.jittered(proj, jit, c.lr_size), c.lr_size,
-                                cv.mip_bias(c.ratio[0]))
-        self.samples = [surface_calls("COLOR", cv.jittered(proj, tuple(o - 0.5), c.hr_size), c.hr_size, 0.0)
-                        for o in r._offsets]
-        self.md = surface_calls("MOTION_DEPTH", proj, c.hr_size, 0.0)
-        self.sky_cams = {"lr": (view, view_prev, cv.jittered(proj, jit, c.lr_size), proj),
-                         "hr": (view, view_prev, proj, proj)}
+        lr_raster = cv.jittered(cam.proj, setup.jitter, c.lr_size)
+        self.lr = surface_calls("GBUFFER", lr_raster, c.lr_size, cv.mip_bias(c.ratio[0]))
+        self.samples = [surface_calls("COLOR", cv.jittered(cam.proj, tuple(o - 0.5), c.hr_size),
+                                      c.hr_size, 0.0) for o in r.sample_offsets]
+        self.md = surface_calls("MOTION_DEPTH", cam.proj, c.hr_size, 0.0)
+        self.lr_cam, self.hr_cam = cam._replace(proj_raster=lr_raster), cam
         self.scene = scene
 
     def _call(self, prog, draw, matrices: dict[str, bytes]):
         """(vertex array, [(uniform, bytes)], textures) of one draw, resolved now."""
-        uniforms = _uniforms(prog)
-        vao = self.r._meshes[id(draw.node.mesh)].vao(prog)
-        data = [(uniforms[k], raw) for k, raw in matrices.items() if k in uniforms]
+        named = uniforms(prog)
+        vao = self.r.vertex_array(draw.node, prog)
+        data = [(named[k], raw) for k, raw in matrices.items() if k in named]
         texture = draw.node.material.base_color_texture
-        return vao, data, [self.r._texture(texture)] if texture is not None else []
+        return vao, data, [self.r.texture(texture)] if texture is not None else []
 
     @staticmethod
     def _run(calls) -> None:
@@ -131,8 +119,8 @@ class BareLoop:
         r.fbo_lr.use()
         r.fbo_lr.clear(depth=1.0)
         self._run(self.lr)
-        r._draw_sky("GBUFFER", self.scene, self.sky_cams["lr"], c.lr_size)
-        r._sky_average(self.scene, self.sky_cams["hr"][0], self.sky_cams["hr"][3], c.hr_size)
+        r.draw_sky("GBUFFER", self.scene, self.lr_cam, c.lr_size)
+        r.sky_average(self.scene, self.hr_cam, c.hr_size)
         batch = len(ACCUMULATE_UNITS)
         for start in range(0, len(self.samples), batch):
             group = self.samples[start:start + batch]
@@ -140,11 +128,11 @@ class BareLoop:
                 fbo.use()
                 fbo.clear(0.0, 0.0, 0.0, 0.0, depth=1.0)
                 self._run(calls)
-            r._sum_batch(start, len(group), len(self.samples))
+            r.sum_batch(start, len(group), len(self.samples))
         r.fbo_hr_md.use()
         r.fbo_hr_md.clear(depth=1.0)
         self._run(self.md)
-        r._draw_sky("MOTION_DEPTH", self.scene, self.sky_cams["hr"], c.hr_size)
+        r.draw_sky("MOTION_DEPTH", self.scene, self.hr_cam, c.hr_size)
         for tex in [*r.lr_targets.values(), r.hr_color, r.hr_motion, r.hr_depth]:
             tex.read()
 

@@ -12,14 +12,20 @@
 4. HR motion and depth at unjittered pixel centres.
 
 The scene is mirrored onto the GPU on first use and kept until another scene
-arrives. ``close()`` releases everything, in reverse order, and is idempotent.
+arrives (the GL objects themselves: ``datagen.gl_resources``). ``close()``
+releases everything, in reverse order, and is idempotent.
+
+The per-pass methods (``prepare``, ``program``, ``surface_program``,
+``vertex_array``, ``texture``, ``set_lighting``, ``draw_sky``, ``sky_average``,
+``sum_batch``) are public so that ``datagen.bench.BareLoop`` replays the same GL
+work without the renderer's per-draw Python.
 """
 
 from __future__ import annotations
 
 import dataclasses
-import logging
 from dataclasses import dataclass
+from typing import NamedTuple
 
 import moderngl
 import numpy as np
@@ -28,6 +34,21 @@ from datagen import conventions as cv
 from datagen.errors import ConfigError, GLUnavailableError
 from datagen.frame import Frame
 from datagen.gl import create_context, max_target_size, renderer_name
+from datagen.gl_resources import (
+    ACCUMULATE_UNITS,
+    BASE_UNIT,
+    SKY_UNIT,
+    TEXTURE_UNITS,
+    GpuMesh,
+    bind_units,
+    material_defines,
+    material_textures,
+    read_attachment,
+    set_matrix,
+    set_uniform,
+    uniforms,
+    upload_texture,
+)
 from datagen.scene import Material, Node, Scene, Texture
 from datagen.shaders import (
     ACCUMULATE_BATCH,
@@ -45,34 +66,7 @@ from datagen.shaders import (
     program_sources,
 )
 
-log = logging.getLogger(__name__)
-
-TEXTURE_UNITS = {
-    "u_base_tex": 0, "u_mr_tex": 1, "u_normal_tex": 2, "u_emissive_tex": 3,
-    "u_occlusion_tex": 4, "u_shadow_map": 5,
-}
-ACCUMULATE_UNITS = tuple(range(6, 6 + ACCUMULATE_BATCH))
-SKY_UNIT = 6 + ACCUMULATE_BATCH
-BASE_UNIT = SKY_UNIT + 1  # the float32 sum of earlier batches
 NDC_TO_UNIT = np.array([[0.5, 0, 0, 0.5], [0, 0.5, 0, 0.5], [0, 0, 0.5, 0.5], [0, 0, 0, 1.0]])
-MATERIAL_TEXTURES = (  # (material field, sampler uniform, shader define)
-    ("base_color_texture", "u_base_tex", "HAS_BASE_TEX"),
-    ("metallic_roughness_texture", "u_mr_tex", "HAS_MR_TEX"),
-    ("normal_texture", "u_normal_tex", "HAS_NORMAL_TEX"),
-    ("emissive_texture", "u_emissive_tex", "HAS_EMISSIVE_TEX"),
-    ("occlusion_texture", "u_occlusion_tex", "HAS_OCCLUSION_TEX"),
-)
-
-
-def material_defines(m: Material) -> tuple[str, ...]:
-    """The shader permutation a material needs."""
-    defines = [define for field, _, define in MATERIAL_TEXTURES if getattr(m, field) is not None]
-    if m.alpha_mode in ("MASK", "BLEND"):
-        defines.append(f"ALPHA_{m.alpha_mode}")
-    if m.double_sided:
-        defines.append("DOUBLE_SIDED")
-    return tuple(defines)
-VERTEX_ATTRIBUTES = (("in_pos", "3f", 12), ("in_normal", "3f", 12), ("in_uv", "2f", 8))
 
 LR_PROBES = 8
 """Default probe budget of the LR pass's anisotropic filtering, chosen by measurement
@@ -175,13 +169,22 @@ def rotation_only(view: np.ndarray) -> np.ndarray:
     return r
 
 
-def srgb_to_linear(u8: np.ndarray) -> np.ndarray:
-    c = u8.astype(np.float32) / 255.0
-    return np.where(c <= 0.04045, c / 12.92, ((c + 0.055) / 1.055) ** 2.4)
+class PassCamera(NamedTuple):
+    """The camera matrices of one pass: float64 (4, 4), row-major, world to clip space."""
+
+    view: np.ndarray
+    """world to eye at the frame's time."""
+    view_prev: np.ndarray
+    """world to eye one frame earlier (for motion vectors)."""
+    proj_raster: np.ndarray
+    """the projection the pass rasterises with: jittered for the LR pass and each HR
+    sample, ``proj`` itself for the HR motion and depth."""
+    proj: np.ndarray
+    """the unjittered projection (motion vectors and depth are measured with it)."""
 
 
 @dataclass(eq=False)
-class _Draw:
+class Draw:
     """One node's draw in one frame: its world matrices now and one frame
     earlier, and every uniform that does not change between the frame's passes,
     computed once (bytes for matrices, values for the rest)."""
@@ -193,7 +196,21 @@ class _Draw:
     values: dict[str, object] = dataclasses.field(default_factory=dict)
 
 
-def draw_order(draws: list[_Draw], view: np.ndarray, blend: bool) -> list[_Draw]:
+@dataclass(frozen=True, eq=False)
+class FrameSetup:
+    """What every pass of a frame shares (``Renderer.prepare``)."""
+
+    t: float
+    """the frame's time in seconds."""
+    cam: PassCamera
+    """the unjittered camera (``proj_raster`` is ``proj``)."""
+    jitter: tuple[float, float]
+    """the LR sample's offset from the pixel centre, in LR pixels (``conventions.jitter_px``)."""
+    draws: list[Draw]
+    """every drawn node, in scene order."""
+
+
+def draw_order(draws: list[Draw], view: np.ndarray, blend: bool) -> list[Draw]:
     """The draws of one kind, in drawing order.
 
     By eye-space z of each node's origin: alpha-blended nodes back to front
@@ -205,61 +222,30 @@ def draw_order(draws: list[_Draw], view: np.ndarray, blend: bool) -> list[_Draw]
     return todo
 
 
-class _GpuMesh:
-    """A mesh's buffers and, made on first use, one vertex array per program."""
-
-    def __init__(self, ctx: moderngl.Context, node: Node):
-        mesh = node.mesh
-        interleaved = np.hstack([mesh.positions, mesh.normals, mesh.uvs]).astype("f4")
-        self.ctx = ctx
-        self.vbo = ctx.buffer(interleaved.tobytes())
-        self.ibo = ctx.buffer(mesh.indices.astype("u4").tobytes())
-        self.vaos: dict[int, moderngl.VertexArray] = {}
-
-    def vao(self, prog: moderngl.Program) -> moderngl.VertexArray:
-        vao = self.vaos.get(id(prog))
-        if vao is None:
-            fmt, names = [], []
-            for name, kind, nbytes in VERTEX_ATTRIBUTES:
-                if name in prog:
-                    fmt.append(kind)
-                    names.append(name)
-                else:  # optimised out of this program: skip its bytes
-                    fmt.append(f"{nbytes}x")
-            vao = self.ctx.vertex_array(prog, [(self.vbo, " ".join(fmt), *names)],
-                                        index_buffer=self.ibo, index_element_size=4)
-            self.vaos[id(prog)] = vao
-        return vao
-
-    def release(self) -> None:
-        for vao in self.vaos.values():
-            vao.release()
-        self.ibo.release()
-        self.vbo.release()
-
-
 class Renderer:
     """Owns one GL context and every GL object made in it."""
 
     def __init__(self, config: RenderConfig, ctx: moderngl.Context | None = None):
         config.check(min_spp=1)
         self.config = config
+        self._closed = False
+        self._scene: Scene | None = None  # kept alive so that id(scene) stays unique
+        self._meshes: dict[int, GpuMesh] = {}
+        self._textures: dict[int, tuple[Texture, moderngl.Texture]] = {}
+        self._programs: dict[tuple[str, ...], moderngl.Program] = {}
+        self._anisotropy = 1.0  # of the driver's filter; driver_anisotropy in the LR pass only
+        self.sample_offsets = cv.stratified_offsets(config.spp, config.sample_seed)
+        """(spp, 2) sub-pixel positions in [0, 1) of the HR reference samples."""
         self.ctx = ctx if ctx is not None else create_context()
         self._owns_ctx = ctx is None
         try:
             check_target_size(config, max_target_size(self.ctx), renderer_name(self.ctx))
-        except ConfigError:
-            if self._owns_ctx:
+            self._make_programs()
+            self._make_targets()
+        except BaseException:
+            if self._owns_ctx:  # releasing the context releases what was made in it
                 self.ctx.release()
             raise
-        self._closed = False
-        self._scene_key: int | None = None
-        self._meshes: dict[int, _GpuMesh] = {}
-        self._textures: dict[int, tuple[Texture, moderngl.Texture]] = {}
-        self._offsets = cv.stratified_offsets(config.spp, config.sample_seed)
-        self._anisotropy = 1.0  # of the driver's filter; driver_anisotropy in the LR pass only
-        self._make_programs()
-        self._make_targets()
 
     # -- setup ---------------------------------------------------------------
 
@@ -270,7 +256,6 @@ class Renderer:
             raise GLUnavailableError(
                 f"{ctx.info['GL_RENDERER']} has {units} texture units per shader; the HR sum "
                 f"needs {BASE_UNIT + 1} (lower ACCUMULATE_BATCH in datagen/shaders.py)")
-        self._programs: dict[tuple[str, ...], moderngl.Program] = {}
         self.sky = {v: ctx.program(**program_sources(SKY_VS, SKY_FS, v)) for v in VARIANTS}
         counts = {min(ACCUMULATE_BATCH, self.config.spp), self.config.spp % ACCUMULATE_BATCH}
         self.accumulate = {n: ctx.program(**program_sources(FULLSCREEN_VS,
@@ -288,14 +273,13 @@ class Renderer:
         self.sky_average_prog["u_offsets"].write(sky_offsets.tobytes())
         self.sky_average_prog["u_count"].value = n_sky
         for prog in self.sky.values():
-            _bind_units(prog)
+            bind_units(prog)
         tri = np.array([-1, -1, 3, -1, -1, 3], dtype="f4")
         self._tri_vbo = ctx.buffer(tri.tobytes())
         self._fullscreen = {
             id(p): ctx.vertex_array(p, [(self._tri_vbo, "2f", "in_ndc")])
             for p in [*self.sky.values(), *self.accumulate.values(), self.sky_average_prog]
         }
-        self._white = ctx.texture((1, 1), 4, np.ones(4, "f2").tobytes(), dtype="f2")
 
     def _make_targets(self) -> None:
         ctx, c = self.ctx, self.config
@@ -336,226 +320,85 @@ class Renderer:
         self.shadow_map.repeat_x = self.shadow_map.repeat_y = False
         self.fbo_shadow = ctx.framebuffer(depth_attachment=self.shadow_map)
 
-    def surface_program(self, variant: str, material: Material) -> moderngl.Program:
-        """The surface program of a render variant (``shaders.VARIANTS``) for a material."""
-        probes = () if variant != "GBUFFER" or self.config.driver_anisotropy else (
-            f"LR_PROBES {self.config.lr_probes}",)
-        return self._program(SURFACE_VS, SURFACE_FS, variant, *probes, *material_defines(material))
+    # -- the per-pass API (shared with datagen.bench.BareLoop) -------------------
 
-    def _program(self, vs: str, fs: str, *defines: str) -> moderngl.Program:
+    def prepare(self, scene: Scene, frame_index: int) -> FrameSetup:
+        """Mirror ``scene`` onto the GPU (once per scene) and compute what every pass of
+        frame ``frame_index`` shares: its time, camera, jitter and draws."""
+        self._mirror(scene)
+        c = self.config
+        t, t_prev = scene.frame_time(frame_index), scene.frame_time(frame_index - 1)
+        camera = scene.camera
+        view, view_prev = camera.view(t), camera.view(t_prev)
+        proj = cv.perspective(camera.fov_y_deg, c.hr_width / c.hr_height, camera.near, camera.far)
+        jitter = cv.jitter_px(frame_index, c.ratio[0])
+        draws = self._prepare_draws(scene, t, t_prev, view, view_prev, proj)
+        return FrameSetup(t, PassCamera(view, view_prev, proj, proj), jitter, draws)
+
+    def program(self, vs: str, fs: str, *defines: str) -> moderngl.Program:
         """The program for a shader permutation, compiled on first use."""
         key = (vs, fs, *defines)
         prog = self._programs.get(key)
         if prog is None:
             prog = self.ctx.program(**program_sources(vs, fs, *defines))
-            _bind_units(prog)
+            bind_units(prog)
             self._programs[key] = prog
         return prog
 
-    # -- scene mirroring -----------------------------------------------------
+    def surface_program(self, variant: str, material: Material) -> moderngl.Program:
+        """The surface program of a render variant (``shaders.VARIANTS``) for a material."""
+        probes = () if variant != "GBUFFER" or self.config.driver_anisotropy else (
+            f"LR_PROBES {self.config.lr_probes}",)
+        return self.program(SURFACE_VS, SURFACE_FS, variant, *probes, *material_defines(material))
 
-    def _texture(self, texture: Texture) -> moderngl.Texture:
+    def vertex_array(self, node: Node, prog: moderngl.Program) -> moderngl.VertexArray:
+        """The vertex array of a node of the mirrored scene for a program."""
+        return self._meshes[id(node.mesh)].vao(prog)
+
+    def texture(self, texture: Texture) -> moderngl.Texture:
+        """The GPU copy of a texture, uploaded on first use and kept with the scene."""
         hit = self._textures.get(id(texture))
         if hit is not None:
             if hit[1].anisotropy != self._anisotropy:
                 hit[1].anisotropy = self._anisotropy
             return hit[1]
-        px = texture.pixels
-        data = np.empty(px.shape, np.float32)
-        data[..., :3] = srgb_to_linear(px[..., :3]) if texture.srgb else px[..., :3] / 255.0
-        data[..., 3] = px[..., 3] / 255.0
-        gl_tex = self.ctx.texture((px.shape[1], px.shape[0]), 4, data.astype("f2").tobytes(), dtype="f2")
-        gl_tex.build_mipmaps()
-        gl_tex.filter = (moderngl.LINEAR_MIPMAP_LINEAR, moderngl.LINEAR)
-        gl_tex.anisotropy = self._anisotropy
-        gl_tex.repeat_x = gl_tex.repeat_y = texture.wrap != "clamp"
+        gl_tex = upload_texture(self.ctx, texture, self._anisotropy)
         self._textures[id(texture)] = (texture, gl_tex)  # keep texture alive: ids stay unique
         return gl_tex
 
-    def _mirror(self, scene: Scene) -> None:
-        if self._scene_key == id(scene):
-            return
-        self._release_scene()
-        for node in scene.drawables():
-            if id(node.mesh) not in self._meshes:
-                self._meshes[id(node.mesh)] = _GpuMesh(self.ctx, node)
-            for field, _, _ in MATERIAL_TEXTURES:
-                if getattr(node.material, field) is not None:
-                    self._texture(getattr(node.material, field))
-        self._scene = scene  # keep alive so that id(scene) stays unique
-        self._scene_key = id(scene)
-
-    def _release_scene(self) -> None:
-        for mesh in self._meshes.values():
-            mesh.release()
-        for _, gl_tex in self._textures.values():
-            gl_tex.release()
-        self._meshes, self._textures, self._scene_key = {}, {}, None
-
-    # -- passes --------------------------------------------------------------
-
-    def _bind_material(self, prog: moderngl.Program, m: Material) -> None:
-        for field, uniform, _ in MATERIAL_TEXTURES:
-            texture = getattr(m, field)
-            if texture is not None and uniform in _uniforms(prog):
-                self._texture(texture).use(TEXTURE_UNITS[uniform])
-
-    def _set_lighting(self, prog: moderngl.Program, scene: Scene, size) -> None:
+    def set_lighting(self, prog: moderngl.Program, scene: Scene, size: tuple[int, int]) -> None:
+        """The sun, sky and target-size uniforms of a program, for a target of ``size`` pixels."""
         sun, sky = scene.sun, scene.sky
         d = np.asarray(sun.direction, dtype=np.float64)
-        _set(prog, "u_size", (float(size[0]), float(size[1])))
-        _set(prog, "u_sun_dir", tuple(d / np.linalg.norm(d)))
-        _set(prog, "u_sun_radiance", tuple(np.asarray(sun.color) * sun.irradiance))
-        _set(prog, "u_sun_disc", sky.sun_disc)
+        set_uniform(prog, "u_size", (float(size[0]), float(size[1])))
+        set_uniform(prog, "u_sun_dir", tuple(d / np.linalg.norm(d)))
+        set_uniform(prog, "u_sun_radiance", tuple(np.asarray(sun.color) * sun.irradiance))
+        set_uniform(prog, "u_sun_disc", sky.sun_disc)
         for name, value in (("u_sky_zenith", sky.zenith), ("u_sky_horizon", sky.horizon),
                             ("u_sky_ground", sky.ground)):
-            _set(prog, name, tuple(np.asarray(value) * sky.intensity))
+            set_uniform(prog, name, tuple(np.asarray(value) * sky.intensity))
 
-    def _draw_surfaces(self, variant, scene, draws, cam, blend: bool, size, mip_bias=0.0):
-        """Draw the opaque/masked (blend=False) or alpha-blended (blend=True) nodes."""
-        view, _, proj_raster, _ = cam
-        todo = draw_order(draws, view, blend)
-        if not todo:
-            return
-        # the one per-pass matrix of every node, in one numpy product
-        raster = (proj_raster @ view) @ np.stack([d.model for d in todo])
-        raster = np.ascontiguousarray(raster.transpose(0, 2, 1), dtype=np.float32)
-        prepared: set[int] = set()
-        for d, mvp_raster in zip(todo, raster, strict=True):
-            prog = self.surface_program(variant, d.node.material)
-            uniforms = _uniforms(prog)
-            if id(prog) not in prepared:  # per-pass uniforms, once per program
-                prepared.add(id(prog))
-                self._set_lighting(prog, scene, size)
-                _set(prog, "u_cam_pos", tuple(np.linalg.inv(view)[:3, 3]))
-                _set(prog, "u_mip_bias", mip_bias)
-            uniforms["u_mvp_raster"].write(mvp_raster.tobytes())
-            for name, raw in d.matrices.items():
-                if name in uniforms:
-                    uniforms[name].write(raw)
-            for name, value in d.values.items():
-                if name in uniforms:
-                    uniforms[name].value = value
-            self._bind_material(prog, d.node.material)
-            if d.node.material.double_sided:
-                self.ctx.disable(moderngl.CULL_FACE)
-            else:
-                self.ctx.enable(moderngl.CULL_FACE)
-            self._meshes[id(d.node.mesh)].vao(prog).render()
-        self.ctx.disable(moderngl.CULL_FACE)
-
-    def _prepare_draws(self, scene: Scene, frame_index: int, view, view_prev, proj) -> list[_Draw]:
-        """Every node's draw record for the frame: the uniforms that stay fixed
-        across its passes, computed once."""
-        t, t_prev = scene.frame_time(frame_index), scene.frame_time(frame_index - 1)
-        self._shadow_vp = shadow_view_proj(scene)
-        shadow = NDC_TO_UNIT @ self._shadow_vp
-        draws = []
-        for (node, model), (_, model_prev) in zip(scene.walk(t), scene.walk(t_prev), strict=True):
-            m = node.material
-            normal_mat = np.linalg.inv(model[:3, :3]).T
-            draws.append(_Draw(node, model, model_prev, matrices={
-                "u_model": cv.gl_bytes(model),
-                "u_mvp_cur": cv.gl_bytes(proj @ view @ model),
-                "u_mvp_prev": cv.gl_bytes(proj @ view_prev @ model_prev),
-                "u_shadow_mvp": cv.gl_bytes(shadow @ model),
-                "u_normal_mat": np.ascontiguousarray(normal_mat.T, dtype="f4").tobytes(),
-                "u_mvp": cv.gl_bytes(self._shadow_vp @ model),
-            }, values={
-                "u_mv_row2": tuple((view @ model)[2]),
-                "u_object_id": node.object_id,
-                "u_base_color": tuple(m.base_color),
-                "u_metallic": m.metallic,
-                "u_roughness": m.roughness,
-                "u_emissive": tuple(m.emissive),
-                "u_alpha_cutoff": m.alpha_cutoff,
-                "u_alpha_factor": m.base_color[3],
-            }))
-        return draws
-
-    def _draw_sky(self, variant, scene, cam, size) -> None:
-        view, view_prev, proj_raster, proj = cam
+    def draw_sky(self, variant: str, scene: Scene, cam: PassCamera, size: tuple[int, int]) -> None:
+        """The sky of a variant behind what the bound framebuffer holds (depth test <=)."""
         prog = self.sky[variant]
-        self._set_lighting(prog, scene, size)
-        rot, rot_prev = rotation_only(view), rotation_only(view_prev)
-        _set_matrix(prog, "u_inv_vp_raster", np.linalg.inv(proj_raster @ rot))
-        _set_matrix(prog, "u_vp_cur", proj @ rot)
-        _set_matrix(prog, "u_vp_prev", proj @ rot_prev)
+        self.set_lighting(prog, scene, size)
+        rot, rot_prev = rotation_only(cam.view), rotation_only(cam.view_prev)
+        set_matrix(prog, "u_inv_vp_raster", np.linalg.inv(cam.proj_raster @ rot))
+        set_matrix(prog, "u_vp_cur", cam.proj @ rot)
+        set_matrix(prog, "u_vp_prev", cam.proj @ rot_prev)
         self.ctx.depth_func = "<="
         self._fullscreen[id(prog)].render()
         self.ctx.depth_func = "<"
 
-    def _shadow_pass(self, draws: list[_Draw]) -> None:
-        self.fbo_shadow.use()
-        self.fbo_shadow.clear(depth=1.0)
-        self.shadow_map.use(TEXTURE_UNITS["u_shadow_map"])  # unbound while drawn into
-        for d in draws:
-            m = d.node.material
-            if m.alpha_mode == "BLEND":
-                continue  # glass and the like cast no shadow
-            masked = m.alpha_mode == "MASK" and m.base_color_texture is not None
-            prog = self._program(SHADOW_VS, SHADOW_FS, "ALPHA_MASK" if masked else "")
-            uniforms = _uniforms(prog)
-            uniforms["u_mvp"].write(d.matrices["u_mvp"])
-            if masked:
-                uniforms["u_alpha_cutoff"].value = m.alpha_cutoff
-                uniforms["u_alpha_factor"].value = m.base_color[3]
-                self._texture(m.base_color_texture).use(TEXTURE_UNITS["u_base_tex"])
-            self._meshes[id(d.node.mesh)].vao(prog).render()
-
-    def _lr_pass(self, scene, draws, cam) -> None:
-        size = self.config.lr_size
-        self.fbo_lr.use()
-        self.fbo_lr.clear(depth=1.0)
-        bias = cv.mip_bias(self.config.ratio[0])
-        self._anisotropy = self.config.driver_anisotropy or 1.0
-        self._draw_surfaces("GBUFFER", scene, draws, cam, False, size, bias)
-        self._draw_sky("GBUFFER", scene, cam, size)
-        self._blended(self.fbo_lr_color, scene, draws, cam, size, bias)
-        self._anisotropy = 1.0
-
-    def _blended(self, fbo, scene, draws, cam, size, bias=0.0) -> None:
-        if not any(d.node.material.alpha_mode == "BLEND" for d in draws):
-            return
-        fbo.use()
-        fbo.depth_mask = False
-        self.ctx.enable(moderngl.BLEND)
-        # "over", keeping coverage in alpha for the sky composite of HR samples
-        self.ctx.blend_func = (moderngl.SRC_ALPHA, moderngl.ONE_MINUS_SRC_ALPHA,
-                               moderngl.ONE, moderngl.ONE_MINUS_SRC_ALPHA)
-        self._draw_surfaces("COLOR", scene, draws, cam, True, size, bias)
-        self.ctx.disable(moderngl.BLEND)
-        fbo.depth_mask = True
-
-    def _hr_reference(self, scene, draws, cam) -> None:
-        """spp stratified samples, summed in float32 and resolved to half floats.
-
-        Samples hold surfaces only (coverage in alpha); the sky, box-filtered
-        once per frame, is composited behind each in the accumulation pass, which
-        saves a full-screen sky pass per sample.
-        """
-        size = self.config.hr_size
-        view, view_prev, _, proj = cam
-        self._sky_average(scene, view, proj, size)
-        n = len(self._offsets)
-        for start in range(0, n, ACCUMULATE_BATCH):
-            batch = self._offsets[start:start + ACCUMULATE_BATCH]
-            for offset, fbo in zip(batch, self.fbo_samples, strict=False):
-                sample_cam = (view, view_prev, cv.jittered(proj, tuple(offset - 0.5), size), proj)
-                fbo.use()
-                fbo.clear(0.0, 0.0, 0.0, 0.0, depth=1.0)
-                self._draw_surfaces("COLOR", scene, draws, sample_cam, False, size)
-                self._blended(fbo, scene, draws, sample_cam, size)
-            self._sum_batch(start, len(batch), n)
-
-    def _sky_average(self, scene, view, proj, size) -> None:
+    def sky_average(self, scene: Scene, cam: PassCamera, size: tuple[int, int]) -> None:
+        """The box-filtered sky of the HR pixels into ``hr_sky``, once per frame."""
         prog = self.sky_average_prog
-        self._set_lighting(prog, scene, size)
-        _set_matrix(prog, "u_inv_vp", np.linalg.inv(proj @ rotation_only(view)))
+        self.set_lighting(prog, scene, size)
+        set_matrix(prog, "u_inv_vp", np.linalg.inv(cam.proj @ rotation_only(cam.view)))
         self.fbo_sky.use()
         self._fullscreen[id(prog)].render()
 
-    def _sum_batch(self, start: int, count: int, n: int) -> None:
+    def sum_batch(self, start: int, count: int, n: int) -> None:
         """Fold the ``count`` sample images of the batch starting at sample ``start``
         (of ``n``) into the reference, each over the box-filtered sky, in one full-screen
         pass: the first batch writes the float32 sum (no clear needed), middle ones add
@@ -577,19 +420,169 @@ class Renderer:
         (self.hr_accum if last else self.hr_sky).use(BASE_UNIT)
         prog["u_weight"].value = 1.0 / n
         prog["u_base_on"].value = 1.0 if last and not first else 0.0
-        _set(prog, "u_last", 1.0 if last else 0.0)
+        set_uniform(prog, "u_last", 1.0 if last else 0.0)
         self._fullscreen[id(prog)].render()
         ctx.disable(moderngl.BLEND)
         ctx.enable(moderngl.DEPTH_TEST)
 
-    def _hr_motion_depth(self, scene, draws, cam) -> None:
+    # -- scene mirroring -----------------------------------------------------
+
+    def _mirror(self, scene: Scene) -> None:
+        if self._scene is scene:
+            return
+        self._release_scene()
+        for node in scene.drawables():
+            if id(node.mesh) not in self._meshes:
+                self._meshes[id(node.mesh)] = GpuMesh(self.ctx, node)
+            for texture, _ in material_textures(node.material):
+                self.texture(texture)
+        self._scene = scene
+
+    def _release_scene(self) -> None:
+        for mesh in self._meshes.values():
+            mesh.release()
+        for _, gl_tex in self._textures.values():
+            gl_tex.release()
+        self._meshes, self._textures, self._scene = {}, {}, None
+
+    # -- passes --------------------------------------------------------------
+
+    def _prepare_draws(self, scene: Scene, t: float, t_prev: float, view: np.ndarray,
+                       view_prev: np.ndarray, proj: np.ndarray) -> list[Draw]:
+        """Every node's draw record for the frame: the uniforms that stay fixed
+        across its passes, computed once."""
+        shadow_vp = shadow_view_proj(scene)
+        shadow = NDC_TO_UNIT @ shadow_vp
+        draws = []
+        for (node, model), (_, model_prev) in zip(scene.walk(t), scene.walk(t_prev), strict=True):
+            m = node.material
+            normal_mat = np.linalg.inv(model[:3, :3]).T
+            draws.append(Draw(node, model, model_prev, matrices={
+                "u_model": cv.gl_bytes(model),
+                "u_mvp_cur": cv.gl_bytes(proj @ view @ model),
+                "u_mvp_prev": cv.gl_bytes(proj @ view_prev @ model_prev),
+                "u_shadow_mvp": cv.gl_bytes(shadow @ model),
+                "u_normal_mat": np.ascontiguousarray(normal_mat.T, dtype="f4").tobytes(),
+                "u_mvp": cv.gl_bytes(shadow_vp @ model),
+            }, values={
+                "u_mv_row2": tuple((view @ model)[2]),
+                "u_object_id": node.object_id,
+                "u_base_color": tuple(m.base_color),
+                "u_metallic": m.metallic,
+                "u_roughness": m.roughness,
+                "u_emissive": tuple(m.emissive),
+                "u_alpha_cutoff": m.alpha_cutoff,
+                "u_alpha_factor": m.base_color[3],
+            }))
+        return draws
+
+    def _draw_surfaces(self, variant: str, scene: Scene, draws: list[Draw], cam: PassCamera, blend: bool,
+                       size: tuple[int, int], mip_bias: float = 0.0) -> None:
+        """Draw the opaque/masked (blend=False) or alpha-blended (blend=True) nodes."""
+        todo = draw_order(draws, cam.view, blend)
+        if not todo:
+            return
+        # the one per-pass matrix of every node, in one numpy product
+        raster = (cam.proj_raster @ cam.view) @ np.stack([d.model for d in todo])
+        raster = np.ascontiguousarray(raster.transpose(0, 2, 1), dtype=np.float32)
+        camera_pos = tuple(np.linalg.inv(cam.view)[:3, 3])
+        prepared: set[int] = set()
+        for d, mvp_raster in zip(todo, raster, strict=True):
+            prog = self.surface_program(variant, d.node.material)
+            named = uniforms(prog)
+            if id(prog) not in prepared:  # per-pass uniforms, once per program
+                prepared.add(id(prog))
+                self.set_lighting(prog, scene, size)
+                set_uniform(prog, "u_cam_pos", camera_pos)
+                set_uniform(prog, "u_mip_bias", mip_bias)
+            named["u_mvp_raster"].write(mvp_raster.tobytes())
+            for name, raw in d.matrices.items():
+                if name in named:
+                    named[name].write(raw)
+            for name, value in d.values.items():
+                if name in named:
+                    named[name].value = value
+            for texture, uniform in material_textures(d.node.material):
+                if uniform in named:
+                    self.texture(texture).use(TEXTURE_UNITS[uniform])
+            if d.node.material.double_sided:
+                self.ctx.disable(moderngl.CULL_FACE)
+            else:
+                self.ctx.enable(moderngl.CULL_FACE)
+            self.vertex_array(d.node, prog).render()
+        self.ctx.disable(moderngl.CULL_FACE)
+
+    def _shadow_pass(self, draws: list[Draw]) -> None:
+        self.fbo_shadow.use()
+        self.fbo_shadow.clear(depth=1.0)
+        self.shadow_map.use(TEXTURE_UNITS["u_shadow_map"])  # unbound while drawn into
+        for d in draws:
+            m = d.node.material
+            if m.alpha_mode == "BLEND":
+                continue  # glass and the like cast no shadow
+            masked = m.alpha_mode == "MASK" and m.base_color_texture is not None
+            prog = self.program(SHADOW_VS, SHADOW_FS, "ALPHA_MASK" if masked else "")
+            named = uniforms(prog)
+            named["u_mvp"].write(d.matrices["u_mvp"])
+            if masked:
+                named["u_alpha_cutoff"].value = m.alpha_cutoff
+                named["u_alpha_factor"].value = m.base_color[3]
+                self.texture(m.base_color_texture).use(TEXTURE_UNITS["u_base_tex"])
+            self.vertex_array(d.node, prog).render()
+
+    def _lr_pass(self, scene: Scene, draws: list[Draw], cam: PassCamera) -> None:
+        size = self.config.lr_size
+        self.fbo_lr.use()
+        self.fbo_lr.clear(depth=1.0)
+        bias = cv.mip_bias(self.config.ratio[0])
+        self._anisotropy = self.config.driver_anisotropy or 1.0
+        try:
+            self._draw_surfaces("GBUFFER", scene, draws, cam, False, size, bias)
+            self.draw_sky("GBUFFER", scene, cam, size)
+            self._blended(self.fbo_lr_color, scene, draws, cam, size, bias)
+        finally:  # the HR passes sample with the driver's plain trilinear filter
+            self._anisotropy = 1.0
+
+    def _blended(self, fbo: moderngl.Framebuffer, scene: Scene, draws: list[Draw], cam: PassCamera,
+                 size: tuple[int, int], bias: float = 0.0) -> None:
+        if not any(d.node.material.alpha_mode == "BLEND" for d in draws):
+            return
+        fbo.use()
+        fbo.depth_mask = False
+        self.ctx.enable(moderngl.BLEND)
+        # "over", keeping coverage in alpha for the sky composite of HR samples
+        self.ctx.blend_func = (moderngl.SRC_ALPHA, moderngl.ONE_MINUS_SRC_ALPHA,
+                               moderngl.ONE, moderngl.ONE_MINUS_SRC_ALPHA)
+        self._draw_surfaces("COLOR", scene, draws, cam, True, size, bias)
+        self.ctx.disable(moderngl.BLEND)
+        fbo.depth_mask = True
+
+    def _hr_reference(self, scene: Scene, draws: list[Draw], cam: PassCamera) -> None:
+        """spp stratified samples, summed in float32 and resolved to half floats.
+
+        Samples hold surfaces only (coverage in alpha); the sky, box-filtered
+        once per frame, is composited behind each in the accumulation pass, which
+        saves a full-screen sky pass per sample.
+        """
         size = self.config.hr_size
-        view, view_prev, _, proj = cam
-        centre_cam = (view, view_prev, proj, proj)
+        self.sky_average(scene, cam, size)
+        n = len(self.sample_offsets)
+        for start in range(0, n, ACCUMULATE_BATCH):
+            batch = self.sample_offsets[start:start + ACCUMULATE_BATCH]
+            for offset, fbo in zip(batch, self.fbo_samples, strict=False):
+                sample_cam = cam._replace(proj_raster=cv.jittered(cam.proj, tuple(offset - 0.5), size))
+                fbo.use()
+                fbo.clear(0.0, 0.0, 0.0, 0.0, depth=1.0)
+                self._draw_surfaces("COLOR", scene, draws, sample_cam, False, size)
+                self._blended(fbo, scene, draws, sample_cam, size)
+            self.sum_batch(start, len(batch), n)
+
+    def _hr_motion_depth(self, scene: Scene, draws: list[Draw], cam: PassCamera) -> None:
+        size = self.config.hr_size
         self.fbo_hr_md.use()
         self.fbo_hr_md.clear(depth=1.0)
-        self._draw_surfaces("MOTION_DEPTH", scene, draws, centre_cam, False, size)
-        self._draw_sky("MOTION_DEPTH", scene, centre_cam, size)
+        self._draw_surfaces("MOTION_DEPTH", scene, draws, cam, False, size)
+        self.draw_sky("MOTION_DEPTH", scene, cam, size)
 
     # -- the frame -----------------------------------------------------------
 
@@ -597,45 +590,37 @@ class Renderer:
         """Frame ``frame_index`` of ``scene`` (see the module docstring)."""
         if self._closed:
             raise RuntimeError("Renderer.render() after close()")
-        c = self.config
-        self._mirror(scene)
-        t = scene.frame_time(frame_index)
-        t_prev = scene.frame_time(frame_index - 1)
-        camera = scene.camera
-        view, view_prev = camera.view(t), camera.view(t_prev)
-        proj = cv.perspective(camera.fov_y_deg, c.hr_width / c.hr_height, camera.near, camera.far)
-        jitter = cv.jitter_px(frame_index, c.ratio[0])
-        draws = self._prepare_draws(scene, frame_index, view, view_prev, proj)
-
+        setup = self.prepare(scene, frame_index)
+        cam, draws = setup.cam, setup.draws
         ctx = self.ctx
         ctx.enable(moderngl.DEPTH_TEST)
         ctx.depth_func = "<"
         self._shadow_pass(draws)
-        lr_cam = (view, view_prev, cv.jittered(proj, jitter, c.lr_size), proj)
-        self._lr_pass(scene, draws, lr_cam)
-        self._hr_reference(scene, draws, (view, view_prev, proj, proj))
-        self._hr_motion_depth(scene, draws, (view, view_prev, proj, proj))
-        return self._read(frame_index, scene, jitter, view, proj, t)
+        lr_raster = cv.jittered(cam.proj, setup.jitter, self.config.lr_size)
+        self._lr_pass(scene, draws, cam._replace(proj_raster=lr_raster))
+        self._hr_reference(scene, draws, cam)
+        self._hr_motion_depth(scene, draws, cam)
+        return self._read(frame_index, scene, setup)
 
-    def _read(self, frame_index, scene, jitter, view, proj, t) -> Frame:
+    def _read(self, frame_index: int, scene: Scene, setup: FrameSetup) -> Frame:
         lr = {name: i for i, name in enumerate(self.lr_targets)}  # attachment of each target
         return Frame(
-            color_lr=_read_attachment(self.fbo_lr, lr["color"], 3, "f2"),
-            depth_lr=_read_attachment(self.fbo_lr, lr["depth"], 1, "f4")[..., 0],
-            motion_lr=_read_attachment(self.fbo_lr, lr["motion"], 2, "f4"),
-            normal_lr=_read_attachment(self.fbo_lr, lr["normal"], 3, "f2"),
-            albedo_lr=_read_attachment(self.fbo_lr, lr["albedo"], 3, "f2"),
-            material_lr=_read_attachment(self.fbo_lr, lr["material"], 2, "f2"),
-            object_id_lr=_read_attachment(self.fbo_lr, lr["object_id"], 1, "u4")[..., 0],
-            color_hr=_read_attachment(self.fbo_color, 0, 3, "f2"),
-            depth_hr=_read_attachment(self.fbo_hr_md, 1, 1, "f4")[..., 0],
-            motion_hr=_read_attachment(self.fbo_hr_md, 0, 2, "f4"),
-            jitter_px=np.asarray(jitter, np.float32),
-            view=view.astype(np.float32),
-            proj=proj.astype(np.float32),
+            color_lr=read_attachment(self.fbo_lr, lr["color"], 3, "f2"),
+            depth_lr=read_attachment(self.fbo_lr, lr["depth"], 1, "f4")[..., 0],
+            motion_lr=read_attachment(self.fbo_lr, lr["motion"], 2, "f4"),
+            normal_lr=read_attachment(self.fbo_lr, lr["normal"], 3, "f2"),
+            albedo_lr=read_attachment(self.fbo_lr, lr["albedo"], 3, "f2"),
+            material_lr=read_attachment(self.fbo_lr, lr["material"], 2, "f2"),
+            object_id_lr=read_attachment(self.fbo_lr, lr["object_id"], 1, "u4")[..., 0],
+            color_hr=read_attachment(self.fbo_color, 0, 3, "f2"),
+            depth_hr=read_attachment(self.fbo_hr_md, 1, 1, "f4")[..., 0],
+            motion_hr=read_attachment(self.fbo_hr_md, 0, 2, "f4"),
+            jitter_px=np.asarray(setup.jitter, np.float32),
+            view=setup.cam.view.astype(np.float32),
+            proj=setup.cam.proj.astype(np.float32),
             exposure=float(scene.exposure),
             camera_cut=scene.is_cut(frame_index),
-            time_s=float(t),
+            time_s=float(setup.t),
         )
 
     # -- teardown ------------------------------------------------------------
@@ -653,7 +638,7 @@ class Renderer:
                     self.hr_motion, self.fbo_accum, self.hr_accum, self.fbo_color, self.hr_color,
                     *self.fbo_samples,
                     *self.hr_samples, self.hr_zbuf, self.fbo_lr_color, self.fbo_lr, self.lr_zbuf,
-                    *self.lr_targets.values(), self._white, *self._fullscreen.values(),
+                    *self.lr_targets.values(), *self._fullscreen.values(),
                     self.fbo_sky, self.hr_sky, self._tri_vbo, self.sky_average_prog,
                     *self.accumulate.values(), *self.sky.values(),
                     *self._programs.values()]:
@@ -666,43 +651,3 @@ class Renderer:
 
     def __exit__(self, *exc) -> None:
         self.close()
-
-
-_DTYPES = {"f1": np.uint8, "f2": np.float16, "f4": np.float32, "u4": np.uint32}
-
-
-def _read_attachment(fbo: moderngl.Framebuffer, attachment: int, components: int,
-                     dtype: str) -> np.ndarray:
-    """The first ``components`` channels of a colour attachment as a new (h, w, c)
-    array, row 0 the top. The driver drops the unread channels while it copies:
-    on llvmpipe a 1080p half-float RGBA image read as RGB costs 4 ms, against
-    19 ms for reading RGBA and dropping alpha in numpy (measured)."""
-    w, h = fbo.size
-    data = fbo.read(components=components, attachment=attachment, dtype=dtype, alignment=1)
-    return np.frombuffer(data, dtype=_DTYPES[dtype]).reshape(h, w, components)[::-1].copy()
-
-
-def _uniforms(prog: moderngl.Program) -> dict[str, moderngl.Uniform]:
-    """The program's active uniforms by name, looked up once (``name in prog``
-    walks every member of the program: it cost ~100 us a draw, measured)."""
-    if prog.extra is None:
-        members = {name: prog[name] for name in prog}
-        prog.extra = {k: v for k, v in members.items() if isinstance(v, moderngl.Uniform)}
-    return prog.extra
-
-
-def _bind_units(prog: moderngl.Program) -> None:
-    for name, unit in TEXTURE_UNITS.items():
-        _set(prog, name, unit)
-
-
-def _set(prog: moderngl.Program, name: str, value) -> None:
-    uniform = _uniforms(prog).get(name)
-    if uniform is not None:  # a uniform a variant does not use is optimised out
-        uniform.value = value
-
-
-def _set_matrix(prog: moderngl.Program, name: str, m: np.ndarray) -> None:
-    uniform = _uniforms(prog).get(name)
-    if uniform is not None:
-        uniform.write(cv.gl_bytes(m))

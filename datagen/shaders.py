@@ -10,8 +10,6 @@ for planar triangles: see datagen.conventions for the sign and units.
 from __future__ import annotations
 
 VARIANTS = ("GBUFFER", "COLOR", "MOTION_DEPTH")
-MATERIAL_DEFINES = ("HAS_BASE_TEX", "HAS_MR_TEX", "HAS_NORMAL_TEX", "HAS_EMISSIVE_TEX",
-                    "HAS_OCCLUSION_TEX", "ALPHA_MASK", "ALPHA_BLEND", "DOUBLE_SIDED")
 
 HEADER = "#version 330 core\n"
 FRAGMENT_EXTENSIONS = "#extension GL_ARB_derivative_control : enable\n"

@@ -15,16 +15,16 @@ import datagen
 
 FORBIDDEN: dict[str, tuple[str, ...]] = {  # package prefix -> what it must never import
     # the store knows records and Zarr only: no GL, no scenes, no pipeline, no torch
-    "datagen.store": ("moderngl", "datagen.gl", "datagen.render", "datagen.shaders", "datagen.scenes",
+    "datagen.store": ("moderngl", "datagen.gl", "datagen.gl_resources", "datagen.render", "datagen.shaders", "datagen.scenes",
                       "datagen.gltf", "datagen.pipeline", "datagen.train", "datagen.bench", "torch"),
     # training reads the store and never the renderer or the scene generators
-    "datagen.train": ("moderngl", "datagen.gl", "datagen.render", "datagen.shaders", "datagen.scenes",
+    "datagen.train": ("moderngl", "datagen.gl", "datagen.gl_resources", "datagen.render", "datagen.shaders", "datagen.scenes",
                       "datagen.gltf", "datagen.pipeline", "datagen.bench"),
     # the scene model, the generators and glTF import know nothing of GL
-    "datagen.scene": ("moderngl", "datagen.gl", "datagen.render", "datagen.shaders"),
-    "datagen.scenes": ("moderngl", "datagen.gl", "datagen.render", "datagen.shaders", "datagen.pipeline",
+    "datagen.scene": ("moderngl", "datagen.gl", "datagen.gl_resources", "datagen.render", "datagen.shaders"),
+    "datagen.scenes": ("moderngl", "datagen.gl", "datagen.gl_resources", "datagen.render", "datagen.shaders", "datagen.pipeline",
                        "datagen.store", "datagen.train"),
-    "datagen.gltf": ("moderngl", "datagen.gl", "datagen.render", "datagen.shaders", "datagen.pipeline",
+    "datagen.gltf": ("moderngl", "datagen.gl", "datagen.gl_resources", "datagen.render", "datagen.shaders", "datagen.pipeline",
                      "datagen.store", "datagen.train"),
     # the conventions are the bottom layer: numpy and the standard library only
     "datagen.conventions": ("datagen.",),
