@@ -29,9 +29,9 @@ import time
 import numpy as np
 
 from datagen import conventions as cv
-from datagen import recipes
 from datagen.frame import Frame
 from datagen.scene import Scene
+from datagen.scenes import recipes
 
 VIEWS = {  # scene -> (node names whose surfaces are judged, frames)
     "racing": (("road", "paint", "curbs"), (10, 40, 60)),

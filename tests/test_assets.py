@@ -17,7 +17,7 @@ import pytest
 
 from datagen.assets import load_asset
 from datagen.errors import ConfigError, SceneLoadError
-from datagen.recipes import load
+from datagen.scenes.recipes import load
 
 ROOT = Path(__file__).resolve().parent.parent
 MESHES = ROOT / "scenes" / "assets" / "mesh"

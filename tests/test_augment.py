@@ -21,12 +21,12 @@ from test_build import assert_same_arrays
 from test_store import random_frame
 
 from datagen import conventions as cv
-from datagen import recipes
 from datagen.errors import ConfigError
 from datagen.pipeline import BuildConfig, Splits, build, load_config, plan
 from datagen.pipeline.augment import LUMA, Augmentation, AugmentConfig, with_stride
 from datagen.reproject import warp_previous
 from datagen.scene import Camera, Scene
+from datagen.scenes import recipes
 from datagen.store import open_store
 from datagen.store.validate import camera_agreement, lr_hr_agreement, validate
 

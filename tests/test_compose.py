@@ -18,8 +18,8 @@ from test_scenes import fingerprint
 from datagen import conventions as cv
 from datagen.errors import ConfigError
 from datagen.motion import ANIMATIONS, RIGS, axis_rotation, camera_rig, object_motion, random_rotation
-from datagen.recipes import load
 from datagen.scenes import generate
+from datagen.scenes.recipes import load
 from datagen.store import create_store, open_store
 from datagen.store.validate import validate
 from datagen.store.writer import write_sequence

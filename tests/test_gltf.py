@@ -1026,9 +1026,9 @@ def test_symlinks_and_uris_that_stay_inside_the_folder_load(tmp_path):
 
 
 def test_the_budget_is_configurable(tmp_path):
-    from datagen import recipes
     from datagen.errors import ConfigError
     from datagen.gltf import Budget
+    from datagen.scenes import recipes
 
     duck = DATA / "Duck.glb"
     assert load_gltf(duck).drawables()  # every sample asset fits the default

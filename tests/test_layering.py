@@ -13,18 +13,21 @@ import pytest
 
 import datagen
 
+GL = ("moderngl", "datagen.gl", "datagen.gl_resources", "datagen.render", "datagen.shaders")
+"""the modules that make or use GL objects."""
+
 FORBIDDEN: dict[str, tuple[str, ...]] = {  # package prefix -> what it must never import
     # the store knows records and Zarr only: no GL, no scenes, no pipeline, no torch
-    "datagen.store": ("moderngl", "datagen.gl", "datagen.gl_resources", "datagen.render", "datagen.shaders", "datagen.scenes",
+    "datagen.store": (*GL, "datagen.scenes",
                       "datagen.gltf", "datagen.pipeline", "datagen.train", "datagen.bench", "torch"),
     # training reads the store and never the renderer or the scene generators
-    "datagen.train": ("moderngl", "datagen.gl", "datagen.gl_resources", "datagen.render", "datagen.shaders", "datagen.scenes",
+    "datagen.train": (*GL, "datagen.scenes",
                       "datagen.gltf", "datagen.pipeline", "datagen.bench"),
     # the scene model, the generators and glTF import know nothing of GL
-    "datagen.scene": ("moderngl", "datagen.gl", "datagen.gl_resources", "datagen.render", "datagen.shaders"),
-    "datagen.scenes": ("moderngl", "datagen.gl", "datagen.gl_resources", "datagen.render", "datagen.shaders", "datagen.pipeline",
+    "datagen.scene": GL,
+    "datagen.scenes": (*GL, "datagen.recipes", "datagen.pipeline",
                        "datagen.store", "datagen.train"),
-    "datagen.gltf": ("moderngl", "datagen.gl", "datagen.gl_resources", "datagen.render", "datagen.shaders", "datagen.pipeline",
+    "datagen.gltf": (*GL, "datagen.pipeline",
                      "datagen.store", "datagen.train"),
     # the conventions are the bottom layer: numpy and the standard library only
     "datagen.conventions": ("datagen.",),

@@ -96,7 +96,7 @@ def test_resolve_is_recorded_in_the_conventions():
 def test_recipe_key_reaches_the_renderer_and_the_store_conventions(tmp_path):
     from datagen.pipeline import load_config, plan
     from datagen.pipeline.build import _conventions
-    from datagen.recipes import load
+    from datagen.scenes.recipes import load
 
     recipe = tmp_path / "r.toml"
     recipe.write_text('scenes = ["primitives"]\nreference_resolve = "karis"\n')

@@ -19,16 +19,15 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from datagen import recipes
 from datagen.errors import ConfigError, SceneLoadError
 from datagen.pipeline import load_config
 from datagen.pipeline.plan import pipelines_dir
 from datagen.pipeline.vary import draw_params
 from datagen.scene import Scene
-from datagen.scenes import GENERATORS, PARAMS, _load_builtin, generate
+from datagen.scenes import GENERATORS, PARAMS, generate, load_generators, param_names, recipes
 from datagen.scenes.params import Param, problem
 
-_load_builtin()
+load_generators()
 DATAGEN = [sys.executable, "-m", "datagen"]
 ASSETS = sorted(str(p.relative_to(recipes.scenes_dir()))
                 for p in (recipes.scenes_dir() / "assets").glob("*.glb"))
@@ -157,7 +156,7 @@ def test_shipped_vary_ranges_give_a_scene(scene, table, seed):
 def test_every_parameter_is_documented_and_its_default_in_range():
     for name, fn in GENERATORS.items():
         keywords = [p for p in inspect.signature(fn).parameters if p != "seed"]
-        assert list(PARAMS[name]) == keywords, name
+        assert list(PARAMS[name]) == keywords == param_names(name), name
         for key, param in PARAMS[name].items():
             default = inspect.signature(fn).parameters[key].default
             assert problem(param, default) is None, f"{name}.{key}: default {default!r} is out of range"
@@ -167,6 +166,7 @@ def test_every_parameter_is_documented_and_its_default_in_range():
 
 @pytest.mark.parametrize(("generator", "params", "message"), [
     ("racing", {"cars": 9}, "cars = 9: must be an integer 1 to 4"),
+    ("racing", {"car": 2, "cars": 2}, "unknown parameter(s) car of generator 'racing'; valid: track_length, track_width,"),
     ("racing", {"cars": 2.5}, "cars = 2.5: must be an integer"),
     ("racing", {"speed_min": 70.0, "speed_max": 40.0}, "speed_min = 70.0 is above speed_max = 40.0"),
     ("racing", {"cars": 3, "car_colors": [[1, 0, 0]]}, "car_colors has 1 colours for cars = 3"),

@@ -15,8 +15,8 @@ import numpy as np
 import pytest
 
 from datagen import conventions as cv
-from datagen.recipes import load
 from datagen.scenes import racing as rc
+from datagen.scenes.recipes import load
 
 HR = (192, 108)
 LR_DEFAULT = (960, 540)

@@ -9,8 +9,8 @@ import hashlib
 import numpy as np
 import pytest
 
-from datagen.recipes import load
 from datagen.scene import Scene
+from datagen.scenes.recipes import load
 
 SCENES = ["city", "forest", "showroom"]
 TIMES = (0.0, 0.7, 3.1, 9.6)

@@ -41,7 +41,7 @@ def augmentations(w: int, h: int) -> dict[str, Augmentation]:
 
 @pytest.fixture(scope="module")
 def scenes():
-    from datagen import recipes
+    from datagen.scenes import recipes
 
     out = {}
     for name, params in SCENES.items():
@@ -102,7 +102,7 @@ def test_the_issue_build_sequence_validates(tmp_path):
     (task,) = [t for t in tasks if (t.split, t.index) == ("val", 0)]
     assert task.augmentation.hflip and task.augmentation.stride == 2
     assert dict(task.params)["first_shot"] == "chase"
-    from datagen import recipes
+    from datagen.scenes import recipes
 
     cam = recipes.load("racing").build(task.seed).camera
     path = create_store(tmp_path / "B.zarr", store_config(config, {"racing": recipes.load("racing")}),

@@ -14,7 +14,6 @@ parameter never changes what the others draw), laid over the scene recipe's
 
 from __future__ import annotations
 
-import inspect
 from typing import Any
 
 import numpy as np
@@ -65,19 +64,18 @@ def check_params(scene: str, specs: dict) -> None:
     """ConfigError if the scene's generator has no parameter of one of ``specs``' names,
     or if a spec can draw a value outside that parameter's documented range
     (``datagen.scenes.params``): both ends of a range, every choice, the colour range."""
-    from datagen import recipes
-    from datagen.scenes import GENERATORS, PARAMS, _load_builtin
+    from datagen.scenes import check_names, param_table
     from datagen.scenes.params import problem
+    from datagen.scenes.recipes import load
 
-    recipe = recipes.load(scene)
-    _load_builtin()
-    valid = [p for p in inspect.signature(GENERATORS[recipe.generator]).parameters if p != "seed"]
-    unknown = sorted(set(specs) - set(valid))
-    if unknown:
-        raise ConfigError(f"vary.{scene}: unknown parameter(s) {', '.join(unknown)} of generator "
-                          f"{recipe.generator!r}; valid: {', '.join(valid)}")
+    recipe = load(scene)
+    try:
+        check_names(recipe.generator, specs)
+    except ConfigError as exc:
+        raise ConfigError(f"vary.{scene}: {exc}") from None
+    table = param_table(recipe.generator)
     for name, spec in specs.items():
-        param = PARAMS[recipe.generator][name]
+        param = table[name]
         if isinstance(spec, list | tuple):
             lo, hi = spec
             values = [lo, hi] if param.kind != "int" or (isinstance(lo, int) and isinstance(hi, int)) \

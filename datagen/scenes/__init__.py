@@ -1,9 +1,11 @@
 """Scene generators: each is a pure function of (parameters, seed) -> Scene.
 
-Recipes in the top-level ``scenes/`` folder name a generator and its parameters.
-Every generator registers the documented range of each parameter
-(``datagen.scenes.params``); ``generate`` checks the parameters against them first,
-so bad values are a one-line ConfigError and every loop in a generator is bounded.
+Recipes in the top-level ``scenes/`` folder name a generator and its parameters
+(``datagen.scenes.recipes``). Every generator registers the documented range of each
+parameter (``datagen.scenes.params``); ``generate`` checks the parameters against them
+first, so bad values are a one-line ConfigError and every loop in a generator is bounded.
+The generator modules register themselves when imported: ``load_generators`` imports
+them all, and every function here calls it first.
 """
 
 from __future__ import annotations
@@ -12,7 +14,7 @@ import inspect
 from collections.abc import Callable
 from typing import Any
 
-from datagen.errors import UnknownNameError
+from datagen.errors import ConfigError, UnknownNameError
 from datagen.scene import Scene
 from datagen.scenes.params import Param, check_params
 
@@ -35,19 +37,41 @@ def register(name: str, params: dict[str, Param],
     return wrap
 
 
+def param_table(name: str) -> dict[str, Param]:
+    """The documented ranges of generator ``name``'s parameters (every keyword but ``seed``,
+    in signature order); UnknownNameError for an unknown generator."""
+    load_generators()
+    if name not in GENERATORS:
+        raise UnknownNameError(
+            f"unknown scene generator {name!r}; valid: {', '.join(sorted(GENERATORS))}")
+    return PARAMS[name]
+
+
+def param_names(name: str) -> list[str]:
+    """The names of generator ``name``'s parameters (every keyword but ``seed``)."""
+    return list(param_table(name))
+
+
+def check_names(name: str, names) -> None:
+    """ConfigError listing the names that are not parameters of generator ``name``."""
+    valid = param_names(name)
+    unknown = sorted(set(names) - set(valid))
+    if unknown:
+        raise ConfigError(f"unknown parameter(s) {', '.join(unknown)} of generator {name!r}; "
+                          f"valid: {', '.join(valid)}")
+
+
 def defaults(name: str) -> dict[str, Any]:
     """The generator's default parameters, from its signature."""
+    load_generators()
     return {k: p.default for k, p in inspect.signature(GENERATORS[name]).parameters.items() if k != "seed"}
 
 
 def check(name: str, params: dict[str, Any]) -> None:
     """ConfigError naming the first parameter of ``params`` that is unknown or out of the
     generator's documented range; UnknownNameError for an unknown generator."""
-    _load_builtin()
-    if name not in GENERATORS:
-        raise UnknownNameError(
-            f"unknown scene generator {name!r}; valid: {', '.join(sorted(GENERATORS))}")
-    check_params(name, PARAMS[name], params, defaults(name), CHECKS.get(name))
+    check_names(name, params)
+    check_params(PARAMS[name], params, defaults(name), CHECKS.get(name))
 
 
 def generate(name: str, params: dict[str, Any], seed: int) -> Scene:
@@ -56,11 +80,11 @@ def generate(name: str, params: dict[str, Any], seed: int) -> Scene:
     return GENERATORS[name](seed=seed, **params)
 
 
-def _load_builtin() -> None:
-    """Import every module of this package: each registers its generators."""
+def load_generators() -> None:
+    """Import every generator module of this package: each registers its generators."""
     import importlib
     import pkgutil
 
     for module in pkgutil.iter_modules(__path__):
-        if module.name != "params":
+        if module.name not in ("params", "recipes"):
             importlib.import_module(f"{__name__}.{module.name}")

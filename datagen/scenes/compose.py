@@ -42,6 +42,7 @@ from datagen.scenes import hard_cases, register
 from datagen.scenes.city import noise_texture
 from datagen.scenes.params import Param
 from datagen.scenes.racing import sun_and_sky, sun_by_clock
+from datagen.scenes.recipes import scenes_dir
 
 DEFAULT_ASSETS = ("assets/Duck.glb", "assets/BoxTextured.glb", "assets/mesh/*.obj", "assets/mesh/*.ply",
                   "assets/mesh/*.stl", "assets/mesh/*.off")
@@ -210,8 +211,6 @@ def compose(seed: int = 0, assets=DEFAULT_ASSETS, objects=(6, 10), size=(0.6, 1.
             max_triangles: int = DEFAULT_MAX_TRIANGLES,
             foliage: int = 0, fences: int = 0, thin: int = 0, glass: int = 0, moire: int = 0, signs: int = 0,
             fast_spin: int = 0, disocclusion: int = 0, particles: int = 0, fps: float = 30.0) -> Scene:
-    from datagen.recipes import scenes_dir  # recipes imports this package: import late
-
     n_lo, n_hi = _span("objects", objects, 0, MAX_OBJECTS, integer=True)
     size_lo, size_hi = _span("size", size, 0.05, 20.0)
     area = _number("area", area, 1.0, 200.0)

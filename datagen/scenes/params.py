@@ -92,15 +92,13 @@ def problem(param: Param, value: Any) -> str | None:
     return None if ok else f"must be {param.describe()}"
 
 
-def check_params(generator: str, table: dict[str, Param], params: dict[str, Any],
-                 defaults: dict[str, Any], check: Callable[[dict[str, Any]], None] | None = None) -> None:
-    """ConfigError for the first parameter of ``params`` that is unknown or out of its
-    documented range, or that breaks a rule between parameters (``check``, given the
-    params laid over the generator's ``defaults``)."""
+def check_params(table: dict[str, Param], params: dict[str, Any], defaults: dict[str, Any],
+                 check: Callable[[dict[str, Any]], None] | None = None) -> None:
+    """ConfigError for the first parameter of ``params`` out of its documented range, or
+    that breaks a rule between parameters (``check``, given the params laid over the
+    generator's ``defaults``). Every name of ``params`` is in ``table``
+    (``datagen.scenes.check_names``)."""
     for name, given in params.items():
-        if name not in table:
-            raise ConfigError(f"{name}: not a parameter of generator {generator!r}; valid: "
-                              f"{', '.join(table)}")
         why = problem(table[name], given)
         if why:
             raise ConfigError(f"{name} = {given!r}: {why}")

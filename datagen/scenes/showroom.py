@@ -18,6 +18,7 @@ from datagen.scene import Material, Node, Scene, Sky, Sun, Texture, rotation_y, 
 from datagen.scenes import register
 from datagen.scenes.city import noise_texture
 from datagen.scenes.params import Param
+from datagen.scenes.recipes import scenes_dir
 
 DEFAULT_ASSETS = ("assets/Duck.glb", "assets/BoxTextured.glb", "assets/BoxInterleaved.glb")
 
@@ -57,8 +58,6 @@ PARAMS = {
 def showroom(seed: int = 0, assets: list[str] | tuple[str, ...] = DEFAULT_ASSETS, model_size: float = 1.3,
              ring_radius: float = 2.4, table_radius: float = 0.85, spin_period_s: float = 10.0,
              orbit_period_s: float = 30.0, fps: float = 30.0) -> Scene:
-    from datagen.recipes import scenes_dir  # recipes imports this package: import late
-
     rng = np.random.default_rng(seed)
     root = scenes_dir()
     plinth_h, disc_h = 0.1, 0.08
