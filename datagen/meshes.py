@@ -185,3 +185,25 @@ def tileable_noise(rng: np.random.Generator, size: int, cells: int, octaves: int
         norm += amp
         amp *= 0.5
     return total / norm
+
+
+def rgba(rgb: np.ndarray, alpha=255) -> np.ndarray:
+    """(h, w, 4) uint8 pixels of an (h, w, 3) float image (clipped to 0-255) and an alpha:
+    a number or an (h, w) array."""
+    out = np.empty((*rgb.shape[:2], 4), np.uint8)
+    out[..., :3] = np.clip(rgb, 0, 255)
+    out[..., 3] = alpha
+    return out
+
+
+def noise_texture(rng: np.random.Generator, size: int, base, amplitude: float, tiles: int = 0,
+                  grout=(0, 0, 0)) -> Texture:
+    """Blurred value noise around ``base``; with ``tiles`` > 0 a grid of grout lines."""
+    rgb = np.broadcast_to(np.asarray(base, float), (size, size, 3)).copy()
+    for octave, weight in ((8, 1.0), (32, 0.6), (size, 0.5)):
+        coarse = rng.normal(0, 1, (octave, octave, 1))
+        rgb += amplitude * weight * np.kron(coarse, np.ones((size // octave, size // octave, 1)))
+    if tiles:
+        y, x = np.mgrid[0:size, 0:size] % (size // tiles)
+        rgb = np.where(((x < 2) | (y < 2))[..., None], np.asarray(grout, float), rgb)
+    return Texture(rgba(rgb))

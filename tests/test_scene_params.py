@@ -166,7 +166,7 @@ def test_every_parameter_is_documented_and_its_default_in_range():
 
 @pytest.mark.parametrize(("generator", "params", "message"), [
     ("racing", {"cars": 9}, "cars = 9: must be an integer 1 to 4"),
-    ("racing", {"car": 2, "cars": 2}, "unknown parameter(s) car of generator 'racing'; valid: track_length, track_width,"),
+    ("racing", {"car": 2, "cars": 2}, "unknown parameter(s) car of generator 'racing'; valid: track_length,"),
     ("racing", {"cars": 2.5}, "cars = 2.5: must be an integer"),
     ("racing", {"speed_min": 70.0, "speed_max": 40.0}, "speed_min = 70.0 is above speed_max = 40.0"),
     ("racing", {"cars": 3, "car_colors": [[1, 0, 0]]}, "car_colors has 1 colours for cars = 3"),

@@ -16,7 +16,7 @@ import numpy as np
 
 from datagen import conventions as cv
 from datagen.errors import ConfigError
-from datagen.meshes import box, merge, plane, transformed, tube
+from datagen.meshes import box, merge, noise_texture, plane, rgba, transformed, tube
 from datagen.scene import (
     Camera,
     Material,
@@ -82,12 +82,6 @@ def rect_corners(x0: float, x1: float, z0: float, z1: float, direction: int) -> 
 # -- textures -----------------------------------------------------------------------
 
 
-def _rgba(rgb: np.ndarray) -> np.ndarray:
-    out = np.full((*rgb.shape[:2], 4), 255, np.uint8)
-    out[..., :3] = np.clip(rgb, 0, 255)
-    return out
-
-
 def facade_textures(rng: np.random.Generator, cell_px: int = 32, lit_fraction: float = 0.2):
     """(base colour, emissive) textures of FACADE_CELLS^2 window cells: wall, a
     frame, glass split by thin mullions; a random ``lit_fraction`` of windows glow."""
@@ -110,20 +104,7 @@ def facade_textures(rng: np.random.Generator, cell_px: int = 32, lit_fraction: f
     lit = np.kron(lit_cells, np.ones((cell_px, cell_px), bool)) & window & ~(frame | mullion)
     warm = np.array([255, 205, 140]) * rng.uniform(0.8, 1.0)
     emissive = np.where(lit[..., None], warm, 0.0)
-    return Texture(_rgba(rgb)), Texture(_rgba(emissive))
-
-
-def noise_texture(rng: np.random.Generator, size: int, base, amplitude: float, tiles: int = 0,
-                  grout=(0, 0, 0)) -> Texture:
-    """Blurred value noise around ``base``; with ``tiles`` > 0 a grid of grout lines."""
-    rgb = np.broadcast_to(np.asarray(base, float), (size, size, 3)).copy()
-    for octave, weight in ((8, 1.0), (32, 0.6), (size, 0.5)):
-        coarse = rng.normal(0, 1, (octave, octave, 1))
-        rgb += amplitude * weight * np.kron(coarse, np.ones((size // octave, size // octave, 1)))
-    if tiles:
-        y, x = np.mgrid[0:size, 0:size] % (size // tiles)
-        rgb = np.where(((x < 2) | (y < 2))[..., None], np.asarray(grout, float), rgb)
-    return Texture(_rgba(rgb))
+    return Texture(rgba(rgb)), Texture(rgba(emissive))
 
 
 # -- geometry -----------------------------------------------------------------------

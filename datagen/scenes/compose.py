@@ -35,11 +35,10 @@ import numpy as np
 
 from datagen.assets import DEFAULT_MAX_TRIANGLES, asset_suffixes, load_asset
 from datagen.errors import ConfigError, SceneLoadError
-from datagen.meshes import checker_texture, plane
+from datagen.meshes import checker_texture, noise_texture, plane
 from datagen.motion import ANIMATIONS, RIGS, axis_rotation, camera_rig, object_motion, random_rotation
 from datagen.scene import Camera, Material, Mesh, Node, Scene, scaling, static, translation
 from datagen.scenes import hard_cases, register
-from datagen.scenes.city import noise_texture
 from datagen.scenes.params import Param
 from datagen.scenes.racing import sun_and_sky, sun_by_clock
 from datagen.scenes.recipes import scenes_dir

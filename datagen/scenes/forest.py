@@ -17,7 +17,7 @@ import numpy as np
 
 from datagen import conventions as cv
 from datagen.errors import ConfigError
-from datagen.meshes import cylinder, merge, plane, transformed, tube
+from datagen.meshes import cylinder, merge, noise_texture, plane, transformed, tube
 from datagen.scene import (
     Camera,
     Material,
@@ -33,7 +33,6 @@ from datagen.scene import (
     translation,
 )
 from datagen.scenes import register
-from datagen.scenes.city import noise_texture
 from datagen.scenes.params import Param
 
 

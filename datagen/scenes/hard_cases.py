@@ -24,7 +24,7 @@ import math
 import numpy as np
 from PIL import Image, ImageDraw, ImageFont
 
-from datagen.meshes import box, cylinder, merge, plane, sphere, transformed, tube
+from datagen.meshes import box, cylinder, merge, plane, rgba, sphere, transformed, tube
 from datagen.motion import axis_rotation
 from datagen.scene import Material, Node, Texture, TransformFn, rotation_x, rotation_y, static, translation
 from datagen.scenes.forest import card, card_batch, leaf_texture, sway
@@ -37,20 +37,13 @@ LETTERS = "ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789"
 # -- procedural textures ------------------------------------------------------------------
 
 
-def _rgba(rgb: np.ndarray, alpha=255) -> np.ndarray:
-    out = np.empty((*rgb.shape[:2], 4), np.uint8)
-    out[..., :3] = np.clip(rgb, 0, 255)
-    out[..., 3] = alpha
-    return out
-
-
 def checker(rng: np.random.Generator, size: int = 256) -> Texture:
     """A two-colour checkerboard of 4 to 32 squares a side."""
     a, b = rng.uniform(0, 255, 3), rng.uniform(0, 255, 3)
     cells = int(rng.choice([4, 8, 16, 32]))
     k = np.arange(size) * cells // size
     mask = ((k[:, None] + k[None, :]) % 2 == 0)[..., None]
-    return Texture(_rgba(np.where(mask, a, b)))
+    return Texture(rgba(np.where(mask, a, b)))
 
 
 def stripes(rng: np.random.Generator, size: int = 256) -> Texture:
@@ -60,7 +53,7 @@ def stripes(rng: np.random.Generator, size: int = 256) -> Texture:
     # an integer number of cycles along each axis keeps the texture tileable
     fx, fy = round(count * math.cos(angle)), round(count * math.sin(angle))
     on = np.sin(2 * math.pi * (fx * x + fy * y)) > 0
-    return Texture(_rgba(np.where(on[..., None], rng.uniform(150, 255, 3), rng.uniform(0, 90, 3))))
+    return Texture(rgba(np.where(on[..., None], rng.uniform(150, 255, 3), rng.uniform(0, 90, 3))))
 
 
 def text_image(rng: np.random.Generator, width: int, height: int, lines: int,
@@ -80,7 +73,7 @@ def text_image(rng: np.random.Generator, width: int, height: int, lines: int,
 
 def text_texture(rng: np.random.Generator, size: int = 256) -> Texture:
     """Dark random text on a light panel: thin, high-contrast glyph strokes."""
-    return Texture(_rgba(text_image(rng, size, size, int(rng.integers(8, 20)))))
+    return Texture(rgba(text_image(rng, size, size, int(rng.integers(8, 20)))))
 
 
 def zone_plate(size: int = 512, cycles: float = 96.0) -> Texture:
@@ -88,7 +81,7 @@ def zone_plate(size: int = 512, cycles: float = 96.0) -> Texture:
     edge, beside the aliasing-prone part: the classic moire test target."""
     y, x = (np.mgrid[0:size, 0:size] + 0.5) / size - 0.5
     v = 0.5 + 0.5 * np.cos(2 * math.pi * cycles * (x * x + y * y))
-    return Texture(_rgba(np.repeat((25 + 215 * v)[..., None], 3, -1)))
+    return Texture(rgba(np.repeat((25 + 215 * v)[..., None], 3, -1)))
 
 
 def procedural(kind: str, rng: np.random.Generator) -> Texture:
@@ -106,14 +99,14 @@ def hud_texture(rng: np.random.Generator, width: int = 256, height: int = 128) -
     cx, cy = width // 4, height // 2
     px[cy - 1:cy + 1, cx - 20:cx + 20] = (255, 60, 60)
     px[cy - 20:cy + 20, cx - 1:cx + 1] = (255, 60, 60)
-    return Texture(_rgba(px), wrap="clamp")
+    return Texture(rgba(px), wrap="clamp")
 
 
 def disc_texture(size: int = 32) -> Texture:
     """A white disc, alpha 0 outside: a particle sprite."""
     y, x = (np.mgrid[0:size, 0:size] + 0.5) / size - 0.5
     inside = np.hypot(x, y) < 0.45
-    return Texture(_rgba(np.full((size, size, 3), 255.0), np.where(inside, 255, 0)), wrap="clamp")
+    return Texture(rgba(np.full((size, size, 3), 255.0), np.where(inside, 255, 0)), wrap="clamp")
 
 
 # -- builders -----------------------------------------------------------------------------
@@ -204,7 +197,7 @@ def glass(rng: np.random.Generator, count: int, area: float) -> list[Node]:
 
 def moire(rng: np.random.Generator, count: int, area: float) -> list[Node]:
     plate = Material(base_color_texture=zone_plate(), roughness=0.7)
-    fine = Material(base_color_texture=Texture(_rgba(np.repeat(
+    fine = Material(base_color_texture=Texture(rgba(np.repeat(
         np.where(np.arange(512) % 4 < 2, 230.0, 25.0)[None, :, None], 512, 0).repeat(3, -1))), roughness=0.7)
     nodes = []
     for i in range(count):
@@ -223,7 +216,7 @@ def signs(rng: np.random.Generator, count: int, area: float) -> list[Node]:
     nodes = []
     for i in range(count):
         hud = i % 2 == 1
-        tex = hud_texture(rng) if hud else Texture(_rgba(text_image(
+        tex = hud_texture(rng) if hud else Texture(rgba(text_image(
             rng, 256, 128, 4, fg=rng.uniform(180, 255, 3), bg=rng.uniform(0, 60, 3))), wrap="clamp")
         glow = float(rng.uniform(2.0, 5.0))
         mat = Material(base_color=(0.05, 0.05, 0.05, 1.0), emissive=(glow, glow, glow), emissive_texture=tex,

@@ -21,7 +21,7 @@ import numpy as np
 
 from datagen import conventions as cv
 from datagen.errors import ConfigError
-from datagen.meshes import box, cylinder, merge, plane, ribbon, tileable_noise, transformed, with_uvs
+from datagen.meshes import box, cylinder, merge, plane, rgba, ribbon, tileable_noise, transformed, with_uvs
 from datagen.scene import Camera, Material, Mesh, Node, Scene, Sky, Sun, Texture, static, translation
 from datagen.scenes import register
 from datagen.scenes.params import Param
@@ -138,18 +138,11 @@ def control_points(rng: np.random.Generator, length: float, count: int = 10) -> 
 # -- textures --------------------------------------------------------------------
 
 
-def _rgba(rgb: np.ndarray, alpha: np.ndarray | None = None) -> np.ndarray:
-    out = np.empty((*rgb.shape[:2], 4), np.uint8)
-    out[..., :3] = np.clip(rgb, 0, 255)
-    out[..., 3] = 255 if alpha is None else alpha
-    return out
-
-
 def asphalt_texture(rng, size: int = 512) -> Texture:
     n = tileable_noise(rng, size, 8, 5)
     grain = rng.random((size, size))
     v = 58 + 40 * (n - 0.5) + 26 * (grain - 0.5) + 45 * (grain > 0.985)
-    return Texture(_rgba(np.stack([v, v, v * 1.03], -1)))
+    return Texture(rgba(np.stack([v, v, v * 1.03], -1)))
 
 
 def grass_texture(rng, size: int = 512) -> Texture:
@@ -157,7 +150,7 @@ def grass_texture(rng, size: int = 512) -> Texture:
     blades = tileable_noise(rng, size, 64, 2)
     g = 0.6 * n + 0.4 * blades
     rgb = np.stack([45 + 50 * g, 85 + 70 * g, 30 + 25 * g], -1)
-    return Texture(_rgba(rgb))
+    return Texture(rgba(rgb))
 
 
 def curb_texture() -> Texture:
@@ -165,7 +158,7 @@ def curb_texture() -> Texture:
     px = np.zeros((64, 16, 3))
     px[:32] = (200, 25, 25)
     px[32:] = (235, 235, 235)
-    return Texture(_rgba(px))
+    return Texture(rgba(px))
 
 
 def chain_link_texture(size: int = 256, cells: int = 12, wire_px: float = 5.0) -> Texture:
@@ -177,7 +170,7 @@ def chain_link_texture(size: int = 256, cells: int = 12, wire_px: float = 5.0) -
     d = np.minimum(np.minimum(a, period - a), np.minimum(b, period - b)) / np.sqrt(2)
     wire = d < wire_px / 2 + 0.5
     shade = 150 + 60 * np.cos((x + y) / period * 2 * np.pi)
-    return Texture(_rgba(np.stack([shade, shade, shade * 1.05], -1), np.where(wire, 255, 0)))
+    return Texture(rgba(np.stack([shade, shade, shade * 1.05], -1), np.where(wire, 255, 0)))
 
 
 def leaf_texture(rng, size: int = 256, leaves: int = 900) -> Texture:
@@ -200,7 +193,7 @@ def leaf_texture(rng, size: int = 256, leaves: int = 900) -> Texture:
         tone = rng.uniform(0.6, 1.2)
         rgb[lo_y:hi_y, lo_x:hi_x][inside] = np.array([40, 95, 30]) * tone
         alpha[lo_y:hi_y, lo_x:hi_x][inside] = 255
-    return Texture(_rgba(rgb, alpha))
+    return Texture(rgba(rgb, alpha))
 
 
 GLYPH_ROWS = 4
@@ -234,7 +227,7 @@ def billboard_texture(rng, width: int = 1024, row_h: int = 256) -> Texture:
                 x += gw
         panel[:4], panel[-4:], panel[:, :4], panel[:, -4:] = 240, 240, 240, 240
         px[r * row_h:(r + 1) * row_h] = panel
-    return Texture(_rgba(px), wrap="clamp")
+    return Texture(rgba(px), wrap="clamp")
 
 
 def car_light_texture() -> Texture:
@@ -242,7 +235,7 @@ def car_light_texture() -> Texture:
     px = np.zeros((8, 16, 3))
     px[:, :8] = (255, 245, 215)
     px[:, 8:] = (255, 30, 20)
-    return Texture(_rgba(px), wrap="clamp")
+    return Texture(rgba(px), wrap="clamp")
 
 
 HEAD_UV, TAIL_UV = (0.25, 0.5), (0.75, 0.5)

@@ -13,10 +13,9 @@ from __future__ import annotations
 import numpy as np
 
 from datagen.gltf import load_gltf, orbit_camera
-from datagen.meshes import cylinder, plane
+from datagen.meshes import cylinder, noise_texture, plane
 from datagen.scene import Material, Node, Scene, Sky, Sun, Texture, rotation_y, scaling, static, translation
 from datagen.scenes import register
-from datagen.scenes.city import noise_texture
 from datagen.scenes.params import Param
 from datagen.scenes.recipes import scenes_dir
 
