@@ -242,3 +242,16 @@ def test_vary_out_of_a_parameters_range_is_refused_before_any_cluster(tmp_path):
         load_config(recipe)
     proc = run("build", "--recipe", recipe, "--out", tmp_path / "out", cwd=tmp_path)
     assert proc.returncode == 2 and "vary.racing.cars" in proc.stderr and proc.stderr.count("\n") == 1
+
+
+@pytest.mark.parametrize(("generator", "params"), [
+    ("racing", {}), ("city", {"blocks_x": 2, "blocks_z": 1}), ("forest", {"trees": 5}), ("primitives", {}),
+    ("compose", {"objects": 2, "area": 3.0}), ("compose", {"objects": 0, "area": 150})])
+def test_registered_clip_planes_are_the_built_cameras(generator, params):
+    """The build reads near/far from the generator's registered clip planes without building
+    the scene: they must be what the scene's camera has."""
+    from datagen.scenes import CLIPS, clip_planes
+
+    assert generator in CLIPS
+    camera = generate(generator, params, 3).camera
+    assert clip_planes(generator, params, 3) == (camera.near, camera.far)

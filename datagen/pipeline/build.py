@@ -91,12 +91,12 @@ def store_config(config: BuildConfig, recipes_by_name: dict) -> dict:
 def _conventions(config: BuildConfig, tasks: list[SequenceTask], recipes_by_name: dict) -> dict:
     """The conventions block; near/far span every scene's camera (each sequence's own
     camera is in its metadata)."""
-    cams = []
-    for name, recipe in recipes_by_name.items():
-        first = next(t for t in tasks if t.scene == name)
-        cams.append(recipe.build(first.seed).camera)  # pure Python, no GL
-    return cv.conventions_block(config.scale, config.spp, min(c.near for c in cams),
-                                max(c.far for c in cams), config.reference_resolve,
+    # the generators report their clip planes without building the scene (a glTF or mesh
+    # file's camera is read off the loaded model)
+    clips = [recipe.clip_planes(next(t for t in tasks if t.scene == name).seed)
+             for name, recipe in recipes_by_name.items()]
+    return cv.conventions_block(config.scale, config.spp, min(c[0] for c in clips),
+                                max(c[1] for c in clips), config.reference_resolve,
                                 ratio=config.render_config().ratio)
 
 

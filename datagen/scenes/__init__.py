@@ -24,15 +24,23 @@ PARAMS: dict[str, dict[str, Param]] = {}
 """each generator's documented parameter ranges."""
 CHECKS: dict[str, Callable[[dict[str, Any]], None]] = {}
 """each generator's rules between parameters (given every parameter, defaults filled in)."""
+Clip = Callable[[dict[str, Any]], tuple[float, float]]
+CLIPS: dict[str, Clip] = {}
+"""each generator's camera (near, far) planes from its parameters (every parameter,
+defaults filled in), where they are known without building the scene."""
 
 
-def register(name: str, params: dict[str, Param],
-             check: Callable[[dict[str, Any]], None] | None = None) -> Callable[[Generator], Generator]:
-    """Register a generator with its parameter table (every keyword but ``seed``)."""
+def register(name: str, params: dict[str, Param], check: Callable[[dict[str, Any]], None] | None = None,
+             clip: tuple[float, float] | Clip | None = None) -> Callable[[Generator], Generator]:
+    """Register a generator with its parameter table (every keyword but ``seed``), its rules
+    between parameters and its camera's (near, far) planes: fixed, or a function of the
+    parameters (``clip_planes``)."""
     def wrap(fn: Generator) -> Generator:
         GENERATORS[name], PARAMS[name] = fn, params
         if check is not None:
             CHECKS[name] = check
+        if clip is not None:
+            CLIPS[name] = clip if callable(clip) else lambda _params: clip
         return fn
     return wrap
 
@@ -78,6 +86,18 @@ def generate(name: str, params: dict[str, Any], seed: int) -> Scene:
     """Run the generator ``name`` on checked ``params`` (``check``)."""
     check(name, params)
     return GENERATORS[name](seed=seed, **params)
+
+
+def clip_planes(name: str, params: dict[str, Any], seed: int) -> tuple[float, float]:
+    """The (near, far) planes of the camera of ``generate(name, params, seed)``: from the
+    generator's registered clip when it has one (nothing is built), else read off the
+    scene (glTF and mesh files, whose camera fits the model)."""
+    check(name, params)
+    clip = CLIPS.get(name)
+    if clip is not None:
+        return clip({**defaults(name), **params})
+    camera = GENERATORS[name](seed=seed, **params).camera
+    return camera.near, camera.far
 
 
 def load_generators() -> None:

@@ -185,7 +185,11 @@ def check(p: dict) -> None:
                           f"{p['block_size']} for buildings; give block_size - 2 sidewalk_width >= 10")
 
 
-@register("city", PARAMS, check)
+CLIP = (0.1, 600.0)
+"""the camera's (near, far) planes in metres."""
+
+
+@register("city", PARAMS, check, CLIP)
 def city(seed: int = 0, blocks_x: int = 4, blocks_z: int = 4, block_size: float = 34.0,
          street_width: float = 14.0, sidewalk_width: float = 3.0, min_storeys: int = 3, max_storeys: int = 14,
          lights_per_side: int = 3, cars: int = 6, camera_speed: float = 8.0, camera_height: float = 4.5,
@@ -335,7 +339,7 @@ def city(seed: int = 0, blocks_x: int = 4, blocks_z: int = 4, block_size: float 
         tx, tz = cam_path.at(s + 18.0)
         return cv.look_at((x, height, z), (tx, camera_height - 1.0, tz))
 
-    camera = Camera(view=view, fov_y_deg=60.0, near=0.1, far=600.0)
+    camera = Camera(view=view, fov_y_deg=60.0, near=CLIP[0], far=CLIP[1])
     top = STOREY_M * max_storeys + 1.0
     bounds = np.array([[centre[0] - size[0] / 2, -0.5, centre[1] - size[1] / 2],
                        [centre[0] + size[0] / 2, top, centre[1] + size[1] / 2]])

@@ -201,7 +201,17 @@ PARAMS = {
 checks inside it give the same answer for direct calls."""
 
 
-@register("compose", PARAMS)
+def ground_half(area: float) -> float:
+    """Half the side of the square ground, in metres."""
+    return 3.0 * area + 20.0
+
+
+def camera_clip(params: dict) -> tuple[float, float]:
+    """The camera's (near, far) planes in metres: far reaches past the ground's corners."""
+    return 0.05, 4.0 * ground_half(float(params["area"]))
+
+
+@register("compose", PARAMS, clip=camera_clip)
 def compose(seed: int = 0, assets=DEFAULT_ASSETS, objects=(6, 10), size=(0.6, 1.6), area: float = 6.0,
             placement: str = "mixed", air_height=(0.8, 3.0), animations=ANIMATIONS, speed=(0.5, 2.5),
             spin_rps=(0.1, 0.6), material_override: float = 0.3, textures=hard_cases.TEXTURES,
@@ -282,7 +292,7 @@ def compose(seed: int = 0, assets=DEFAULT_ASSETS, objects=(6, 10), size=(0.6, 1.
         if hard[name]:
             nodes += build(rng, hard[name], area)
 
-    ground_half = 3.0 * area + 20.0
+    half = ground_half(area)
     view, cuts = camera_rig(camera, rng, centre=(0.0, 0.8, 0.0), radius=area, min_height=top * 0.6,
                             speed=camera_speed, cut_seconds=cut_seconds, shake_deg=shake)
     if hard["particles"]:
@@ -290,10 +300,11 @@ def compose(seed: int = 0, assets=DEFAULT_ASSETS, objects=(6, 10), size=(0.6, 1.
     ground_tex = {"checker": lambda: checker_texture(256, 8, (200, 200, 195), (70, 72, 75)),
                   "tiles": lambda: noise_texture(rng, 256, (150, 145, 135), 6, tiles=4, grout=(80, 78, 75)),
                   "noise": lambda: noise_texture(rng, 256, (95, 105, 70), 10)}[ground]()
-    floor = Node("ground", static(np.eye(4)), plane(2 * ground_half, 2 * ground_half, (ground_half / 2,) * 2),
+    floor = Node("ground", static(np.eye(4)), plane(2 * half, 2 * half, (half / 2,) * 2),
                  Material(base_color_texture=ground_tex, roughness=0.85))
     nodes = list(renumber([floor, *nodes], counter))
     sun, sky = sun_and_sky(*sun_by_clock(time_of_day))
-    bounds = np.array([[-ground_half, -0.5, -ground_half], [ground_half, max(top, 6.0) + 2.0, ground_half]])
-    cam = Camera(view=view, fov_y_deg=55.0, near=0.05, far=4.0 * ground_half, cuts=cuts)
+    bounds = np.array([[-half, -0.5, -half], [half, max(top, 6.0) + 2.0, half]])
+    near, far = camera_clip({"area": area})
+    cam = Camera(view=view, fov_y_deg=55.0, near=near, far=far, cuts=cuts)
     return Scene("compose", tuple(nodes), cam, sun=sun, sky=sky, fps=fps, bounds=bounds)

@@ -196,7 +196,11 @@ PLACEMENT_TRIES_PER_TREE = 60
 """random positions tried per tree before the placement gives up."""
 
 
-@register("forest", PARAMS)
+CLIP = (0.05, 300.0)
+"""the camera's (near, far) planes in metres."""
+
+
+@register("forest", PARAMS, clip=CLIP)
 def forest(seed: int = 0, size: float = 80.0, trees: int = 80, swaying_trees: int = 16,
            leaf_cards: int = 150, grass_clumps: int = 9000, trail_width: float = 1.6, walk_speed: float = 1.2,
            eye_height: float = 1.7, wind: float = 1.0, fps: float = 30.0) -> Scene:
@@ -305,7 +309,7 @@ def forest(seed: int = 0, size: float = 80.0, trees: int = 80, swaying_trees: in
         z_look = z - 6.0
         return cv.look_at(eye, (float(trail_x(z_look)), eye_height - 0.4, z_look))
 
-    camera = Camera(view=view, fov_y_deg=65.0, near=0.05, far=300.0)
+    camera = Camera(view=view, fov_y_deg=65.0, near=CLIP[0], far=CLIP[1])
     bounds = np.array([[-half - 6, -0.5, -half - 6], [half + 6, 17.0, half + 6]])
     sun = Sun(direction=(0.35, 0.7, -0.45), color=(1.0, 0.93, 0.8), irradiance=3.5)
     sky = Sky(zenith=(0.22, 0.42, 0.85), horizon=(0.75, 0.82, 0.9), ground=(0.2, 0.22, 0.12))

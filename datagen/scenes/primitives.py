@@ -27,11 +27,15 @@ def circle_path(centre, radius: float, omega: float, phase: float):
         centre + radius * np.array([np.cos(omega * t + phase), 0.0, np.sin(omega * t + phase)]))
 
 
+CLIP = (0.1, 500.0)
+"""the camera's (near, far) planes in metres."""
+
+
 def dolly_camera(start, velocity, target, fov_y_deg: float = 50.0) -> Camera:
     """A camera moving at constant velocity, always looking at ``target``."""
     start, velocity = np.asarray(start, float), np.asarray(velocity, float)
     return Camera(view=lambda t: cv.look_at(start + velocity * t, target), fov_y_deg=fov_y_deg,
-                  near=0.1, far=500.0)
+                  near=CLIP[0], far=CLIP[1])
 
 
 PARAMS = {
@@ -44,7 +48,7 @@ PARAMS = {
 """Documented ranges (datagen.scenes.params): counts in objects, metres, m/s."""
 
 
-@register("primitives", PARAMS)
+@register("primitives", PARAMS, clip=CLIP)
 def primitives(seed: int = 0, boxes: int = 3, spheres: int = 3, plane_size: float = 40.0,
                object_speed: float = 2.0, camera_speed: float = 1.0) -> Scene:
     rng = np.random.default_rng(seed)

@@ -368,7 +368,11 @@ def check(p: dict) -> None:
                           "give one [r, g, b] per car")
 
 
-@register("racing", PARAMS, check)
+CLIP = (0.5, 1000.0)
+"""the camera's (near, far) planes in metres."""
+
+
+@register("racing", PARAMS, check, CLIP)
 def racing(seed: int = 0, track_length: float = 520.0, track_width: float = 12.0, cars: int = 4,
            speed_min: float = 38.0, speed_max: float = 62.0, car_colors: list | None = None,
            trees: int = 90, sun_elevation_deg: float = 40.0, sun_azimuth_deg: float | None = None,
@@ -585,7 +589,7 @@ def racing(seed: int = 0, track_length: float = 520.0, track_width: float = 12.0
         k = min(max(int(np.floor(t / shot_seconds + 1e-9)), 0), n_shots - 1)
         return rigs[k](t)
 
-    camera = Camera(view=view, fov_y_deg=fov_y_deg, near=0.5, far=1000.0, cuts=tuple(cuts))
+    camera = Camera(view=view, fov_y_deg=fov_y_deg, near=CLIP[0], far=CLIP[1], cuts=tuple(cuts))
     azimuth = rng.uniform(0, 360) if sun_azimuth_deg is None else sun_azimuth_deg
     sun, sky = sun_and_sky(*(sun_by_clock(time_of_day) if time_of_day is not None
                              else (sun_elevation_deg, azimuth)))

@@ -49,6 +49,14 @@ class Recipe:
         except ConfigError as exc:
             raise ConfigError(f"{self.where}: {exc}") from None
 
+    def clip_planes(self, seed: int) -> tuple[float, float]:
+        """The (near, far) planes of the camera of ``build(seed)``, without building the
+        scene where the generator knows them (``datagen.scenes.clip_planes``)."""
+        try:
+            return scenes.clip_planes(self.generator, self.params, seed)
+        except ConfigError as exc:
+            raise ConfigError(f"{self.where}: {exc}") from None
+
     @property
     def where(self) -> str:
         """How messages name the recipe: ``scene racing (scenes/racing.toml)``."""
