@@ -54,44 +54,16 @@ PLACEMENT_TRIES = 50
 """rejection-sampling tries per object before it is placed regardless of overlap."""
 
 
-# -- parameter checks ---------------------------------------------------------------------
+# -- parameters ---------------------------------------------------------------------------
 
 
 def _fail(name: str, value, expected: str):
     raise ConfigError(f"compose: {name}={value!r}; expected {expected}")
 
 
-def _number(name: str, value, lo: float, hi: float) -> float:
-    if isinstance(value, bool) or not isinstance(value, int | float) or not lo <= value <= hi:
-        _fail(name, value, f"a number in [{lo}, {hi}]")
-    return float(value)
-
-
-def _count(name: str, value, hi: int) -> int:
-    if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= hi:
-        _fail(name, value, f"an integer in [0, {hi}]")
-    return value
-
-
-def _span(name: str, value, lo: float, hi: float, integer: bool = False) -> tuple[float, float]:
-    """[a, b] with lo <= a <= b <= hi (a single number means [x, x])."""
-    pair = [value, value] if isinstance(value, int | float) and not isinstance(value, bool) else value
-    kind = int if integer else (int, float)
-    if (not isinstance(pair, list | tuple) or len(pair) != 2 or any(isinstance(v, bool) for v in pair)
-            or not all(isinstance(v, kind) for v in pair) or not lo <= pair[0] <= pair[1] <= hi):
-        _fail(name, value, f"[lo, hi] {'integers' if integer else 'numbers'} with {lo} <= lo <= hi <= {hi}")
-    return pair[0], pair[1]
-
-
-def _choices(name: str, value, valid: tuple[str, ...], many: bool) -> tuple[str, ...]:
-    items = [value] if isinstance(value, str) and many else value
-    if many:
-        if not isinstance(items, list | tuple) or not items or not all(v in valid for v in items):
-            _fail(name, value, f"a non-empty list of {', '.join(valid)}")
-        return tuple(items)
-    if value not in valid:
-        _fail(name, value, f"one of {', '.join(valid)}")
-    return (value,)
+def _pair(value) -> tuple:
+    """A "span" parameter as (lo, hi): a single number x means (x, x)."""
+    return (value, value) if isinstance(value, int | float) else (value[0], value[1])
 
 
 def resolve_assets(patterns, root: Path) -> list[Path]:
@@ -197,8 +169,8 @@ PARAMS = {
     **{name: Param("int", 0, hi) for name, hi in MAX_HARD.items()},
     "fps": Param("float", 1.0, 1000.0),
 }
-"""Documented ranges (datagen.scenes.params), checked before the generator runs; the
-checks inside it give the same answer for direct calls."""
+"""Documented ranges (datagen.scenes.params), checked by ``datagen.scenes.generate``
+before the generator runs."""
 
 
 def ground_half(area: float) -> float:
@@ -220,28 +192,14 @@ def compose(seed: int = 0, assets=DEFAULT_ASSETS, objects=(6, 10), size=(0.6, 1.
             max_triangles: int = DEFAULT_MAX_TRIANGLES,
             foliage: int = 0, fences: int = 0, thin: int = 0, glass: int = 0, moire: int = 0, signs: int = 0,
             fast_spin: int = 0, disocclusion: int = 0, particles: int = 0, fps: float = 30.0) -> Scene:
-    n_lo, n_hi = _span("objects", objects, 0, MAX_OBJECTS, integer=True)
-    size_lo, size_hi = _span("size", size, 0.05, 20.0)
-    area = _number("area", area, 1.0, 200.0)
-    (placement,) = _choices("placement", placement, PLACEMENTS, many=False)
-    air_lo, air_hi = _span("air_height", air_height, 0.0, 100.0)
-    animations = _choices("animations", animations, ANIMATIONS, many=True)
-    speed_lo, speed_hi = _span("speed", speed, 0.0, 50.0)
-    spin_lo, spin_hi = _span("spin_rps", spin_rps, 0.0, 10.0)
-    material_override = _number("material_override", material_override, 0.0, 1.0)
-    textures = _choices("textures", textures, hard_cases.TEXTURES, many=True)
-    (ground,) = _choices("ground", ground, GROUNDS, many=False)
-    time_of_day = _number("time_of_day", time_of_day, 0.0, 24.0)
-    (camera,) = _choices("camera", camera, RIGS, many=False)
-    camera_speed = _number("camera_speed", camera_speed, 0.05, 20.0)
-    shake = _number("shake", shake, 0.0, 10.0)
-    cut_seconds = _number("cut_seconds", cut_seconds, 0.2, 600.0)
-    fps = _number("fps", fps, 1.0, 1000.0)
-    if isinstance(max_triangles, bool) or not isinstance(max_triangles, int) or max_triangles < 1:
-        _fail("max_triangles", max_triangles, "an integer >= 1")
-    hard = {name: _count(name, value, MAX_HARD[name]) for name, value in (
-        ("foliage", foliage), ("fences", fences), ("thin", thin), ("glass", glass), ("moire", moire),
-        ("signs", signs), ("fast_spin", fast_spin), ("disocclusion", disocclusion), ("particles", particles))}
+    # the parameters are checked against PARAMS by datagen.scenes.generate
+    (n_lo, n_hi), (size_lo, size_hi), (air_lo, air_hi) = _pair(objects), _pair(size), _pair(air_height)
+    (speed_lo, speed_hi), (spin_lo, spin_hi) = _pair(speed), _pair(spin_rps)
+    area, material_override, time_of_day = float(area), float(material_override), float(time_of_day)
+    camera_speed, shake, cut_seconds, fps = float(camera_speed), float(shake), float(cut_seconds), float(fps)
+    animations, textures = tuple(animations), tuple(textures)
+    hard = {"foliage": foliage, "fences": fences, "thin": thin, "glass": glass, "moire": moire,
+            "signs": signs, "fast_spin": fast_spin, "disocclusion": disocclusion, "particles": particles}
     files = resolve_assets(assets, scenes_dir()) if n_hi > 0 else []
 
     rng = np.random.default_rng(seed)
