@@ -384,39 +384,68 @@ def racing(seed: int = 0, track_length: float = 520.0, track_width: float = 12.0
     with ``first_shot`` ("chase" or "trackside"). ``time_of_day`` (hours, 0-24), when set,
     places the sun by the clock (``sun_by_clock``) instead of ``sun_elevation_deg`` and
     the seeded or given azimuth."""
+    # one generator, drawn from in this order: track, surfaces, trackside, cars, cameras,
+    # trees, sun (a reordering changes every scene)
     rng = np.random.default_rng(seed)
-    for _ in range(TRACK_TRIES):  # redraw until no bend is tighter than MIN_RADIUS (deterministic per seed)
-        track = Track(control_points(rng, track_length))
-        if np.abs(track.curvature).max() < 1.0 / MIN_RADIUS:
-            break
-    else:
-        raise ConfigError(f"track_length = {track_length}: no loop of that length with every bend >= "
-                          f"{MIN_RADIUS:g} m radius in {TRACK_TRIES} draws for seed {seed}; choose a longer "
-                          "track_length")
+    track = _draw_track(rng, track_length, seed)
     half = track_width / 2
-    inside = track.inside
-    nodes: list[Node] = []
-
-    def add(name, mesh, material, object_id):
-        nodes.append(Node(name, static(np.eye(4)), mesh, material, object_id))
-
-    # ground, road, paint, curbs
     lo = track.centre.min(0) - (70.0, 0.0, 70.0)
     hi = track.centre.max(0) + (70.0, 0.0, 70.0)
+    nodes = _track_surfaces(rng, track, track_width, lo, hi)
+    nodes += _trackside(rng, track, half)
+    car_nodes, car_paths = _cars(rng, track, cars, speed_min, speed_max, car_colors)
+    nodes += car_nodes
+    view, cuts, cam_points = _cameras(rng, track, half, car_paths, shot_seconds, duration, chase_lag,
+                                      first_shot)
+    nodes += _trees(rng, track, half, lo, hi, trees, cam_points)
+    camera = Camera(view=view, fov_y_deg=fov_y_deg, near=CLIP[0], far=CLIP[1], cuts=cuts)
+    azimuth = rng.uniform(0, 360) if sun_azimuth_deg is None else sun_azimuth_deg
+    sun, sky = sun_and_sky(*(sun_by_clock(time_of_day) if time_of_day is not None
+                             else (sun_elevation_deg, azimuth)))
+    # up to 12 m above the ground: trees up to 1.3 * 8.3 m, stand roofs 7.2 m
+    bounds = np.stack([lo - (0.0, 0.5, 0.0), hi + (0.0, 12.0, 0.0)])
+    return Scene("racing", tuple(nodes), camera, sun=sun, sky=sky, fps=fps, bounds=bounds)
+
+
+def _fixed(name: str, mesh: Mesh, material: Material, object_id: int) -> Node:
+    return Node(name, static(np.eye(4)), mesh, material, object_id)
+
+
+def _draw_track(rng: np.random.Generator, track_length: float, seed: int) -> Track:
+    """A closed loop of ``track_length`` metres, redrawn until no bend is tighter than
+    MIN_RADIUS (deterministic per seed)."""
+    for _ in range(TRACK_TRIES):
+        track = Track(control_points(rng, track_length))
+        if np.abs(track.curvature).max() < 1.0 / MIN_RADIUS:
+            return track
+    raise ConfigError(f"track_length = {track_length}: no loop of that length with every bend >= "
+                      f"{MIN_RADIUS:g} m radius in {TRACK_TRIES} draws for seed {seed}; choose a longer "
+                      "track_length")
+
+
+def _track_surfaces(rng: np.random.Generator, track: Track, track_width: float, lo: np.ndarray,
+                    hi: np.ndarray) -> list[Node]:
+    """The grass over the box ``lo``-``hi``, the road, its paint and the curbs on the bends."""
+    half = track_width / 2
+    inside = track.inside
+    nodes = []
     size = hi - lo
     ground = transformed(plane(size[0], size[2], (size[0] / 6, size[2] / 6)),
                          translation(((lo[0] + hi[0]) / 2, 0.0, (lo[2] + hi[2]) / 2)))
-    add("grass", ground, Material(base_color_texture=grass_texture(rng), roughness=0.95), GROUND_ID)
+    nodes.append(_fixed("grass", ground, Material(base_color_texture=grass_texture(rng), roughness=0.95),
+                        GROUND_ID))
     loop = np.arange(len(track.s) + 1) % len(track.s)
     v_loop = np.concatenate([track.s, [track.length]])
     c, side = track.offset_line(0.0, 0.03, loop)
     road = ribbon(c, side, (-half - 0.3, half + 0.3), v=v_loop / 8.0, u=(0.0, (track_width + 0.6) / 8.0))
-    add("road", road, Material(base_color_texture=asphalt_texture(rng), roughness=0.8), ROAD_ID)
+    nodes.append(_fixed("road", road, Material(base_color_texture=asphalt_texture(rng), roughness=0.8),
+                        ROAD_ID))
     paint = [dashes(track, off, 0.15, 3.0, 4.5, 0.05) for off in (-3.0, 0.0, 3.0)]
     for off in (-half + 0.3, half - 0.3):
         c, side = track.offset_line(off, 0.05, loop)
         paint.append(ribbon(c, side, (-0.1, 0.1), v=v_loop))
-    add("paint", merge(paint), Material(base_color=(0.85, 0.85, 0.82, 1.0), roughness=0.6), PAINT_ID)
+    nodes.append(_fixed("paint", merge(paint), Material(base_color=(0.85, 0.85, 0.82, 1.0), roughness=0.6),
+                        PAINT_ID))
     bend = np.convolve(np.r_[track.curvature[-4:], track.curvature, track.curvature[:4]],
                        np.ones(9) / 9, "valid") > 1 / 70.0
     curbs = []
@@ -426,9 +455,19 @@ def racing(seed: int = 0, track_length: float = 520.0, track_width: float = 12.0
         c, side = track.offset_line(inside * (half + 0.3), 0.06, idx)
         curbs.append(ribbon(c, side * inside, (0.0, 1.2), v=track.s[idx] / 2.0))
     if curbs:
-        add("curbs", merge(curbs), Material(base_color_texture=curb_texture(), roughness=0.7), CURB_ID)
+        nodes.append(_fixed("curbs", merge(curbs), Material(base_color_texture=curb_texture(), roughness=0.7),
+                            CURB_ID))
+    return nodes
 
-    # guardrails both sides, with posts
+
+def _trackside(rng: np.random.Generator, track: Track, half: float) -> list[Node]:
+    """Guardrails both sides, the chain-link fence outside, grandstands and billboards."""
+    return [*_guardrails(track, half), *_fence(track, half), *_grandstands(rng, track, half)]
+
+
+def _guardrails(track: Track, half: float) -> list[Node]:
+    """Guardrails both sides, with posts."""
+    loop = np.arange(len(track.s) + 1) % len(track.s)
     rails, posts = [], []
     post = box((0.1, 0.75, 0.1))
     for sgn in (-1.0, 1.0):
@@ -439,25 +478,33 @@ def racing(seed: int = 0, track_length: float = 520.0, track_width: float = 12.0
         for i in range(0, len(track.s), 4):
             p, _ = track.offset_line(off + sgn * 0.1, 0.375, np.array([i]))
             posts.append(transformed(post, oriented(p[0], track.tangent[i])))
-    add("guardrail", merge(rails), Material(base_color=(0.75, 0.76, 0.78, 1.0), metallic=0.8, roughness=0.35,
-                                            double_sided=True), RAIL_ID)
-    add("guardrail_posts", merge(posts), Material(base_color=(0.5, 0.5, 0.52, 1.0), metallic=0.6,
-                                                  roughness=0.5), RAIL_POST_ID)
+    return [_fixed("guardrail", merge(rails), Material(base_color=(0.75, 0.76, 0.78, 1.0), metallic=0.8,
+                                                       roughness=0.35, double_sided=True), RAIL_ID),
+            _fixed("guardrail_posts", merge(posts), Material(base_color=(0.5, 0.5, 0.52, 1.0), metallic=0.6,
+                                                             roughness=0.5), RAIL_POST_ID)]
 
-    # chain-link fence on the outside, posts every 3 m
-    outside = -inside
+
+def _fence(track: Track, half: float) -> list[Node]:
+    """Chain-link fence on the outside, posts every 3 m."""
+    loop = np.arange(len(track.s) + 1) % len(track.s)
+    outside = -track.inside
     c, _ = track.offset_line(outside * (half + 5.5), 0.0, loop)
     fence = vertical_strip(c, 0.0, 3.2, 1.0, 1.0, -track.side[loop] * outside)
-    add("fence", fence, Material(base_color_texture=chain_link_texture(), metallic=0.7, roughness=0.45,
-                                 alpha_mode="MASK", alpha_cutoff=0.5, double_sided=True), FENCE_ID)
     fence_post = cylinder(0.04, 3.3, 6, caps=False)
     fposts = [transformed(fence_post, translation(track.offset_line(outside * (half + 5.55), 0.0,
                                                                     np.array([i]))[0][0]))
               for i in range(0, len(track.s), 3)]
-    add("fence_posts", merge(fposts), Material(base_color=(0.45, 0.47, 0.5, 1.0), metallic=0.7,
-                                               roughness=0.4), FENCE_POST_ID)
+    return [_fixed("fence", fence, Material(base_color_texture=chain_link_texture(), metallic=0.7,
+                                            roughness=0.45, alpha_mode="MASK", alpha_cutoff=0.5,
+                                            double_sided=True), FENCE_ID),
+            _fixed("fence_posts", merge(fposts), Material(base_color=(0.45, 0.47, 0.5, 1.0), metallic=0.7,
+                                                          roughness=0.4), FENCE_POST_ID)]
 
-    # grandstands and billboards behind the fence, facing the track
+
+def _grandstands(rng: np.random.Generator, track: Track, half: float) -> list[Node]:
+    """Grandstands at the three straightest places, well apart, with billboards on both
+    sides, behind the fence and facing the track."""
+    outside = -track.inside
     stands, boards, board_posts = [], [], []
     n = len(track.s)
     straight = np.argsort(np.abs(track.curvature))
@@ -495,13 +542,21 @@ def racing(seed: int = 0, track_length: float = 520.0, track_width: float = 12.0
             board_posts += [transformed(box((0.12, 2.8, 0.12)), m @ translation((x, 1.4, -0.05)))
                             for x in (-3.5, 3.5)]
             board_posts.append(transformed(box((8.1, 2.6, 0.05)), m @ translation((0.0, 4.05, -0.05))))
-    add("grandstands", merge(stands), Material(base_color=(0.55, 0.57, 0.62, 1.0), roughness=0.7), STAND_ID)
-    add("billboards", merge(boards), Material(base_color_texture=billboard_texture(rng), roughness=0.5),
-        BILLBOARD_ID)
-    add("billboard_frames", merge(board_posts), Material(base_color=(0.3, 0.3, 0.32, 1.0), metallic=0.5,
-                                                         roughness=0.5), BILLBOARD_POST_ID)
+    stand_mat = Material(base_color=(0.55, 0.57, 0.62, 1.0), roughness=0.7)
+    board_mat = Material(base_color_texture=billboard_texture(rng), roughness=0.5)
+    frame_mat = Material(base_color=(0.3, 0.3, 0.32, 1.0), metallic=0.5, roughness=0.5)
+    return [_fixed("grandstands", merge(stands), stand_mat, STAND_ID),
+            _fixed("billboards", merge(boards), board_mat, BILLBOARD_ID),
+            _fixed("billboard_frames", merge(board_posts), frame_mat, BILLBOARD_POST_ID)]
 
-    # cars: one lane each, seeded speeds and starts, the first car the camera's hero
+
+CarPath = tuple[float, float, float]
+"""(start arc length m, speed m/s, lane offset m) of a car."""
+
+
+def _cars(rng: np.random.Generator, track: Track, cars: int, speed_min: float, speed_max: float,
+          car_colors: list | None) -> tuple[list[Node], list[CarPath]]:
+    """One lane each, seeded speeds and starts, car 0 the fastest (the first shot's hero)."""
     if car_colors is None:
         hues = rng.permutation(8)[:cars]
         palette = np.array([(0.8, 0.05, 0.03), (0.02, 0.15, 0.7), (0.9, 0.6, 0.02), (0.05, 0.5, 0.1),
@@ -512,7 +567,7 @@ def racing(seed: int = 0, track_length: float = 520.0, track_width: float = 12.0
     starts = np.concatenate([[0.0], rng.uniform(8.0, 18.0, cars - 1) * (1 + np.arange(cars - 1))])
     parts = car_meshes()
     light_tex = car_light_texture()
-    car_paths = []
+    nodes, car_paths = [], []
     for i in range(cars):
         s0, v, lane = float(starts[i]), float(speeds[i]), float(lanes[i])
 
@@ -534,8 +589,13 @@ def racing(seed: int = 0, track_length: float = 520.0, track_width: float = 12.0
         )
         nodes.append(Node(f"car{i}", car_transform, parts["body"],
                           Material(base_color=(*colour, 1.0), metallic=0.3, roughness=0.25), cid, children))
+    return nodes, car_paths
 
-    # cameras: chase on car k, then a trackside pan as car k' passes, alternating
+
+def _cameras(rng: np.random.Generator, track: Track, half: float, car_paths: list[CarPath],
+             shot_seconds: float, duration: float, chase_lag: float, first_shot: str):
+    """(view(t), cut times, (n, 3) trackside camera positions): a chase on car k, then a
+    trackside pan as car k passes, alternating every ``shot_seconds``."""
     rigs, cuts = [], []
     n_shots = max(int(np.ceil(duration / shot_seconds)), 1)
     cam_points = []
@@ -544,7 +604,7 @@ def racing(seed: int = 0, track_length: float = 520.0, track_width: float = 12.0
         t0, t1 = k * shot_seconds, (k + 1) * shot_seconds
         if k:
             cuts.append(t0)
-        hero = (k // 2) % cars
+        hero = (k // 2) % len(car_paths)
         s0, v, lane = car_paths[hero]
         if (k + first) % 2 == 0:
             rigs.append(_chase_rig(track, s0, v, lane, chase_lag))
@@ -552,14 +612,21 @@ def racing(seed: int = 0, track_length: float = 520.0, track_width: float = 12.0
             tm = (t0 + t1) / 2
             p, _, sd = track.frame(s0 + v * tm)
             dist = rng.uniform(4.0, 5.5)  # from the road edge, behind the inner guardrail (3 m)
-            eye = p + sd * inside * (half + dist) + UP * rng.uniform(1.2, 2.0)
+            eye = p + sd * track.inside * (half + dist) + UP * rng.uniform(1.2, 2.0)
             cam_points.append(eye)
             rigs.append(_pan_rig(track, eye, s0, v, lane))
-    bounds_lo = lo - (0.0, 0.5, 0.0)
-    bounds_hi = hi + (0.0, 12.0, 0.0)  # trees up to 1.3 * 8.3 m, stand roofs 7.2 m
-    cam_points = np.array(cam_points).reshape(-1, 3)
 
-    # trees: infield and outer ring, clear of the track, stands and cameras
+    def view(t: float) -> np.ndarray:
+        k = min(max(int(np.floor(t / shot_seconds + 1e-9)), 0), n_shots - 1)
+        return rigs[k](t)
+
+    return view, tuple(cuts), np.array(cam_points).reshape(-1, 3)
+
+
+def _trees(rng: np.random.Generator, track: Track, half: float, lo: np.ndarray, hi: np.ndarray, trees: int,
+           cam_points: np.ndarray) -> list[Node]:
+    """Up to ``trees`` trees on the infield and an outer ring, clear of the track, the
+    stands and the trackside cameras (a bounded number of tries)."""
     crown = crossed_quads(6.0, 5.0)
     trunk = cylinder(0.18, 3.5, 8, top_radius=0.1)
     foliage, trunks = [], []
@@ -579,22 +646,13 @@ def racing(seed: int = 0, track_length: float = 520.0, track_width: float = 12.0
                       [0, 0, 0, 1]])
         trunks.append(transformed(trunk, m))
         foliage.append(transformed(crown, m @ translation((0.0, 2.3, 0.0))))
-    if trunks:
-        add("trunks", merge(trunks), Material(base_color=(0.25, 0.17, 0.1, 1.0), roughness=0.9), TRUNK_ID)
-        add("foliage", merge(foliage), Material(base_color_texture=leaf_texture(rng), roughness=0.8,
-                                                alpha_mode="MASK", alpha_cutoff=0.5, double_sided=True),
-            FOLIAGE_ID)
-
-    def view(t: float) -> np.ndarray:
-        k = min(max(int(np.floor(t / shot_seconds + 1e-9)), 0), n_shots - 1)
-        return rigs[k](t)
-
-    camera = Camera(view=view, fov_y_deg=fov_y_deg, near=CLIP[0], far=CLIP[1], cuts=tuple(cuts))
-    azimuth = rng.uniform(0, 360) if sun_azimuth_deg is None else sun_azimuth_deg
-    sun, sky = sun_and_sky(*(sun_by_clock(time_of_day) if time_of_day is not None
-                             else (sun_elevation_deg, azimuth)))
-    return Scene("racing", tuple(nodes), camera, sun=sun, sky=sky, fps=fps,
-                 bounds=np.stack([bounds_lo, bounds_hi]))
+    if not trunks:
+        return []
+    trunk_mat = Material(base_color=(0.25, 0.17, 0.1, 1.0), roughness=0.9)
+    leaf_mat = Material(base_color_texture=leaf_texture(rng), roughness=0.8, alpha_mode="MASK",
+                        alpha_cutoff=0.5, double_sided=True)
+    return [_fixed("trunks", merge(trunks), trunk_mat, TRUNK_ID),
+            _fixed("foliage", merge(foliage), leaf_mat, FOLIAGE_ID)]
 
 
 def _chase_rig(track: Track, s0: float, v: float, lane: float, lag: float):
