@@ -12,6 +12,8 @@ cars are separate nodes.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import numpy as np
 
 from datagen import conventions as cv
@@ -189,92 +191,49 @@ CLIP = (0.1, 600.0)
 """the camera's (near, far) planes in metres."""
 
 
+@dataclass(frozen=True)
+class Grid:
+    """The street grid: street centrelines at x = i * pitch (i = 0..blocks_x) and
+    z = j * pitch, square blocks between them."""
+
+    blocks_x: int
+    blocks_z: int
+    block_size: float
+    street_width: float
+
+    @property
+    def pitch(self) -> float:
+        return self.block_size + self.street_width
+
+    @property
+    def extent(self) -> np.ndarray:
+        """(x, z) size of the grid, outer street centrelines included."""
+        return np.array([self.blocks_x * self.pitch, self.blocks_z * self.pitch])
+
+    def block_centres(self):
+        """(x, z) of each block, x-major."""
+        for bi in range(self.blocks_x):
+            for bj in range(self.blocks_z):
+                yield (bi + 0.5) * self.pitch, (bj + 0.5) * self.pitch
+
+
 @register("city", PARAMS, check, CLIP)
 def city(seed: int = 0, blocks_x: int = 4, blocks_z: int = 4, block_size: float = 34.0,
          street_width: float = 14.0, sidewalk_width: float = 3.0, min_storeys: int = 3, max_storeys: int = 14,
          lights_per_side: int = 3, cars: int = 6, camera_speed: float = 8.0, camera_height: float = 4.5,
          lit_windows: float = 0.2, fps: float = 30.0) -> Scene:
+    # one generator, drawn from in this order: facades, buildings, street lights, ground
+    # textures, cars, camera (a reordering changes every scene)
     rng = np.random.default_rng(seed)
-    pitch = block_size + street_width
-    # street centrelines at x = i * pitch (i = 0..blocks_x), blocks between them
-    extent = np.array([blocks_x * pitch, blocks_z * pitch])
-    half_block = block_size / 2
-
+    grid = Grid(blocks_x, blocks_z, block_size, street_width)
     facades = [facade_textures(rng, lit_fraction=lit_windows) for _ in range(3)]
-    facade_meshes: list[list[Mesh]] = [[] for _ in facades]
-    roofs, slabs = [], []
-    for bi in range(blocks_x):
-        for bj in range(blocks_z):
-            cx, cz = (bi + 0.5) * pitch, (bj + 0.5) * pitch
-            slabs.append(transformed(box((block_size, 0.15, block_size)), translation((cx, 0.075, cz))))
-            inner = block_size - 2 * sidewalk_width
-            lots_x, lots_z = int(rng.integers(1, 4)), int(rng.integers(1, 3))
-            cuts_x = np.sort(rng.uniform(0.3, 0.7, lots_x - 1)) if lots_x > 1 else np.array([])
-            cuts_z = np.sort(rng.uniform(0.35, 0.65, lots_z - 1)) if lots_z > 1 else np.array([])
-            edges_x = cx - inner / 2 + inner * np.concatenate([[0], cuts_x, [1]])
-            edges_z = cz - inner / 2 + inner * np.concatenate([[0], cuts_z, [1]])
-            for i in range(lots_x):
-                for j in range(lots_z):
-                    gap = rng.uniform(0.0, 0.8)
-                    x0, x1 = edges_x[i] + gap, edges_x[i + 1] - gap
-                    z0, z1 = edges_z[j] + gap, edges_z[j + 1] - gap
-                    height = STOREY_M * int(rng.integers(min_storeys, max_storeys + 1)) + 0.15
-                    style = int(rng.integers(len(facades)))
-                    offset = rng.integers(FACADE_CELLS, size=2) / FACADE_CELLS
-                    facade_meshes[style].append(building_walls(x0, x1, z0, z1, height, offset))
-                    roof = transformed(box((x1 - x0, 0.4, z1 - z0)), translation(((x0 + x1) / 2, height + 0.2,
-                                                                                  (z0 + z1) / 2)))
-                    roofs.append(roof)
-
-    # lane markings: dashed centre lines between intersections and zebra crossings
-    marks = []
-    for axis in (0, 1):
-        n_streets, n_blocks = (blocks_x + 1, blocks_z) if axis == 0 else (blocks_z + 1, blocks_x)
-        for i in range(n_streets):
-            for j in range(n_blocks):
-                c = (j + 0.5) * pitch
-                for d in np.arange(-half_block + 5, half_block - 4, 6.0):
-                    size = (0.15, 0.02, 3.0) if axis == 0 else (3.0, 0.02, 0.15)
-                    p = (i * pitch, 0.01, c + d) if axis == 0 else (c + d, 0.01, i * pitch)
-                    marks.append(transformed(box(size), translation(p)))
-                for end in (-1, 1):  # zebra crossing at each end of the block
-                    for k in np.arange(-street_width / 2 + 1.5, street_width / 2 - 1.4, 1.0):
-                        along = c + end * (half_block - 1.5)
-                        size = (0.5, 0.02, 2.5) if axis == 0 else (2.5, 0.02, 0.5)
-                        p = (i * pitch + k, 0.01, along) if axis == 0 else (along, 0.01, i * pitch + k)
-                        marks.append(transformed(box(size), translation(p)))
-
-    # street lights along every block side, wired together
-    poles, heads, wires = [], [], []
-    pole_h, kerb_in = 7.0, 0.6
-    for bi in range(blocks_x):
-        for bj in range(blocks_z):
-            cx, cz = (bi + 0.5) * pitch, (bj + 0.5) * pitch
-            for side in range(4):
-                out = np.array([[1, 0], [0, 1], [-1, 0], [0, -1]][side], float)
-                along = np.array([-out[1], out[0]])
-                tops = []
-                for k in range(lights_per_side):
-                    f = (k + 0.5) / lights_per_side - 0.5
-                    base = np.array([cx, cz]) + out * (half_block - kerb_in) + along * f * (block_size - 8)
-                    b3 = np.array([base[0], 0.15, base[1]])
-                    top = b3 + [0, pole_h, 0]
-                    arm = top + np.array([out[0], -0.1, out[1]]) * 1.6
-                    poles.append(tube(b3, top, 0.09, 8, end_radius=0.06))
-                    poles.append(tube(top - [0, 0.2, 0], arm, 0.04, 6))
-                    heads.append(transformed(box((0.5, 0.12, 0.5)), translation(arm - [0, 0.06, 0])))
-                    tops.append(top)
-                for a, b in zip(tops[:-1], tops[1:], strict=True):
-                    wires += sagging_wire(a - [0, 0.3, 0], b - [0, 0.3, 0], 0.5, 0.015)
-                if rng.random() < 0.5 and tops:  # a wire across the street to the facing block
-                    a = tops[len(tops) // 2] - [0, 0.6, 0]
-                    b = a + np.array([out[0], 0, out[1]]) * (street_width + 2 * kerb_in)
-                    if np.all((b[[0, 2]] > 0) & (b[[0, 2]] < extent)):
-                        wires += sagging_wire(a, b, 0.7, 0.012, segments=10)
+    walls, roofs, slabs = _buildings(rng, grid, sidewalk_width, min_storeys, max_storeys, len(facades))
+    marks = _markings(grid)
+    poles, heads, wires = _street_lights(rng, grid, lights_per_side)
 
     margin = 30.0
-    size = extent + 2 * margin
-    centre = extent / 2
+    size = grid.extent + 2 * margin
+    centre = grid.extent / 2
     road = planar_uv(transformed(plane(*size), translation((centre[0], 0.0, centre[1]))), 4.0)
 
     asphalt = Material(base_color_texture=noise_texture(rng, 256, (70, 70, 72), 6), roughness=0.9)
@@ -293,28 +252,129 @@ def city(seed: int = 0, blocks_x: int = 4, blocks_z: int = 4, block_size: float 
              Node("poles", static(np.eye(4)), merge(poles), steel),
              Node("lamps", static(np.eye(4)), merge(heads), lamp),
              Node("wires", static(np.eye(4)), merge(wires), cable)]
-    for k, ((base_tex, glow_tex), meshes) in enumerate(zip(facades, facade_meshes, strict=True)):
+    for k, ((base_tex, glow_tex), meshes) in enumerate(zip(facades, walls, strict=True)):
         if meshes:
             material = Material(base_color_texture=base_tex, emissive=(3.0, 3.0, 3.0),
                                 emissive_texture=glow_tex, roughness=0.7)
             nodes.append(Node(f"facades{k}", static(np.eye(4)), merge(meshes), material))
+    nodes += _cars(rng, grid, cars)
+    nodes = [Node(n.name, n.transform, n.mesh, n.material, object_id=i + 1) for i, n in enumerate(nodes)]
 
-    def street_loop(direction: int, lane: float, interior: bool = False) -> LoopPath:
-        """A loop around a random rectangle of blocks; ``interior`` keeps off the
-        outermost streets (which face open ground) where the grid allows."""
-        def pick(n_blocks: int) -> np.ndarray:
-            if interior and n_blocks >= 3:
-                return np.sort(rng.choice(np.arange(1, n_blocks), 2, replace=False))
-            return np.sort(rng.choice(n_blocks + 1, 2, replace=False))
-        (i0, i1), (j0, j1) = pick(blocks_x), pick(blocks_z)
-        inset = lane * direction  # keep to the right of travel
-        corners = rect_corners(i0 * pitch + inset, i1 * pitch - inset, j0 * pitch + inset, j1 * pitch - inset,
-                               direction)
-        return LoopPath(corners, radius=street_width / 2 - abs(lane))
+    camera = _camera(rng, grid, camera_speed, camera_height)
+    top = STOREY_M * max_storeys + 1.0
+    bounds = np.array([[centre[0] - size[0] / 2, -0.5, centre[1] - size[1] / 2],
+                       [centre[0] + size[0] / 2, top, centre[1] + size[1] / 2]])
+    sun = Sun(direction=(0.45, 0.55, 0.3), irradiance=3.0)
+    sky = Sky(zenith=(0.2, 0.35, 0.75), horizon=(0.85, 0.75, 0.65))
+    return Scene("city", tuple(nodes), camera, sun=sun, sky=sky, fps=fps, bounds=bounds)
 
+
+def _buildings(rng: np.random.Generator, grid: Grid, sidewalk_width: float, min_storeys: int,
+               max_storeys: int, styles: int) -> tuple[list[list[Mesh]], list[Mesh], list[Mesh]]:
+    """(walls per facade style, roofs, sidewalk slabs): each block a slab split into 1-3 by
+    1-2 lots, each lot a building of a random height and facade style."""
+    facade_meshes: list[list[Mesh]] = [[] for _ in range(styles)]
+    roofs, slabs = [], []
+    block_size = grid.block_size
+    for cx, cz in grid.block_centres():
+        slabs.append(transformed(box((block_size, 0.15, block_size)), translation((cx, 0.075, cz))))
+        inner = block_size - 2 * sidewalk_width
+        lots_x, lots_z = int(rng.integers(1, 4)), int(rng.integers(1, 3))
+        cuts_x = np.sort(rng.uniform(0.3, 0.7, lots_x - 1)) if lots_x > 1 else np.array([])
+        cuts_z = np.sort(rng.uniform(0.35, 0.65, lots_z - 1)) if lots_z > 1 else np.array([])
+        edges_x = cx - inner / 2 + inner * np.concatenate([[0], cuts_x, [1]])
+        edges_z = cz - inner / 2 + inner * np.concatenate([[0], cuts_z, [1]])
+        for i in range(lots_x):
+            for j in range(lots_z):
+                gap = rng.uniform(0.0, 0.8)
+                x0, x1 = edges_x[i] + gap, edges_x[i + 1] - gap
+                z0, z1 = edges_z[j] + gap, edges_z[j + 1] - gap
+                height = STOREY_M * int(rng.integers(min_storeys, max_storeys + 1)) + 0.15
+                style = int(rng.integers(styles))
+                offset = rng.integers(FACADE_CELLS, size=2) / FACADE_CELLS
+                facade_meshes[style].append(building_walls(x0, x1, z0, z1, height, offset))
+                roofs.append(transformed(box((x1 - x0, 0.4, z1 - z0)),
+                                         translation(((x0 + x1) / 2, height + 0.2, (z0 + z1) / 2))))
+    return facade_meshes, roofs, slabs
+
+
+def _markings(grid: Grid) -> list[Mesh]:
+    """Dashed centre lines between intersections and zebra crossings at each block's ends."""
+    pitch, half_block, street_width = grid.pitch, grid.block_size / 2, grid.street_width
+    marks = []
+    for axis in (0, 1):
+        n_streets, n_blocks = (grid.blocks_x + 1, grid.blocks_z) if axis == 0 else (grid.blocks_z + 1,
+                                                                                       grid.blocks_x)
+        for i in range(n_streets):
+            for j in range(n_blocks):
+                c = (j + 0.5) * pitch
+                for d in np.arange(-half_block + 5, half_block - 4, 6.0):
+                    size = (0.15, 0.02, 3.0) if axis == 0 else (3.0, 0.02, 0.15)
+                    p = (i * pitch, 0.01, c + d) if axis == 0 else (c + d, 0.01, i * pitch)
+                    marks.append(transformed(box(size), translation(p)))
+                for end in (-1, 1):  # zebra crossing at each end of the block
+                    for k in np.arange(-street_width / 2 + 1.5, street_width / 2 - 1.4, 1.0):
+                        along = c + end * (half_block - 1.5)
+                        size = (0.5, 0.02, 2.5) if axis == 0 else (2.5, 0.02, 0.5)
+                        p = (i * pitch + k, 0.01, along) if axis == 0 else (along, 0.01, i * pitch + k)
+                        marks.append(transformed(box(size), translation(p)))
+    return marks
+
+
+def _street_lights(rng: np.random.Generator, grid: Grid,
+                   lights_per_side: int) -> tuple[list[Mesh], list[Mesh], list[Mesh]]:
+    """(poles and arms, lamp heads, wires): lights along every block side, wired
+    together, and now and then a wire across the street to the facing block."""
+    poles, heads, wires = [], [], []
+    pole_h, kerb_in = 7.0, 0.6
+    half_block = grid.block_size / 2
+    for cx, cz in grid.block_centres():
+        for side in range(4):
+            out = np.array([[1, 0], [0, 1], [-1, 0], [0, -1]][side], float)
+            along = np.array([-out[1], out[0]])
+            tops = []
+            for k in range(lights_per_side):
+                f = (k + 0.5) / lights_per_side - 0.5
+                base = np.array([cx, cz]) + out * (half_block - kerb_in) + along * f * (grid.block_size - 8)
+                b3 = np.array([base[0], 0.15, base[1]])
+                top = b3 + [0, pole_h, 0]
+                arm = top + np.array([out[0], -0.1, out[1]]) * 1.6
+                poles.append(tube(b3, top, 0.09, 8, end_radius=0.06))
+                poles.append(tube(top - [0, 0.2, 0], arm, 0.04, 6))
+                heads.append(transformed(box((0.5, 0.12, 0.5)), translation(arm - [0, 0.06, 0])))
+                tops.append(top)
+            for a, b in zip(tops[:-1], tops[1:], strict=True):
+                wires += sagging_wire(a - [0, 0.3, 0], b - [0, 0.3, 0], 0.5, 0.015)
+            if rng.random() < 0.5 and tops:  # a wire across the street to the facing block
+                a = tops[len(tops) // 2] - [0, 0.6, 0]
+                b = a + np.array([out[0], 0, out[1]]) * (grid.street_width + 2 * kerb_in)
+                if np.all((b[[0, 2]] > 0) & (b[[0, 2]] < grid.extent)):
+                    wires += sagging_wire(a, b, 0.7, 0.012, segments=10)
+    return poles, heads, wires
+
+
+def _street_loop(rng: np.random.Generator, grid: Grid, direction: int, lane: float,
+                 interior: bool = False) -> LoopPath:
+    """A loop around a random rectangle of blocks; ``interior`` keeps off the
+    outermost streets (which face open ground) where the grid allows."""
+    def pick(n_blocks: int) -> np.ndarray:
+        if interior and n_blocks >= 3:
+            return np.sort(rng.choice(np.arange(1, n_blocks), 2, replace=False))
+        return np.sort(rng.choice(n_blocks + 1, 2, replace=False))
+    (i0, i1), (j0, j1) = pick(grid.blocks_x), pick(grid.blocks_z)
+    inset = lane * direction  # keep to the right of travel
+    pitch = grid.pitch
+    corners = rect_corners(i0 * pitch + inset, i1 * pitch - inset, j0 * pitch + inset, j1 * pitch - inset,
+                           direction)
+    return LoopPath(corners, radius=grid.street_width / 2 - abs(lane))
+
+
+def _cars(rng: np.random.Generator, grid: Grid, cars: int) -> list[Node]:
+    """Box cars driving loops around random rectangles of blocks, on the right."""
+    nodes = []
     for k in range(cars):
         direction = int(rng.choice([-1, 1]))
-        path = street_loop(direction, lane=-1.9)
+        path = _street_loop(rng, grid, direction, lane=-1.9)
         speed, phase = rng.uniform(6.0, 13.0), rng.uniform(0, path.length)
         colour = (*rng.uniform(0.05, 0.9, 3), 1.0)
 
@@ -326,9 +386,12 @@ def city(seed: int = 0, blocks_x: int = 4, blocks_z: int = 4, block_size: float 
 
         nodes.append(Node(f"car{k}", drive, car_mesh(rng), Material(base_color=colour, metallic=0.6,
                                                                    roughness=0.3)))
-    nodes = [Node(n.name, n.transform, n.mesh, n.material, object_id=i + 1) for i, n in enumerate(nodes)]
+    return nodes
 
-    cam_path = street_loop(int(rng.choice([-1, 1])), lane=0.0, interior=True)
+
+def _camera(rng: np.random.Generator, grid: Grid, camera_speed: float, camera_height: float) -> Camera:
+    """A flythrough along the centre of interior streets, bobbing, looking 18 m ahead."""
+    cam_path = _street_loop(rng, grid, int(rng.choice([-1, 1])), lane=0.0, interior=True)
     cam_phase = rng.uniform(0, cam_path.length)
     bob_phase = rng.uniform(0, 2 * np.pi)
 
@@ -339,10 +402,4 @@ def city(seed: int = 0, blocks_x: int = 4, blocks_z: int = 4, block_size: float 
         tx, tz = cam_path.at(s + 18.0)
         return cv.look_at((x, height, z), (tx, camera_height - 1.0, tz))
 
-    camera = Camera(view=view, fov_y_deg=60.0, near=CLIP[0], far=CLIP[1])
-    top = STOREY_M * max_storeys + 1.0
-    bounds = np.array([[centre[0] - size[0] / 2, -0.5, centre[1] - size[1] / 2],
-                       [centre[0] + size[0] / 2, top, centre[1] + size[1] / 2]])
-    sun = Sun(direction=(0.45, 0.55, 0.3), irradiance=3.0)
-    sky = Sky(zenith=(0.2, 0.35, 0.75), horizon=(0.85, 0.75, 0.65))
-    return Scene("city", tuple(nodes), camera, sun=sun, sky=sky, fps=fps, bounds=bounds)
+    return Camera(view=view, fov_y_deg=60.0, near=CLIP[0], far=CLIP[1])
