@@ -38,9 +38,10 @@ import moderngl
 
 from datagen import __version__
 from datagen import conventions as cv
+from datagen.frame_setup import draw_order
 from datagen.gl import renderer_name
 from datagen.gl_resources import ACCUMULATE_UNITS, TEXTURE_UNITS, set_uniform, uniforms
-from datagen.render import RenderConfig, Renderer, draw_order
+from datagen.render import RenderConfig, Renderer
 from datagen.scenes import generate
 from datagen.shaders import SHADOW_FS, SHADOW_VS
 from datagen.store.measure import bench_store

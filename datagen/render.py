@@ -11,9 +11,11 @@
    into a float32 accumulator on the GPU, read back once;
 4. HR motion and depth at unjittered pixel centres.
 
-The scene is mirrored onto the GPU on first use and kept until another scene
-arrives (the GL objects themselves: ``datagen.gl_resources``). ``close()``
-releases everything, in reverse order, and is idempotent.
+What the passes of a frame share (camera matrices, per-node uniforms) is computed
+on the CPU first (``datagen.frame_setup``). The scene is mirrored onto the GPU on
+first use and kept until another scene arrives (the GL objects themselves:
+``datagen.gl_resources``). ``close()`` releases everything, in reverse order, and
+is idempotent.
 
 The per-pass methods (``prepare``, ``program``, ``surface_program``,
 ``vertex_array``, ``texture``, ``set_lighting``, ``draw_sky``, ``sky_average``,
@@ -23,9 +25,7 @@ work without the renderer's per-draw Python.
 
 from __future__ import annotations
 
-import dataclasses
 from dataclasses import dataclass
-from typing import NamedTuple
 
 import moderngl
 import numpy as np
@@ -33,6 +33,7 @@ import numpy as np
 from datagen import conventions as cv
 from datagen.errors import ConfigError, GLUnavailableError
 from datagen.frame import Frame
+from datagen.frame_setup import Draw, FrameSetup, PassCamera, draw_order, frame_setup, rotation_only
 from datagen.gl import create_context, max_target_size, renderer_name
 from datagen.gl_resources import (
     ACCUMULATE_UNITS,
@@ -65,8 +66,6 @@ from datagen.shaders import (
     accumulate_fs,
     program_sources,
 )
-
-NDC_TO_UNIT = np.array([[0.5, 0, 0, 0.5], [0, 0.5, 0, 0.5], [0, 0, 0.5, 0.5], [0, 0, 0, 1.0]])
 
 LR_PROBES = 8
 """Default probe budget of the LR pass's anisotropic filtering, chosen by measurement
@@ -144,82 +143,6 @@ def check_target_size(config: RenderConfig, limit: int, renderer: str = "this GL
     if config.shadow_map_size > limit:
         raise ConfigError(f"shadow_map_size {config.shadow_map_size} is larger than {renderer} allows "
                           f"({limit}); choose a smaller one")
-
-
-def ortho(l: float, r: float, b: float, t: float, n: float, f: float) -> np.ndarray:  # noqa: E741
-    m = np.eye(4)
-    m[0, 0], m[1, 1], m[2, 2] = 2 / (r - l), 2 / (t - b), -2 / (f - n)
-    m[:3, 3] = -(r + l) / (r - l), -(t + b) / (t - b), -(f + n) / (f - n)
-    return m
-
-
-def shadow_view_proj(scene: Scene) -> np.ndarray:
-    """Orthographic sun view covering the scene bounds."""
-    lo, hi = scene.bounds
-    centre, radius = (lo + hi) / 2, float(np.linalg.norm(hi - lo)) / 2
-    d = np.asarray(scene.sun.direction, dtype=np.float64)
-    d /= np.linalg.norm(d)
-    view = cv.look_at(centre + d * radius * 2, centre)
-    return ortho(-radius, radius, -radius, radius, radius * 0.5, radius * 3.5) @ view
-
-
-def rotation_only(view: np.ndarray) -> np.ndarray:
-    r = view.copy()
-    r[:3, 3] = 0
-    return r
-
-
-class PassCamera(NamedTuple):
-    """The camera matrices of one pass: float64 (4, 4), row-major, world to clip space."""
-
-    view: np.ndarray
-    """world to eye at the frame's time."""
-    view_prev: np.ndarray
-    """world to eye one frame earlier (for motion vectors)."""
-    proj_raster: np.ndarray
-    """the projection the pass rasterises with: jittered for the LR pass and each HR
-    sample, ``proj`` itself for the HR motion and depth."""
-    proj: np.ndarray
-    """the unjittered projection (motion vectors and depth are measured with it)."""
-
-
-@dataclass(eq=False)
-class Draw:
-    """One node's draw in one frame: its world matrices now and one frame
-    earlier, and every uniform that does not change between the frame's passes,
-    computed once (bytes for matrices, values for the rest)."""
-
-    node: Node
-    model: np.ndarray
-    model_prev: np.ndarray
-    matrices: dict[str, bytes] = dataclasses.field(default_factory=dict)
-    values: dict[str, object] = dataclasses.field(default_factory=dict)
-
-
-@dataclass(frozen=True, eq=False)
-class FrameSetup:
-    """What every pass of a frame shares (``Renderer.prepare``)."""
-
-    t: float
-    """the frame's time in seconds."""
-    cam: PassCamera
-    """the unjittered camera (``proj_raster`` is ``proj``)."""
-    jitter: tuple[float, float]
-    """the LR sample's offset from the pixel centre, in LR pixels (``conventions.jitter_px``)."""
-    draws: list[Draw]
-    """every drawn node, in scene order."""
-
-
-def draw_order(draws: list[Draw], view: np.ndarray, blend: bool) -> list[Draw]:
-    """The draws of one kind, in drawing order.
-
-    By eye-space z of each node's origin: alpha-blended nodes back to front
-    (for "over"), opaque ones front to back so that the early depth test skips
-    hidden fragments.
-    """
-    todo = [d for d in draws if (d.node.material.alpha_mode == "BLEND") == blend]
-    todo.sort(key=lambda d: (view @ d.model[:, 3])[2], reverse=not blend)
-    return todo
 
 
 class Renderer:
@@ -326,14 +249,7 @@ class Renderer:
         """Mirror ``scene`` onto the GPU (once per scene) and compute what every pass of
         frame ``frame_index`` shares: its time, camera, jitter and draws."""
         self._mirror(scene)
-        c = self.config
-        t, t_prev = scene.frame_time(frame_index), scene.frame_time(frame_index - 1)
-        camera = scene.camera
-        view, view_prev = camera.view(t), camera.view(t_prev)
-        proj = cv.perspective(camera.fov_y_deg, c.hr_width / c.hr_height, camera.near, camera.far)
-        jitter = cv.jitter_px(frame_index, c.ratio[0])
-        draws = self._prepare_draws(scene, t, t_prev, view, view_prev, proj)
-        return FrameSetup(t, PassCamera(view, view_prev, proj, proj), jitter, draws)
+        return frame_setup(scene, frame_index, self.config.hr_size, self.config.ratio[0])
 
     def program(self, vs: str, fs: str, *defines: str) -> moderngl.Program:
         """The program for a shader permutation, compiled on first use."""
@@ -446,35 +362,6 @@ class Renderer:
         self._meshes, self._textures, self._scene = {}, {}, None
 
     # -- passes --------------------------------------------------------------
-
-    def _prepare_draws(self, scene: Scene, t: float, t_prev: float, view: np.ndarray,
-                       view_prev: np.ndarray, proj: np.ndarray) -> list[Draw]:
-        """Every node's draw record for the frame: the uniforms that stay fixed
-        across its passes, computed once."""
-        shadow_vp = shadow_view_proj(scene)
-        shadow = NDC_TO_UNIT @ shadow_vp
-        draws = []
-        for (node, model), (_, model_prev) in zip(scene.walk(t), scene.walk(t_prev), strict=True):
-            m = node.material
-            normal_mat = np.linalg.inv(model[:3, :3]).T
-            draws.append(Draw(node, model, model_prev, matrices={
-                "u_model": cv.gl_bytes(model),
-                "u_mvp_cur": cv.gl_bytes(proj @ view @ model),
-                "u_mvp_prev": cv.gl_bytes(proj @ view_prev @ model_prev),
-                "u_shadow_mvp": cv.gl_bytes(shadow @ model),
-                "u_normal_mat": np.ascontiguousarray(normal_mat.T, dtype="f4").tobytes(),
-                "u_mvp": cv.gl_bytes(shadow_vp @ model),
-            }, values={
-                "u_mv_row2": tuple((view @ model)[2]),
-                "u_object_id": node.object_id,
-                "u_base_color": tuple(m.base_color),
-                "u_metallic": m.metallic,
-                "u_roughness": m.roughness,
-                "u_emissive": tuple(m.emissive),
-                "u_alpha_cutoff": m.alpha_cutoff,
-                "u_alpha_factor": m.base_color[3],
-            }))
-        return draws
 
     def _draw_surfaces(self, variant: str, scene: Scene, draws: list[Draw], cam: PassCamera, blend: bool,
                        size: tuple[int, int], mip_bias: float = 0.0) -> None:

@@ -25,6 +25,7 @@ FORBIDDEN: dict[str, tuple[str, ...]] = {  # package prefix -> what it must neve
                       "datagen.gltf", "datagen.pipeline", "datagen.bench"),
     # the scene model, the generators and glTF import know nothing of GL
     "datagen.scene": GL,
+    "datagen.frame_setup": GL,  # the CPU side of a frame: matrices and uniforms
     "datagen.scenes": (*GL, "datagen.recipes", "datagen.pipeline",
                        "datagen.store", "datagen.train"),
     "datagen.gltf": (*GL, "datagen.pipeline",
