@@ -538,3 +538,24 @@ def test_close_leaves_a_shared_context_clean(gl_ctx):
     error = gl_ctx.error
     second.close()
     assert error == "GL_NO_ERROR"
+
+
+def test_a_failed_init_releases_the_context_it_made(monkeypatch):
+    """A Renderer that fails after making its own context (here: its targets) releases it."""
+    import datagen.render as render
+
+    made = []
+
+    def create_and_keep():
+        made.append(render_create())
+        return made[-1]
+
+    def fail(self):
+        raise MemoryError("no memory for the targets")
+
+    render_create = render.create_context
+    monkeypatch.setattr(render, "create_context", create_and_keep)
+    monkeypatch.setattr(render.Renderer, "_make_targets", fail)
+    with pytest.raises(MemoryError):
+        render.Renderer(RenderConfig(32, 18, 2.0, spp=1, shadow_map_size=64))
+    assert len(made) == 1 and type(made[0].mglo).__name__ == "InvalidObject"  # released
