@@ -37,8 +37,9 @@ is bounded whatever the sequence length.
 
 from __future__ import annotations
 
+import dataclasses
 import math
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -181,6 +182,9 @@ def validate(store: Store, sequences: Sequence[SequenceInfo] | None = None,
     split). ``progress`` is called once per sequence; ``tally`` counts what was read."""
     tally = tally if tally is not None else Tally()
     yield from check_schema(store)
+    extra = extra_ratio_stores(store)
+    for at in extra:
+        yield from at_scale(at, check_extra_schema(at))
     if sequences is None:
         sequences = [s for split in store.splits for s in store.sequences(split)]
     for info in sequences:
@@ -189,8 +193,54 @@ def validate(store: Store, sequences: Sequence[SequenceInfo] | None = None,
                           "run the build again to write it", info.split, info.index)
         else:
             yield from check_sequence(store, info, tally)
+            for at in extra:  # the same checks of every extra ratio's LR (HR again, shared)
+                yield from at_scale(at, check_sequence(at, info, Tally()))
         if progress is not None:
             progress()
+
+
+# -- several ratios -------------------------------------------------------------------------------
+
+
+def extra_ratio_stores(store: Store) -> list[Store]:
+    """``store`` opened at each of its extra LR ratios (none for a single-ratio store)."""
+    return [Store(store.path, store.engine, scale) for scale in store.scales[1:]]
+
+
+def at_scale(store: Store, failures: Iterable[Failure]) -> Iterator[Failure]:
+    """``failures`` of ``store`` opened at an extra ratio, each naming that ratio."""
+    for failure in failures:
+        yield dataclasses.replace(failure, message=f"{failure.message} [scale {store.scale:g}]")
+
+
+def check_extra_schema(store: Store) -> Iterator[Failure]:
+    """The conventions and arrays of the extra ratio ``store`` is opened at: its recorded
+    jitter phases, LR size and ratio, and every array of its subgroup in every split."""
+    from datagen.store import ratios
+
+    entry = ratios.find(store.attrs, store.scale)
+    want_phases = cv.jitter_phase_count(store.ratio[0])
+    if entry.get("jitter_phase_count") != want_phases:
+        yield Failure("schema", f"jitter_phase_count {entry.get('jitter_phase_count')}, expected "
+                      f"ceil(8 * ratio_x^2) = {want_phases}")
+    if tuple(entry.get("lr_size", ())) != cv.lr_size(store.hr_size, store.scale):
+        yield Failure("schema", f"lr_size {entry.get('lr_size')} is not HR {list(store.hr_size)} / "
+                      f"{store.scale:g} rounded to whole pixels")
+    for split in store.splits:
+        count = store.attrs["store"]["splits"][split]
+        try:
+            group = store.group(split)[entry["group"]]
+        except Exception as exc:
+            yield Failure("schema", f"cannot open the group {entry['group']}: {one_line(exc)}", split)
+            continue
+        present = set(group.array_keys())
+        for spec in ratios.RATIO_ARRAYS:
+            if spec.name not in present:
+                yield Failure("schema", f"array {entry['group']}/{spec.name} is missing", split)
+                continue
+            problem = _array_problem(group[spec.name], spec, (count, *spec.shape(store.sizes)))
+            if problem:
+                yield Failure("schema", f"{entry['group']}/{spec.name} {problem}", split)
 
 
 # -- schema -------------------------------------------------------------------------------------
