@@ -215,13 +215,18 @@ def bench_multi_ratio(res: tuple[int, int] = (320, 180), frames: int = 4, spp: i
                       scales: tuple[float, ...] = MULTI_RATIO_SCALES) -> dict:
     """multi_ratio_vs_single: racing frames at ``scales`` from one Renderer
     (``render_ratios``) against one single-ratio Renderer per scale, frames interleaved
-    so that all see the same machine, after an untimed warm-up frame each."""
+    so that all see the same machine, after an untimed warm-up frame each. All four share
+    one GL context (GL calls go to the thread's current context, whichever Renderer makes
+    them)."""
+    from datagen.gl import create_context
+
     scene = generate("racing", {}, 0)
     base = RenderConfig(res[0], res[1], scales[0], spp, shadow_map_size=1024)
-    multi = Renderer(dataclasses.replace(base, extra_scales=tuple(scales[1:])))
+    ctx = create_context()
+    multi = Renderer(dataclasses.replace(base, extra_scales=tuple(scales[1:])), ctx)
     singles = []
     try:
-        singles += [Renderer(dataclasses.replace(base, scale=s)) for s in scales]
+        singles += [Renderer(dataclasses.replace(base, scale=s), ctx) for s in scales]
         for r in (multi, *singles):
             r.render_ratios(scene, 0)
         multi_s, single_s, lr_s = 0.0, [0.0] * len(scales), [0.0] * len(scales)
@@ -238,6 +243,7 @@ def bench_multi_ratio(res: tuple[int, int] = (320, 180), frames: int = 4, spp: i
     finally:
         for r in (*singles, multi):
             r.close()
+        ctx.release()
     multi_s, single_s, lr_s = multi_s / frames, [t / frames for t in single_s], [t / frames for t in lr_s]
     hr_s = sum(t - lr for t, lr in zip(single_s, lr_s, strict=True)) / len(scales)
     expected = (len(scales) * hr_s + sum(lr_s)) / (hr_s + sum(lr_s))

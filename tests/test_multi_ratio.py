@@ -234,8 +234,12 @@ def test_a_single_ratio_store_records_no_ratio_list(tmp_path):
 
 def test_bench_multi_ratio_figure():
     from datagen.bench import bench_multi_ratio
+    from datagen.bench_report import summary_table
 
     figure = bench_multi_ratio(res=(64, 36), frames=1, spp=2)
     assert figure["figure"] == "multi_ratio_vs_single" and figure["ratio"] > 0
     assert 1 < figure["expected_ratio"] < 3 and set(figure["lr_part_s"]) == {"2", "1.5", "1.7"}
     assert figure["target"].startswith(f"~ {figure['expected_ratio']:.2f}")
+    (row,) = [line for line in summary_table({"figures": [figure]}).splitlines()
+              if line.startswith("multi_ratio_vs_single")]
+    assert f"{figure['ratio']:.2f}" in row and figure["target"] in row
