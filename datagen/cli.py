@@ -432,6 +432,9 @@ def format_summary(s: dict) -> str:
         f"store       {s['path']}  (schema {s['schema_version']}, written by datagen {s['datagen_version']})",
         f"frames      {s['frames_per_sequence']} per sequence; HR {W}x{H}, LR {w}x{h} "
         f"(scale {s['scale']:g}; ratio {W / w:.6g} x {H / h:.6g}), {s['spp']} spp",
+        *(["ratios      also " + ", ".join(f"{e['scale']:g} (LR {e['lr_size'][0]}x{e['lr_size'][1]}, "
+                                           f"SPLIT/{e['group']})" for e in s["extra_lr"])]
+          if s.get("extra_lr") else []),
         "",
         f"{'split':<8}{'sequences':>10}{'complete':>10}{'frames':>8}  scenes (complete sequences)",
     ]

@@ -79,6 +79,10 @@ def test_a_multi_ratio_build_validates_at_every_ratio(multi_store):
     assert store.config["build"]["extra_scales"] == [1.5, 1.7]
     assert list(validate(store)) == []
     assert store.summary()["scales"] == list(SCALES)
+    from datagen.cli import format_summary
+
+    assert "ratios      also 1.5 (LR 43x24, SPLIT/lr_x1.5), 1.7 (LR 38x21, SPLIT/lr_x1.7)" in \
+        format_summary(store.summary())
 
 
 def test_each_ratio_equals_what_a_single_ratio_render_gives(multi_store):

@@ -344,6 +344,7 @@ class Store:
             "lr_size": list(self.lr_size),
             "scale": self.scale,
             "scales": list(self.scales),
+            "extra_lr": self.attrs["store"].get("extra_lr", []),
             "ratio": list(self.ratio),
             "spp": self.conventions.get("spp"),
             "arrays": {spec.name: {"shape": list(spec.shape(self.sizes)), "dtype": spec.dtype,
