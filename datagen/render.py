@@ -11,6 +11,11 @@
    into a float32 accumulator on the GPU, read back once;
 4. HR motion and depth at unjittered pixel centres.
 
+``Renderer.render_ratios(scene, i)`` draws the LR pass once per ratio of
+``config.scales`` (``extra_scales`` beside ``scale``: each its own G-buffer, jitter
+and mip bias) and the shadow map and the HR passes once, and returns one ``Frame``
+per ratio sharing the HR arrays.
+
 The scene is mirrored onto the GPU on first use and kept until another scene
 arrives. ``close()`` releases everything, in reverse order, and is idempotent.
 """
