@@ -159,11 +159,21 @@ def test_validate_checks_the_extra_ratios(multi_store, tmp_path):
     shutil.copytree(multi_store, broken)
     jitter = zarr.open_array(broken / "train" / "lr_x1.5" / "jitter_px", mode="r+")
     jitter[0, 1] = jitter[0, 1] + 0.25
+    color = zarr.open_array(broken / "val" / "lr_x1.7" / "color_lr", mode="r+")
+    color[0, 2, 5, 7, 1] = np.nan
     failures = [str(f) for f in validate(open_store(broken))]
-    assert failures and all("[scale 1.5]" in f for f in failures)
-    assert any(f.startswith("jitter: train sequence 0 frame 1") for f in failures)
+    assert sorted(failures) == [
+        "jitter: train sequence 0 frame 1: jitter_px ({:.6f}, {:.6f}), expected Halton ({:.6f}, {:.6f}) at "
+        "scale 1.5 (HR / LR width ratio 1.48837) [scale 1.5]".format(
+            *(jitter[0, 1].astype(np.float64)), *cv.jitter_px(1, 64 / 43)),
+        "nan: val sequence 0 frame 2: color_lr has 1 NaN value [scale 1.7]"], failures
     proc = run("validate", broken)
     assert proc.returncode == 3 and "[scale 1.5]" in proc.stdout
+    motion = zarr.open_array(broken / "train" / "lr_x1.7" / "motion_lr", mode="r+")
+    motion[0] = -motion[0]  # the wrong sign: LR motion no longer agrees with the shared HR motion
+    failures = [str(f) for f in validate(open_store(broken), open_store(broken).sequences("train"))]
+    at_17 = [f for f in failures if f.endswith("[scale 1.7]")]
+    assert at_17 and all(f.startswith("motion_lr_hr: train sequence 0 frame ") for f in at_17), failures
 
 
 def test_nss_export_writes_every_ratio(multi_store, tmp_path):

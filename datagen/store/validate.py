@@ -193,8 +193,8 @@ def validate(store: Store, sequences: Sequence[SequenceInfo] | None = None,
                           "run the build again to write it", info.split, info.index)
         else:
             yield from check_sequence(store, info, tally)
-            for at in extra:  # the same checks of every extra ratio's LR (HR again, shared)
-                yield from at_scale(at, check_sequence(at, info, Tally()))
+            for at in extra:
+                yield from at_scale(at, check_ratio_sequence(at, info, Tally()))
         if progress is not None:
             progress()
 
@@ -208,9 +208,51 @@ def extra_ratio_stores(store: Store) -> list[Store]:
 
 
 def at_scale(store: Store, failures: Iterable[Failure]) -> Iterator[Failure]:
-    """``failures`` of ``store`` opened at an extra ratio, each naming that ratio."""
+    """``failures`` of ``store`` opened at an extra ratio, each naming that ratio (``[scale 1.5]``
+    at the end of the message)."""
     for failure in failures:
         yield dataclasses.replace(failure, message=f"{failure.message} [scale {store.scale:g}]")
+
+
+def check_ratio_sequence(store: Store, info: SequenceInfo, tally: Tally) -> Iterator[Failure]:
+    """``check_sequence``'s checks of what an extra ratio has of its own, on ``store``
+    opened at that ratio: its jitter, the values of its LR arrays and their agreement
+    with the (shared) HR motion. The HR checks ran once, at the primary ratio."""
+    from datagen.store import ratios
+
+    T = store.frames
+
+    def fail(check: str, message: str, t: int | None = None) -> Failure:
+        return Failure(check, message, info.split, info.index, None if t is None else (t, t))
+
+    jitter, failure = _read(store, info, "jitter_px", 0, T)
+    if failure:
+        yield failure
+    for t in range(T if jitter is not None else 0):
+        yield from (fail(c, m, t) for c, m in _finite_problems("jitter_px", jitter[t]))
+        want, got = expected_jitter(t, store.ratio[0], info.meta), jitter[t].astype(np.float64)
+        if not np.all(np.abs(got - want) <= JITTER_TOL_PX):
+            yield fail("jitter", f"jitter_px ({got[0]:.6f}, {got[1]:.6f}), expected Halton ({want[0]:.6f}, "
+                       f"{want[1]:.6f}) at scale {store.scale:g} (HR / LR width ratio {store.ratio[0]:.6g})"
+                       f"{_augmentation_note(info.meta)}", t)
+    own = [name for name in FRAME_NAMES if name in ratios.RATIO_NAMES]
+    block = store.layout.frames_per_shard
+    for start in range(0, T, block):
+        length = min(block, T - start)
+        data = {}
+        for name in (*own, "motion_hr", "depth_hr"):
+            data[name], failure = _read(store, info, name, start, length)
+            if failure:
+                yield failure
+        for t in range(start, start + length):
+            cur = {name: None if arr is None else arr[t - start] for name, arr in data.items()}
+            for name in own:
+                if cur[name] is not None:
+                    yield from (fail(c, m, t) for c, m in _finite_problems(name, cur[name]))
+            yield from (fail(c, m, t) for c, m in frame_value_problems({n: cur[n] for n in own}))
+            cur.update(jitter_px=None if jitter is None else jitter[t], camera_cut=None, t=t)
+            for check, message in _motion_problems(store.ratio, cur, None, tally, []):
+                yield fail(check, message, t)
 
 
 def check_extra_schema(store: Store) -> Iterator[Failure]:
