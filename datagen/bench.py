@@ -18,6 +18,11 @@ frame_time_spread: per scene and size, the slowest frame's time over its sequenc
 median (``bench_frame_spread``): a frame whose cost explodes (as llvmpipe's own
 anisotropic filtering did, 30-2000x its neighbours) shows here; the target is <= 3.
 
+multi_ratio_vs_single: frames/s of ``Renderer.render_ratios`` at 3 ratios (one HR
+reference, 3 LR G-buffers) against 3 single-ratio Renderers rendering the same frames
+(3 HR references); the expected speed-up, 3 (HR + LR) / (HR + 3 LR), is reported
+beside it, from the LR part of each ratio timed alone (``lr_part_seconds``).
+
 build_vs_render: frames/s of a whole ``datagen build`` (LocalCluster start-up,
 store creation, rendering on 2 worker processes, writing every array) against
 rendering the same frames alone: 2 plain spawned processes taking sequences
@@ -28,6 +33,7 @@ it leaves out.
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import platform
 import tempfile
@@ -46,6 +52,9 @@ from datagen.scenes import generate
 from datagen.shaders import SHADOW_FS, SHADOW_VS
 from datagen.store.measure import bench_store
 from datagen.store.measure_s3 import s3_read_figure
+
+MULTI_RATIO_SCALES = (2.0, 1.5, 1.7)
+"""the ratios of multi_ratio_vs_single (``build --scale 2,1.5,1.7``)."""
 
 TARGETS = {"render_vs_bare": 0.85, "cpu_seconds_per_1080p_frame": 0.8, "gpu_frames_per_s": 50.0,
            "build_vs_render": 0.85, "frame_time_spread": 3.0}
@@ -165,6 +174,75 @@ def bench_render(config: RenderConfig, frames: int) -> dict:
         "reference_frames_per_s": 1.0 / bare_s,
         "ratio": bare_s / renderer_s,
         "target_ratio": TARGETS["render_vs_bare"],
+        "gl_renderer": gl,
+    }
+
+
+def lr_part_seconds(r: Renderer, scene, frame_index: int) -> float:
+    """Wall seconds of the LR part of a frame of ``r`` (its primary ratio) alone: the LR
+    G-buffer pass and its read-back, after an untimed shadow pass (what a frame of
+    several ratios repeats per ratio)."""
+    setup = r.prepare(scene, frame_index)
+    r.ctx.enable(moderngl.DEPTH_TEST)
+    r.ctx.depth_func = "<"
+    r.shadow_pass(setup.draws)
+    r.ctx.finish()
+    start = time.perf_counter()
+    r.lr_ratio(scene, setup, 0)
+    return time.perf_counter() - start
+
+
+def bench_multi_ratio(res: tuple[int, int] = (320, 180), frames: int = 4, spp: int = 16,
+                      scales: tuple[float, ...] = MULTI_RATIO_SCALES) -> dict:
+    """multi_ratio_vs_single: racing frames at ``scales`` from one Renderer
+    (``render_ratios``) against one single-ratio Renderer per scale, frames interleaved
+    so that all see the same machine, after an untimed warm-up frame each. All four share
+    one GL context (GL calls go to the thread's current context, whichever Renderer makes
+    them)."""
+    from datagen.gl import create_context
+
+    scene = generate("racing", {}, 0)
+    base = RenderConfig(res[0], res[1], scales[0], spp, shadow_map_size=1024)
+    ctx = create_context()
+    multi = Renderer(dataclasses.replace(base, extra_scales=tuple(scales[1:])), ctx)
+    singles = []
+    try:
+        singles += [Renderer(dataclasses.replace(base, scale=s), ctx) for s in scales]
+        for r in (multi, *singles):
+            r.render_ratios(scene, 0)
+        multi_s, single_s, lr_s = 0.0, [0.0] * len(scales), [0.0] * len(scales)
+        for i in range(1, frames + 1):
+            start = time.perf_counter()
+            multi.render_ratios(scene, i)
+            multi_s += time.perf_counter() - start
+            for k, r in enumerate(singles):
+                start = time.perf_counter()
+                r.render(scene, i)
+                single_s[k] += time.perf_counter() - start
+                lr_s[k] += lr_part_seconds(r, scene, i)
+        gl = renderer_name(multi.ctx)
+    finally:
+        for r in (*singles, multi):
+            r.close()
+        ctx.release()
+    multi_s, single_s, lr_s = multi_s / frames, [t / frames for t in single_s], [t / frames for t in lr_s]
+    hr_s = sum(t - lr for t, lr in zip(single_s, lr_s, strict=True)) / len(scales)
+    expected = (len(scales) * hr_s + sum(lr_s)) / (hr_s + sum(lr_s))
+    names = ", ".join(f"{s:g}" for s in scales)
+    return {
+        "figure": "multi_ratio_vs_single",
+        "what": f"racing frames at scales {names} from one Renderer (one HR reference, one LR G-buffer per "
+                f"ratio), {res[0]}x{res[1]} HR, {spp} spp, {frames} frames",
+        "frames_per_s": 1.0 / multi_s,
+        "seconds_per_frame": multi_s,
+        "reference": f"the same frames from {len(scales)} single-ratio Renderers (one HR reference each)",
+        "reference_frames_per_s": 1.0 / sum(single_s),
+        "ratio": sum(single_s) / multi_s,
+        "expected_ratio": expected,
+        "target": f"~ {expected:.2f} = {len(scales)} (HR + LR) / (HR + {len(scales)} LR)",
+        "hr_part_s": hr_s,
+        "lr_part_s": dict(zip([f"{s:g}" for s in scales], lr_s, strict=True)),
+        "single_s": dict(zip([f"{s:g}" for s in scales], single_s, strict=True)),
         "gl_renderer": gl,
     }
 
@@ -358,6 +436,8 @@ def run_bench(quick: bool = False, progress: Callable[[str], None] = lambda _: N
     progress(f"render vs bare loop at {config.hr_width}x{config.hr_height}, {frames} frames ...")
     figures = [bench_render(config, frames)]
     figures.append(bench_frame_spread(quick, progress))
+    progress("one HR reference for 3 ratios against 3 single-ratio renders (racing, 320x180) ...")
+    figures.append(bench_multi_ratio(frames=2 if quick else 6))
     progress("store write/read/crop against the bare codec ...")
     with tempfile.TemporaryDirectory(prefix="datagen-bench-") as tmp:
         figures += bench_store(tmp, quick)

@@ -205,6 +205,15 @@ def _int_at_least(name: str, minimum: int = 1) -> Callable[[str], int]:
     return check
 
 
+def _scales(text: str) -> tuple[float, ...]:
+    """An argparse type: one ratio or several, comma-separated ("2,1.5,1.7")."""
+    try:
+        return tuple(float(part) for part in text.split(","))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"--scale must be numbers separated by commas, e.g. 2 or "
+                                         f"2,1.5,1.7; got {text!r}") from None
+
+
 def render_config(args) -> object:
     from datagen.render import RenderConfig
 
@@ -281,8 +290,10 @@ def cmd_build(args) -> int:
     from datagen import recipes
     from datagen.pipeline import build, load_config
 
+    scales = args.scale or (None,)
     overrides = {"scenes": args.scenes or None, "sequences": args.sequences, "frames": args.frames,
-                 "res": args.res, "scale": args.scale, "spp": args.spp, "seed": args.seed,
+                 "res": args.res, "scale": scales[0], "extra_scales": args.scale and scales[1:],
+                 "spp": args.spp, "seed": args.seed,
                  "workers": args.workers, "scheduler": args.scheduler,
                  "reference_resolve": args.reference_resolve}
     if args.res is not None:
@@ -421,6 +432,9 @@ def format_summary(s: dict) -> str:
         f"store       {s['path']}  (schema {s['schema_version']}, written by datagen {s['datagen_version']})",
         f"frames      {s['frames_per_sequence']} per sequence; HR {W}x{H}, LR {w}x{h} "
         f"(scale {s['scale']:g}; ratio {W / w:.6g} x {H / h:.6g}), {s['spp']} spp",
+        *(["ratios      also " + ", ".join(f"{e['scale']:g} (LR {e['lr_size'][0]}x{e['lr_size'][1]}, "
+                                           f"SPLIT/{e['group']})" for e in s["extra_lr"])]
+          if s.get("extra_lr") else []),
         "",
         f"{'split':<8}{'sequences':>10}{'complete':>10}{'frames':>8}  scenes (complete sequences)",
     ]
@@ -509,8 +523,9 @@ def cmd_export(args) -> int:
             export_exr(store, done, args.out, previews=not args.no_preview, progress=bar.update)
     skipped = len(sequences) - len(done)
     note = f"; skipped {skipped} sequence(s) that are not complete" if skipped else ""
-    if args.format == "nss" and ratio_name(store.scale) not in ARM_READER_RATIOS:
-        note += f"; note: Arm's NSS reader handles x2 only, this store is x{ratio_name(store.scale)}"
+    others = [f"x{ratio_name(s)}" for s in store.scales if ratio_name(s) not in ARM_READER_RATIOS]
+    if args.format == "nss" and others:
+        note += f"; note: Arm's NSS reader handles x2 only, this store has {', '.join(others)}"
     print(f"exported {len(done)} sequence(s), {len(done) * store.frames} frames, to {args.out}{note}")
     return 0
 
@@ -645,8 +660,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--sequences", type=_int_at_least("--sequences"), help="sequences per scene")
     p.add_argument("--frames", type=_int_at_least("--frames"), help="frames per sequence")
     p.add_argument("--res", help="HR (target) WIDTHxHEIGHT")
-    p.add_argument("--scale", type=float,
-                   help="LR = HR / scale rounded to whole pixels: 1.3, 1.5, 1.7, 2, 3 or 4")
+    p.add_argument("--scale", type=_scales, metavar="S[,S...]",
+                   help="LR = HR / scale rounded to whole pixels: 1.3, 1.5, 1.7, 2, 3 or 4; several "
+                        "(2,1.5,1.7) store one LR per ratio beside one HR reference (the first is primary)")
     p.add_argument("--spp", type=_int_at_least("--spp"), help="HR samples per pixel, 8-256")
     p.add_argument("--seed", type=_int_at_least("--seed", 0), help="master seed")
     p.add_argument("--reference-resolve", choices=("box", "karis"),

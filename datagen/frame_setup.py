@@ -72,6 +72,8 @@ class Draw:
 class FrameSetup:
     """What every pass of a frame shares (``Renderer.prepare``)."""
 
+    frame_index: int
+    """the frame's index in its sequence."""
     t: float
     """the frame's time in seconds."""
     cam: PassCamera
@@ -103,7 +105,7 @@ def frame_setup(scene: Scene, frame_index: int, hr_size: tuple[int, int], ratio_
     proj = cv.perspective(camera.fov_y_deg, hr_size[0] / hr_size[1], camera.near, camera.far)
     jitter = cv.jitter_px(frame_index, ratio_x)
     draws = prepare_draws(scene, t, t_prev, view, view_prev, proj)
-    return FrameSetup(t, PassCamera(view, view_prev, proj, proj), jitter, draws)
+    return FrameSetup(frame_index, t, PassCamera(view, view_prev, proj, proj), jitter, draws)
 
 
 def prepare_draws(scene: Scene, t: float, t_prev: float, view: np.ndarray, view_prev: np.ndarray,

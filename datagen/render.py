@@ -11,6 +11,11 @@
    into a float32 accumulator on the GPU, read back once;
 4. HR motion and depth at unjittered pixel centres.
 
+``Renderer.render_ratios(scene, i)`` draws the LR pass once per ratio of
+``config.scales`` (``extra_scales`` beside ``scale``: each its own G-buffer, jitter
+and mip bias) and the shadow map and the HR passes once, and returns one ``Frame``
+per ratio sharing the HR arrays.
+
 What the passes of a frame share (camera matrices, per-node uniforms) is computed
 on the CPU first (``datagen.frame_setup``). The scene is mirrored onto the GPU on
 first use and kept until another scene arrives (the GL objects themselves:
@@ -19,7 +24,7 @@ is idempotent.
 
 The per-pass methods (``prepare``, ``program``, ``surface_program``,
 ``vertex_array``, ``texture``, ``set_lighting``, ``draw_sky``, ``sky_average``,
-``sum_batch``) are public so that ``datagen.bench.BareLoop`` replays the same GL
+``sum_batch``, ``shadow_pass``, ``lr_ratio``) are public so that ``datagen.bench.BareLoop`` replays the same GL
 work without the renderer's per-draw Python.
 """
 
@@ -103,6 +108,10 @@ class RenderConfig:
     reference_resolve: str = "box"
     """how the HR samples become a pixel: "box" (their mean) or "karis" (the mean of
     c / (1 + max(c)), inverted afterwards, as Arm's NSS ground truth; suppresses fireflies)."""
+    extra_scales: tuple[float, ...] = ()
+    """more LR ratios rendered beside ``scale`` with the same HR reference
+    (``Renderer.render_ratios``): one jittered LR G-buffer each, with that ratio's own
+    jitter phases and mip bias; each one of conventions.SCALES."""
 
     @property
     def hr_size(self) -> tuple[int, int]:
@@ -117,11 +126,19 @@ class RenderConfig:
         """The exact per-axis HR / LR ratio (``conventions.ratio_of``)."""
         return cv.ratio_of(self.hr_size, self.lr_size)
 
+    @property
+    def scales(self) -> tuple[float, ...]:
+        """Every LR ratio a frame is rendered at: ``scale`` first, then ``extra_scales``."""
+        return (self.scale, *self.extra_scales)
+
     def check(self, min_spp: int = cv.SPP_RANGE[0]) -> None:
         """Raise ConfigError naming the bad field and the allowed values."""
-        if self.scale not in cv.SCALES:
-            raise ConfigError(f"scale {self.scale:g} is not supported; use one of "
-                              + ", ".join(f"{s:g}" for s in cv.SCALES))
+        for scale in self.scales:
+            if scale not in cv.SCALES:
+                raise ConfigError(f"scale {scale:g} is not supported; use one of "
+                                  + ", ".join(f"{s:g}" for s in cv.SCALES))
+        if len(set(self.scales)) != len(self.scales):
+            raise ConfigError(f"scales {', '.join(f'{s:g}' for s in self.scales)} name a ratio twice")
         if not min_spp <= self.spp <= cv.SPP_RANGE[1]:
             raise ConfigError(f"spp {self.spp} is out of range; use {min_spp} to {cv.SPP_RANGE[1]}")
         if not 1 <= self.lr_probes <= LR_PROBES_MAX:
@@ -143,6 +160,24 @@ def check_target_size(config: RenderConfig, limit: int, renderer: str = "this GL
     if config.shadow_map_size > limit:
         raise ConfigError(f"shadow_map_size {config.shadow_map_size} is larger than {renderer} allows "
                           f"({limit}); choose a smaller one")
+
+
+@dataclass(frozen=True)
+class _LrGbuffer:
+    """The LR G-buffer of one ratio: 7 targets of ``size``, a depth buffer, the
+    framebuffer of all targets and the colour-only one (blended surfaces)."""
+
+    scale: float
+    size: tuple[int, int]
+    ratio: tuple[float, float]
+    targets: dict
+    zbuf: moderngl.Renderbuffer
+    fbo: moderngl.Framebuffer
+    fbo_color: moderngl.Framebuffer
+
+    def gl_objects(self) -> list:
+        """Its GL objects in release order."""
+        return [self.fbo_color, self.fbo, self.zbuf, *self.targets.values()]
 
 
 class Renderer:
@@ -206,21 +241,13 @@ class Renderer:
 
     def _make_targets(self) -> None:
         ctx, c = self.ctx, self.config
-        lr, hr = c.lr_size, c.hr_size
-
-        def tex(size, comps, dtype):
-            t = ctx.texture(size, comps, dtype=dtype)
-            t.filter = (moderngl.NEAREST, moderngl.NEAREST)
-            return t
-
-        self.lr_targets = {
-            "color": tex(lr, 4, "f2"), "motion": tex(lr, 2, "f4"), "depth": tex(lr, 1, "f4"),
-            "normal": tex(lr, 4, "f2"), "albedo": tex(lr, 4, "f2"), "material": tex(lr, 2, "f2"),
-            "object_id": tex(lr, 1, "u4"),
-        }
-        self.lr_zbuf = ctx.depth_renderbuffer(lr)
-        self.fbo_lr = ctx.framebuffer(list(self.lr_targets.values()), self.lr_zbuf)
-        self.fbo_lr_color = ctx.framebuffer([self.lr_targets["color"]], self.lr_zbuf)
+        hr = c.hr_size
+        tex = self._target
+        self.lr_gbuffers = [self._lr_gbuffer(scale) for scale in c.scales]
+        """one LR G-buffer per ratio of ``config.scales``; the first is the primary one."""
+        primary = self.lr_gbuffers[0]
+        self.lr_targets, self.lr_zbuf = primary.targets, primary.zbuf
+        self.fbo_lr, self.fbo_lr_color = primary.fbo, primary.fbo_color
 
         # HR samples go to a batch of half-float images, summed into a float32
         # accumulator one batch at a time; the last batch writes the mean to a
@@ -242,6 +269,24 @@ class Renderer:
         self.shadow_map.filter = (moderngl.LINEAR, moderngl.LINEAR)
         self.shadow_map.repeat_x = self.shadow_map.repeat_y = False
         self.fbo_shadow = ctx.framebuffer(depth_attachment=self.shadow_map)
+
+    def _target(self, size, comps, dtype) -> moderngl.Texture:
+        t = self.ctx.texture(size, comps, dtype=dtype)
+        t.filter = (moderngl.NEAREST, moderngl.NEAREST)
+        return t
+
+    def _lr_gbuffer(self, scale: float) -> _LrGbuffer:
+        """The 7 LR targets of ratio ``scale``, their depth buffer and framebuffers."""
+        tex, size = self._target, cv.lr_size(self.config.hr_size, scale)
+        targets = {
+            "color": tex(size, 4, "f2"), "motion": tex(size, 2, "f4"), "depth": tex(size, 1, "f4"),
+            "normal": tex(size, 4, "f2"), "albedo": tex(size, 4, "f2"), "material": tex(size, 2, "f2"),
+            "object_id": tex(size, 1, "u4"),
+        }
+        zbuf = self.ctx.depth_renderbuffer(size)
+        return _LrGbuffer(scale, size, cv.ratio_of(self.config.hr_size, size), targets, zbuf,
+                          self.ctx.framebuffer(list(targets.values()), zbuf),
+                          self.ctx.framebuffer([targets["color"]], zbuf))
 
     # -- the per-pass API (shared with datagen.bench.BareLoop) -------------------
 
@@ -399,7 +444,8 @@ class Renderer:
             self.vertex_array(d.node, prog).render()
         self.ctx.disable(moderngl.CULL_FACE)
 
-    def _shadow_pass(self, draws: list[Draw]) -> None:
+    def shadow_pass(self, draws: list[Draw]) -> None:
+        """The sun's depth map of the frame's ``draws`` (blended surfaces cast none)."""
         self.fbo_shadow.use()
         self.fbo_shadow.clear(depth=1.0)
         self.shadow_map.use(TEXTURE_UNITS["u_shadow_map"])  # unbound while drawn into
@@ -417,16 +463,20 @@ class Renderer:
                 self.texture(m.base_color_texture).use(TEXTURE_UNITS["u_base_tex"])
             self.vertex_array(d.node, prog).render()
 
-    def _lr_pass(self, scene: Scene, draws: list[Draw], cam: PassCamera) -> None:
-        size = self.config.lr_size
-        self.fbo_lr.use()
-        self.fbo_lr.clear(depth=1.0)
-        bias = cv.mip_bias(self.config.ratio[0])
+    def _lr_pass(self, scene: Scene, draws: list[Draw], cam: PassCamera,
+                 lr: _LrGbuffer | None = None) -> None:
+        """The LR G-buffer pass into ``lr`` (default: the primary ratio's), with its
+        ratio's mip bias; ``cam`` carries the projection jittered for it."""
+        lr = lr or self.lr_gbuffers[0]
+        size = lr.size
+        lr.fbo.use()
+        lr.fbo.clear(depth=1.0)
+        bias = cv.mip_bias(lr.ratio[0])
         self._anisotropy = self.config.driver_anisotropy or 1.0
         try:
             self._draw_surfaces("GBUFFER", scene, draws, cam, False, size, bias)
             self.draw_sky("GBUFFER", scene, cam, size)
-            self._blended(self.fbo_lr_color, scene, draws, cam, size, bias)
+            self._blended(lr.fbo_color, scene, draws, cam, size, bias)
         finally:  # the HR passes sample with the driver's plain trilinear filter
             self._anisotropy = 1.0
 
@@ -474,7 +524,19 @@ class Renderer:
     # -- the frame -----------------------------------------------------------
 
     def render(self, scene: Scene, frame_index: int) -> Frame:
-        """Frame ``frame_index`` of ``scene`` (see the module docstring)."""
+        """Frame ``frame_index`` of ``scene`` (see the module docstring), at the primary
+        ratio ``config.scale``."""
+        return self._render(scene, frame_index, self.lr_gbuffers[:1])[0]
+
+    def render_ratios(self, scene: Scene, frame_index: int) -> list[Frame]:
+        """Frame ``frame_index`` of ``scene`` at every ratio of ``config.scales``, in that
+        order: the shadow map, HR reference, HR motion and depth are rendered once and
+        shared (the same arrays in every Frame); each ratio has its own jittered LR
+        G-buffer, jitter and mip bias. Each Frame equals what ``render`` of a Renderer
+        made for that ratio alone gives."""
+        return self._render(scene, frame_index, self.lr_gbuffers)
+
+    def _render(self, scene: Scene, frame_index: int, gbuffers: list[_LrGbuffer]) -> list[Frame]:
         if self._closed:
             raise RuntimeError("Renderer.render() after close()")
         setup = self.prepare(scene, frame_index)
@@ -482,32 +544,52 @@ class Renderer:
         ctx = self.ctx
         ctx.enable(moderngl.DEPTH_TEST)
         ctx.depth_func = "<"
-        self._shadow_pass(draws)
-        lr_raster = cv.jittered(cam.proj, setup.jitter, self.config.lr_size)
-        self._lr_pass(scene, draws, cam._replace(proj_raster=lr_raster))
+        self.shadow_pass(draws)
+        jitters = [self._jittered_lr_pass(scene, setup, lr) for lr in gbuffers]
         self._hr_reference(scene, draws, cam)
         self._hr_motion_depth(scene, draws, cam)
-        return self._read(frame_index, scene, setup)
+        hr = self._read_hr()
+        return [Frame(**self._read_lr(lr), **hr, jitter_px=np.asarray(jitter, np.float32),
+                      view=setup.cam.view.astype(np.float32), proj=setup.cam.proj.astype(np.float32),
+                      exposure=float(scene.exposure), camera_cut=scene.is_cut(frame_index),
+                      time_s=float(setup.t))
+                for lr, jitter in zip(gbuffers, jitters, strict=True)]
 
-    def _read(self, frame_index: int, scene: Scene, setup: FrameSetup) -> Frame:
-        lr = {name: i for i, name in enumerate(self.lr_targets)}  # attachment of each target
-        return Frame(
-            color_lr=read_attachment(self.fbo_lr, lr["color"], 3, "f2"),
-            depth_lr=read_attachment(self.fbo_lr, lr["depth"], 1, "f4")[..., 0],
-            motion_lr=read_attachment(self.fbo_lr, lr["motion"], 2, "f4"),
-            normal_lr=read_attachment(self.fbo_lr, lr["normal"], 3, "f2"),
-            albedo_lr=read_attachment(self.fbo_lr, lr["albedo"], 3, "f2"),
-            material_lr=read_attachment(self.fbo_lr, lr["material"], 2, "f2"),
-            object_id_lr=read_attachment(self.fbo_lr, lr["object_id"], 1, "u4")[..., 0],
+    def lr_ratio(self, scene: Scene, setup: FrameSetup, index: int = 0) -> dict[str, np.ndarray]:
+        """The LR G-buffer pass of ratio ``config.scales[index]`` for frame ``setup``
+        (``prepare``; after its ``shadow_pass``) and its read-back: the ``Frame``'s LR
+        fields. What a frame of several ratios repeats per ratio."""
+        lr = self.lr_gbuffers[index]
+        self._jittered_lr_pass(scene, setup, lr)
+        return self._read_lr(lr)
+
+    def _jittered_lr_pass(self, scene: Scene, setup: FrameSetup, lr: _LrGbuffer) -> tuple[float, float]:
+        """The LR pass into ``lr`` jittered for its ratio; returns the jitter in LR pixels."""
+        jitter = cv.jitter_px(setup.frame_index, lr.ratio[0])
+        raster = cv.jittered(setup.cam.proj, jitter, lr.size)
+        self._lr_pass(scene, setup.draws, setup.cam._replace(proj_raster=raster), lr)
+        return jitter
+
+    @staticmethod
+    def _read_lr(lr: _LrGbuffer) -> dict[str, np.ndarray]:
+        """The ``Frame`` LR fields of G-buffer ``lr``."""
+        at = {name: i for i, name in enumerate(lr.targets)}  # attachment of each target
+        return dict(
+            color_lr=read_attachment(lr.fbo, at["color"], 3, "f2"),
+            depth_lr=read_attachment(lr.fbo, at["depth"], 1, "f4")[..., 0],
+            motion_lr=read_attachment(lr.fbo, at["motion"], 2, "f4"),
+            normal_lr=read_attachment(lr.fbo, at["normal"], 3, "f2"),
+            albedo_lr=read_attachment(lr.fbo, at["albedo"], 3, "f2"),
+            material_lr=read_attachment(lr.fbo, at["material"], 2, "f2"),
+            object_id_lr=read_attachment(lr.fbo, at["object_id"], 1, "u4")[..., 0],
+        )
+
+    def _read_hr(self) -> dict[str, np.ndarray]:
+        """The ``Frame`` HR fields."""
+        return dict(
             color_hr=read_attachment(self.fbo_color, 0, 3, "f2"),
             depth_hr=read_attachment(self.fbo_hr_md, 1, 1, "f4")[..., 0],
             motion_hr=read_attachment(self.fbo_hr_md, 0, 2, "f4"),
-            jitter_px=np.asarray(setup.jitter, np.float32),
-            view=setup.cam.view.astype(np.float32),
-            proj=setup.cam.proj.astype(np.float32),
-            exposure=float(scene.exposure),
-            camera_cut=scene.is_cut(frame_index),
-            time_s=float(setup.t),
         )
 
     # -- teardown ------------------------------------------------------------
@@ -524,8 +606,9 @@ class Renderer:
         for obj in [self.fbo_shadow, self.shadow_map, self.fbo_hr_md, self.hr_depth,
                     self.hr_motion, self.fbo_accum, self.hr_accum, self.fbo_color, self.hr_color,
                     *self.fbo_samples,
-                    *self.hr_samples, self.hr_zbuf, self.fbo_lr_color, self.fbo_lr, self.lr_zbuf,
-                    *self.lr_targets.values(), *self._fullscreen.values(),
+                    *self.hr_samples, self.hr_zbuf,
+                    *(obj for lr in self.lr_gbuffers for obj in lr.gl_objects()),
+                    *self._fullscreen.values(),
                     self.fbo_sky, self.hr_sky, self._tri_vbo, self.sky_average_prog,
                     *self.accumulate.values(), *self.sky.values(),
                     *self._programs.values()]:

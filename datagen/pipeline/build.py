@@ -292,7 +292,7 @@ def build(config: BuildConfig, out: str | os.PathLike, overwrite: bool = False,
         check_render_size(config, client)
         create_store(out, store_config(config, recipes_by_name), split_sizes(tasks), config.frames,
                      config.hr_size, config.scale, _conventions(config, tasks, recipes_by_name),
-                     overwrite=overwrite, lr_size=config.lr_size)
+                     overwrite=overwrite, lr_size=config.lr_size, extra_scales=config.extra_scales)
         store = open_store(out)
         done_already = {(s, info.index) for s in store.splits for info in store.sequences(s)
                         if info.complete}

@@ -60,7 +60,11 @@ class BuildConfig:
     res: str = "640x360"
     """HR (target) resolution, WIDTHxHEIGHT."""
     scale: float = 2.0
-    """LR = HR / scale rounded to whole pixels; one of 1.3, 1.5, 1.7, 2, 3, 4."""
+    """LR = HR / scale rounded to whole pixels; one of 1.3, 1.5, 1.7, 2, 3, 4. A recipe may
+    give a list (``scale = [2, 1.5, 1.7]``): the first is ``scale``, the rest ``extra_scales``."""
+    extra_scales: tuple[float, ...] = ()
+    """more LR ratios stored beside ``scale`` with the same HR reference (each frame's HR is
+    rendered once, with one jittered LR G-buffer per ratio); docs/store.md."""
     spp: int = 16
     """HR reference samples per pixel (8-256)."""
     seed: int = 0
@@ -110,12 +114,18 @@ class BuildConfig:
         crop = self.augment.crop_size()
         return render_lr if crop is None else lr_crop((0, 0, *crop), self.render_size, render_lr)[2:]
 
+    @property
+    def scales(self) -> tuple[float, ...]:
+        """Every stored LR ratio: ``scale`` first, then ``extra_scales``."""
+        return (self.scale, *self.extra_scales)
+
     def render_config(self):
         from datagen.render import RenderConfig
 
         w, h = self.render_size
         return RenderConfig(hr_width=w, hr_height=h, scale=self.scale, spp=self.spp,
-                            shadow_map_size=self.shadow_map_size, reference_resolve=self.reference_resolve)
+                            shadow_map_size=self.shadow_map_size, reference_resolve=self.reference_resolve,
+                            extra_scales=tuple(self.extra_scales))
 
     def check(self) -> None:
         """ConfigError naming the key of the first out-of-range value."""
@@ -156,6 +166,10 @@ class BuildConfig:
             raise ConfigError(f"scheduler and cluster.kind = {self.cluster.kind!r} both say where to run; "
                               "give one of them")
         self.augment.check(self.render_size, self.scale)
+        if self.extra_scales and self.augment.crop_size() is not None:
+            scales = ", ".join(f"{s:g}" for s in self.scales)
+            raise ConfigError(f"augment.crop cannot be used with several scales ({scales}): a crop lies on "
+                              "the HR/LR grid of one ratio only; drop augment.crop or build one scale")
         vary_mod.check_vary(self.vary, "vary")
         for scene in self.scenes:
             if scene in self.vary:
@@ -166,6 +180,8 @@ class BuildConfig:
         d = dataclasses.asdict(self)
         for key in ("workers", "scheduler", "cluster"):
             d.pop(key)
+        if not self.extra_scales:  # a single-ratio store's attrs as before several ratios existed
+            d.pop("extra_scales")
         d["scenes"] = list(self.scenes)
         return d
 
@@ -202,7 +218,16 @@ def config_from_dict(data: dict, where: str = "recipe") -> BuildConfig:
         if isinstance(scenes, str) or not all(isinstance(s, str) for s in scenes):
             raise ConfigError(f"{where}: scenes must be a list of names, e.g. [\"racing\"]")
         values["scenes"] = tuple(scenes)
-    if "scale" in values and isinstance(values["scale"], int):
+    if isinstance(values.get("scale"), list | tuple):
+        if "extra_scales" in values:
+            raise ConfigError(f"{where}: give the ratios either as a scale list or as scale and "
+                              "extra_scales, not both")
+        values["scale"], values["extra_scales"] = _scale_list(values["scale"], where, "scale")
+    elif "extra_scales" in values:
+        extra = values["extra_scales"]
+        values["extra_scales"] = _scale_list([1.0, *extra] if isinstance(extra, list | tuple) else extra,
+                                             where, "extra_scales")[1]
+    if "scale" in values and isinstance(values["scale"], int) and not isinstance(values["scale"], bool):
         values["scale"] = float(values["scale"])
     types = {"sequences": int, "frames": int, "spp": int, "seed": int, "workers": int,
              "shadow_map_size": int, "res": str, "scale": float, "holdout_scene": str, "scheduler": str,
@@ -216,6 +241,15 @@ def config_from_dict(data: dict, where: str = "recipe") -> BuildConfig:
     except ConfigError as exc:
         raise ConfigError(f"{where}: {exc}") from None
     return config
+
+
+def _scale_list(value, where: str, key: str) -> tuple[float, tuple[float, ...]]:
+    """(first, rest) of a recipe's list of ratios, as floats; ConfigError if it is not a
+    non-empty list of numbers."""
+    if not isinstance(value, list | tuple) or not value or not all(
+            isinstance(v, int | float) and not isinstance(v, bool) for v in value):
+        raise ConfigError(f"{where}: {key} must be a list of numbers, e.g. [2, 1.5, 1.7]; got {value!r}")
+    return float(value[0]), tuple(float(v) for v in value[1:])
 
 
 def load_config(path: str | Path | None = None, **overrides) -> BuildConfig:

@@ -110,6 +110,17 @@ def sequence_scene(task):
     return recipe, with_stride(recipe.build(task.seed), task.augmentation.stride)
 
 
+def extra_ratio_frames(store_path: str, task, renderer, scene, count: int):
+    """The primary Frames of a sequence of several ratios for ``write_sequence``; every
+    frame's extra ratios (``Renderer.render_ratios``, each augmented the same way) are
+    written into their subgroups on the way (``ratios.write_extra_ratios``)."""
+    from datagen.store.ratios import write_extra_ratios
+
+    aug = task.augmentation
+    rendered = ([aug.apply(f) for f in renderer.render_ratios(scene, i)] for i in range(count))
+    return write_extra_ratios(store_path, task.split, task.index, rendered)
+
+
 def render_sequence_task(store_path: str, task, build_config: dict) -> dict:
     """Render ``task`` (a plan.SequenceTask) with this process's Renderer, apply its
     augmentation (drawn by ``plan``) and stream its frames into the store; the
@@ -130,7 +141,10 @@ def render_sequence_task(store_path: str, task, build_config: dict) -> dict:
         "varied": dict(task.params), "camera": {"fov_y_deg": cam.fov_y_deg, "near": cam.near, "far": cam.far},
         "fps": scene.fps, "augmentation": aug.to_json(), "datagen_version": __version__,
     }
-    frames = (aug.apply(renderer.render(scene, i)) for i in range(config.frames))
+    if config.extra_scales:  # one HR, one LR per ratio: the extra ratios go to their subgroups
+        frames = extra_ratio_frames(store_path, task, renderer, scene, config.frames)
+    else:
+        frames = (aug.apply(renderer.render(scene, i)) for i in range(config.frames))
     write_sequence(store_path, task.split, task.index, frames, meta)
     return {"split": task.split, "index": task.index, "scene": recipe.name,
             "frames": config.frames, "seconds": time.perf_counter() - start}

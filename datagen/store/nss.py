@@ -10,7 +10,11 @@ root per split::
     OUT/SPLIT/x{ratio}/motion/NNNN/FFFF.exr      R,G half: LR motion, UV, current - previous
 
 NNNN is the sequence's index in its split, FFFF the frame (from 0000); ``ratio``
-is the store's scale written as the spec names it (``2``, ``1_5``, ``1_7``).
+is the store's scale written as the spec names it (``2``, ``1_5``, ``1_7``). A store
+of several ratios (``build --scale 2,1.5,1.7``) writes one ``x{ratio}`` folder per
+ratio, the primary first in ``UpscalingRatiosIndices`` (``{"x2_index": 0,
+"x1_5_index": 1, ...}``), and ``NormalizedPerRatioJitter[i]`` is ratio i's jitter
+over its own LR size; ``Jitter`` and ``Samples`` are the primary ratio's.
 The conversions are ``datagen.conventions`` functions (``nss_motion_uv``,
 ``device_depth``, ``normalized_jitter``, ``fov_rad``, ``near_far``,
 ``view_projection_rows``); docs/conventions.md lists the mapping field by field.
@@ -74,23 +78,31 @@ def _uv(motion: np.ndarray) -> dict[str, np.ndarray]:
 
 def frame_images(frame: Frame) -> dict[str, dict[str, np.ndarray]]:
     """The channels of one frame's five NSS images, by kind (``image_dirs`` keys)."""
+    return {"ground_truth": _rgba(frame.color_hr), "motion_gt": _uv(frame.motion_hr), **lr_images(frame)}
+
+
+def lr_images(frame: Frame) -> dict[str, dict[str, np.ndarray]]:
+    """The channels of one frame's three LR images (``color``, ``depth``, ``motion``)."""
     near, far = cv.near_far(frame.proj)
     return {
-        "ground_truth": _rgba(frame.color_hr),
-        "motion_gt": _uv(frame.motion_hr),
         "color": _rgba(frame.color_lr),
         "depth": {"R": cv.device_depth(frame.depth_lr, near, far).astype(np.float32)},
         "motion": _uv(frame.motion_lr),
     }
 
 
-def frame_record(frame: Frame, index: int, camera_cut: bool) -> dict:
-    """One entry of the JSON's ``Frames`` list (spec "Per-frame")."""
+def _normalized(frame: Frame) -> dict[str, float]:
+    h, w = frame.color_lr.shape[:2]
+    nx, ny = (v + 0.0 for v in cv.normalized_jitter(frame.jitter_px, (w, h)).tolist())  # + 0.0: no -0.0
+    return {"X": nx, "Y": ny}
+
+
+def frame_record(frame: Frame, index: int, camera_cut: bool, others: Sequence[Frame] = ()) -> dict:
+    """One entry of the JSON's ``Frames`` list (spec "Per-frame"); ``others``: the same
+    frame at the store's extra ratios, whose normalised jitter follows the primary's."""
     fov_x, fov_y = cv.fov_rad(frame.proj)
     near, far = cv.near_far(frame.proj)
-    h, w = frame.color_lr.shape[:2]
     jx, jy = (float(v) + 0.0 for v in frame.jitter_px)  # + 0.0: no -0.0 in the JSON
-    nx, ny = (v + 0.0 for v in cv.normalized_jitter(frame.jitter_px, (w, h)).tolist())
     return {
         "Frame": index,
         "FovX": fov_x,
@@ -99,7 +111,7 @@ def frame_record(frame: Frame, index: int, camera_cut: bool) -> dict:
         "CameraFarPlane": far,
         "ViewProjection": cv.view_projection_rows(frame.proj, frame.view),
         "Jitter": {"X": jx, "Y": jy},
-        "NormalizedPerRatioJitter": [{"X": nx, "Y": ny}],
+        "NormalizedPerRatioJitter": [_normalized(f) for f in (frame, *others)],
         "Exposure": float(frame.exposure),
         "CameraCut": camera_cut,
     }
@@ -113,7 +125,7 @@ def frame_rate(times: Sequence[float], fallback: float) -> int:
 
 
 def sequence_doc(store: Store, info: SequenceInfo, frames: list[dict], times: list[float],
-                 ratio: str) -> dict:
+                 ratio: str | Sequence[str]) -> dict:
     """The per-sequence JSON (spec "Per-sequence"), plus a ``datagen`` provenance block
     that NSS readers ignore."""
     return {
@@ -126,7 +138,8 @@ def sequence_doc(store: Store, info: SequenceInfo, frames: list[dict], times: li
         "OpaqueOnlyColor_Exported": False,
         "UnjitteredSrcColor_Exported": False,
         "GTColorSpace": "Linear",
-        "UpscalingRatiosIndices": {f"x{ratio}_index": 0},
+        "UpscalingRatiosIndices": {f"x{r}_index": i for i, r in enumerate([ratio] if isinstance(ratio, str)
+                                                                        else ratio)},
         "Frames": frames,
         "datagen": {"split": info.split, "index": info.index, "scene": info.scene, "seed": info.seed,
                     "meta": info.meta, "store": str(store.path),
@@ -136,25 +149,34 @@ def sequence_doc(store: Store, info: SequenceInfo, frames: list[dict], times: li
 
 def export_sequence(store: Store, info: SequenceInfo, root: Path, progress: Callable[[], object] | None = None
                     ) -> Path:
-    """Write one complete sequence into the NSS root ``root``; return its JSON path."""
-    ratio, name = ratio_name(store.scale), f"{info.index:04d}"
-    dirs = {kind: folder / name for kind, folder in image_dirs(root, ratio).items()}
+    """Write one complete sequence into the NSS root ``root``, at every ratio of the store;
+    return its JSON path."""
+    store, *extra = [store if scale == store.scale else Store(store.path, store.engine, scale)
+                     for scale in store.scales]  # the primary ratio first
+    ratios, name = [ratio_name(s) for s in store.scales], f"{info.index:04d}"
+    dirs = {kind: folder / name for kind, folder in image_dirs(root, ratios[0]).items()}
+    extra_dirs = [{kind: root / f"x{r}" / kind / name for kind in ("color", "depth", "motion")}
+                  for r in ratios[1:]]
     final = root / f"{name}.json"
     final.unlink(missing_ok=True)
-    for folder in dirs.values():
+    for folder in [*dirs.values(), *(d for ratio_dirs in extra_dirs for d in ratio_dirs.values())]:
         shutil.rmtree(folder, ignore_errors=True)
         folder.mkdir(parents=True)
     records, times = [], []
-    for t, frame in enumerate(frames_of(store, info)):
+    streams = [frames_of(at, info) for at in (store, *extra)]
+    for t, (frame, *others) in enumerate(zip(*streams, strict=True)):
         for kind, channels in frame_images(frame).items():
             write_exr(dirs[kind] / f"{t:04d}.exr", channels)
-        records.append(frame_record(frame, t, camera_cut=t == 0 or bool(frame.camera_cut)))
+        for ratio_dirs, other in zip(extra_dirs, others, strict=True):
+            for kind, channels in lr_images(other).items():
+                write_exr(ratio_dirs[kind] / f"{t:04d}.exr", channels)
+        records.append(frame_record(frame, t, camera_cut=t == 0 or bool(frame.camera_cut), others=others))
         times.append(frame.time_s)
         if progress is not None:
             progress()
     tmp = final.with_name(final.name + ".tmp")
     with open(tmp, "w", encoding="utf-8") as fh:
-        json.dump(sequence_doc(store, info, records, times, ratio), fh, indent=1, allow_nan=False)
+        json.dump(sequence_doc(store, info, records, times, ratios), fh, indent=1, allow_nan=False)
         fh.write("\n")
     os.replace(tmp, final)
     return final
@@ -165,9 +187,10 @@ def export_nss(store: Store, sequences: Sequence[SequenceInfo], out: str | os.Pa
     """Write each complete sequence of ``sequences`` into the NSS root ``out/SPLIT``;
     return the JSON paths. ``progress`` is called after every frame."""
     out = Path(out)
-    if ratio_name(store.scale) not in ARM_READER_RATIOS:
-        log.warning("scale %g is written as x%s as the NSS spec names it; Arm's NSSv1_0_1 reader handles "
-                    "x2 only", store.scale, ratio_name(store.scale))
+    for scale in store.scales:
+        if ratio_name(scale) not in ARM_READER_RATIOS:
+            log.warning("scale %g is written as x%s as the NSS spec names it; Arm's NSSv1_0_1 reader "
+                        "handles x2 only", scale, ratio_name(scale))
     written = []
     for info in sequences:
         if not info.complete:

@@ -31,7 +31,7 @@ import zarr
 from datagen import conventions as cv
 from datagen.errors import BadDataError, DatagenError, StoreError, one_line
 from datagen.frame import Frame
-from datagen.store import location, schema
+from datagen.store import location, ratios, schema
 from datagen.store.schema import ARRAYS, PER_FRAME, STEP_NAMES
 from datagen.store.writer import io_errors, open_split, ts_open
 
@@ -63,7 +63,7 @@ class SequenceInfo:
 class Store:
     """An open store. Shapes are per sequence; sizes are (width, height)."""
 
-    def __init__(self, path: str | os.PathLike, engine: str = "zarr"):
+    def __init__(self, path: str | os.PathLike, engine: str = "zarr", scale: float | None = None):
         if engine not in ENGINES:
             raise StoreError(f"unknown read engine {engine!r}; valid: {', '.join(ENGINES)}")
         self.path = location.parse(path)
@@ -87,6 +87,20 @@ class Store:
         """the exact per-axis ratio (HR / LR width, HR / LR height) every LR <-> HR
         mapping uses."""
         self.layout = schema.Layout(**shape["layout"])
+        self.scales: tuple[float, ...] = ratios.scales_of(self.attrs)
+        """every LR ratio the store holds, the primary (``scale`` of a store opened without
+        ``scale=``) first (docs/store.md)."""
+        self._ratio_group: str | None = None
+        """the subgroup of the extra ratio read, or None for the primary one."""
+        if scale is not None:
+            entry = ratios.find(self.attrs, scale)
+            if entry is not None:
+                self._ratio_group = entry["group"]
+                self.scale, self.lr_size = float(entry["scale"]), tuple(entry["lr_size"])
+                self.ratio = cv.ratio_of(self.hr_size, self.lr_size)
+                self.conventions = {**self.conventions, "scale": self.scale, "ratio": list(self.ratio),
+                                    "jitter_phase_count": entry["jitter_phase_count"],
+                                    "mip_bias_lr": entry["mip_bias_lr"]}
         self.sizes = schema.dim_sizes(self.frames, self.hr_size, self.lr_size)
 
     def __repr__(self) -> str:
@@ -115,8 +129,17 @@ class Store:
             if name not in ARRAYS:
                 raise StoreError(f"unknown array {name!r}; valid: {', '.join(ARRAYS)}")
             with io_errors(self.path, f"open {split}/{name}"):
-                self._arrays[key] = self.group(split)[name]
+                group = self.group(split)
+                if self._ratio_group and name in ratios.RATIO_NAMES:
+                    group = group[self._ratio_group]
+                self._arrays[key] = group[name]
         return self._arrays[key]
+
+    def array_path(self, split: str, name: str):
+        """Where array ``name`` of ``split`` lies, at the ratio read."""
+        if self._ratio_group and name in ratios.RATIO_NAMES:
+            return self.path / split / self._ratio_group / name
+        return self.path / split / name
 
     def _read(self, split: str, selections: dict[str, tuple]) -> dict[str, np.ndarray]:
         """{name: array[name][selection]}, every read in flight at once with tensorstore.
@@ -160,7 +183,7 @@ class Store:
         if key not in self._ts:
             self.array(split, name)  # check the name
             _tensorstore_pid = os.getpid()
-            self._ts[key] = ts_open(self.path / split / name, read=True).result()
+            self._ts[key] = ts_open(self.array_path(split, name), read=True).result()
         return self._ts[key]
 
     def sequence_count(self, split: str) -> int:
@@ -269,9 +292,16 @@ class Store:
     # -- summary ----------------------------------------------------------------------------
 
     def sequence_nbytes(self) -> int:
-        """Uncompressed bytes of one sequence (every numeric array)."""
-        return sum(int(np.prod(spec.shape(self.sizes))) * np.dtype(spec.dtype).itemsize
-                   for spec in ARRAYS.values() if spec.dtype != "str")
+        """Uncompressed bytes of one sequence (every numeric array, every ratio's)."""
+        shape = self.attrs["store"]
+
+        def nbytes(specs, lr_size) -> int:
+            sizes = schema.dim_sizes(self.frames, self.hr_size, tuple(lr_size))
+            return sum(int(np.prod(spec.shape(sizes))) * np.dtype(spec.dtype).itemsize
+                       for spec in specs if spec.dtype != "str")
+
+        return nbytes(ARRAYS.values(), shape["lr_size"]) + sum(
+            nbytes(ratios.RATIO_ARRAYS, entry["lr_size"]) for entry in shape.get("extra_lr", []))
 
     def disk_bytes(self) -> int:
         """Bytes of every file under the store."""
@@ -313,6 +343,8 @@ class Store:
             "hr_size": list(self.hr_size),
             "lr_size": list(self.lr_size),
             "scale": self.scale,
+            "scales": list(self.scales),
+            "extra_lr": self.attrs["store"].get("extra_lr", []),
             "ratio": list(self.ratio),
             "spp": self.conventions.get("spp"),
             "arrays": {spec.name: {"shape": list(spec.shape(self.sizes)), "dtype": spec.dtype,
@@ -331,9 +363,11 @@ def _check_box(what: str, box: tuple[int, int, int, int], size: tuple[int, int])
                          f"{size[0]}x{size[1]}")
 
 
-def open_store(path: str | os.PathLike, engine: str = "zarr") -> Store:
+def open_store(path: str | os.PathLike, engine: str = "zarr", scale: float | None = None) -> Store:
     """Open a store for reading; StoreError if it is not one, SchemaVersionError
     (a StoreError) if it was written with another schema version. ``engine``:
-    ``zarr`` or ``tensorstore`` (module docstring)."""
-    return Store(path, engine)
+    ``zarr`` or ``tensorstore`` (module docstring). ``scale``: which of the store's LR
+    ratios (``Store.scales``) every LR array and ``jitter_px`` come from (default the
+    primary one); StoreError if the store has no LR at that scale."""
+    return Store(path, engine, scale)
 

@@ -37,8 +37,9 @@ is bounded whatever the sequence length.
 
 from __future__ import annotations
 
+import dataclasses
 import math
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -181,6 +182,9 @@ def validate(store: Store, sequences: Sequence[SequenceInfo] | None = None,
     split). ``progress`` is called once per sequence; ``tally`` counts what was read."""
     tally = tally if tally is not None else Tally()
     yield from check_schema(store)
+    extra = extra_ratio_stores(store)
+    for at in extra:
+        yield from at_scale(at, check_extra_schema(at))
     if sequences is None:
         sequences = [s for split in store.splits for s in store.sequences(split)]
     for info in sequences:
@@ -189,8 +193,96 @@ def validate(store: Store, sequences: Sequence[SequenceInfo] | None = None,
                           "run the build again to write it", info.split, info.index)
         else:
             yield from check_sequence(store, info, tally)
+            for at in extra:
+                yield from at_scale(at, check_ratio_sequence(at, info, Tally()))
         if progress is not None:
             progress()
+
+
+# -- several ratios -------------------------------------------------------------------------------
+
+
+def extra_ratio_stores(store: Store) -> list[Store]:
+    """``store`` opened at each of its extra LR ratios (none for a single-ratio store)."""
+    return [Store(store.path, store.engine, scale) for scale in store.scales[1:]]
+
+
+def at_scale(store: Store, failures: Iterable[Failure]) -> Iterator[Failure]:
+    """``failures`` of ``store`` opened at an extra ratio, each naming that ratio (``[scale 1.5]``
+    at the end of the message)."""
+    for failure in failures:
+        yield dataclasses.replace(failure, message=f"{failure.message} [scale {store.scale:g}]")
+
+
+def check_ratio_sequence(store: Store, info: SequenceInfo, tally: Tally) -> Iterator[Failure]:
+    """``check_sequence``'s checks of what an extra ratio has of its own, on ``store``
+    opened at that ratio: its jitter, the values of its LR arrays and their agreement
+    with the (shared) HR motion. The HR checks ran once, at the primary ratio."""
+    from datagen.store import ratios
+
+    T = store.frames
+
+    def fail(check: str, message: str, t: int | None = None) -> Failure:
+        return Failure(check, message, info.split, info.index, None if t is None else (t, t))
+
+    jitter, failure = _read(store, info, "jitter_px", 0, T)
+    if failure:
+        yield failure
+    for t in range(T if jitter is not None else 0):
+        yield from (fail(c, m, t) for c, m in _finite_problems("jitter_px", jitter[t]))
+        want, got = expected_jitter(t, store.ratio[0], info.meta), jitter[t].astype(np.float64)
+        if not np.all(np.abs(got - want) <= JITTER_TOL_PX):
+            yield fail("jitter", f"jitter_px ({got[0]:.6f}, {got[1]:.6f}), expected Halton ({want[0]:.6f}, "
+                       f"{want[1]:.6f}) at scale {store.scale:g} (HR / LR width ratio {store.ratio[0]:.6g})"
+                       f"{_augmentation_note(info.meta)}", t)
+    own = [name for name in FRAME_NAMES if name in ratios.RATIO_NAMES]
+    block = store.layout.frames_per_shard
+    for start in range(0, T, block):
+        length = min(block, T - start)
+        data = {}
+        for name in (*own, "motion_hr", "depth_hr"):
+            data[name], failure = _read(store, info, name, start, length)
+            if failure:
+                yield failure
+        for t in range(start, start + length):
+            cur = {name: None if arr is None else arr[t - start] for name, arr in data.items()}
+            for name in own:
+                if cur[name] is not None:
+                    yield from (fail(c, m, t) for c, m in _finite_problems(name, cur[name]))
+            yield from (fail(c, m, t) for c, m in frame_value_problems({n: cur[n] for n in own}))
+            cur.update(jitter_px=None if jitter is None else jitter[t], camera_cut=None, t=t)
+            for check, message in _motion_problems(store.ratio, cur, None, tally, []):
+                yield fail(check, message, t)
+
+
+def check_extra_schema(store: Store) -> Iterator[Failure]:
+    """The conventions and arrays of the extra ratio ``store`` is opened at: its recorded
+    jitter phases, LR size and ratio, and every array of its subgroup in every split."""
+    from datagen.store import ratios
+
+    entry = ratios.find(store.attrs, store.scale)
+    want_phases = cv.jitter_phase_count(store.ratio[0])
+    if entry.get("jitter_phase_count") != want_phases:
+        yield Failure("schema", f"jitter_phase_count {entry.get('jitter_phase_count')}, expected "
+                      f"ceil(8 * ratio_x^2) = {want_phases}")
+    if tuple(entry.get("lr_size", ())) != cv.lr_size(store.hr_size, store.scale):
+        yield Failure("schema", f"lr_size {entry.get('lr_size')} is not HR {list(store.hr_size)} / "
+                      f"{store.scale:g} rounded to whole pixels")
+    for split in store.splits:
+        count = store.attrs["store"]["splits"][split]
+        try:
+            group = store.group(split)[entry["group"]]
+        except Exception as exc:
+            yield Failure("schema", f"cannot open the group {entry['group']}: {one_line(exc)}", split)
+            continue
+        present = set(group.array_keys())
+        for spec in ratios.RATIO_ARRAYS:
+            if spec.name not in present:
+                yield Failure("schema", f"array {entry['group']}/{spec.name} is missing", split)
+                continue
+            problem = _array_problem(group[spec.name], spec, (count, *spec.shape(store.sizes)))
+            if problem:
+                yield Failure("schema", f"{entry['group']}/{spec.name} {problem}", split)
 
 
 # -- schema -------------------------------------------------------------------------------------

@@ -68,9 +68,10 @@ def io_errors(path: object, doing: str, write: bool = False) -> Iterator[None]:
 
 def root_attrs(config: dict, splits: dict[str, int], frames: int, hr_size: tuple[int, int],
                scale: float, conventions: dict, layout: Layout,
-               lr_size: tuple[int, int] | None = None) -> dict:
+               lr_size: tuple[int, int] | None = None, extra_scales: tuple[float, ...] = ()) -> dict:
     """The root attributes of a new store (JSON-ready). ``lr_size`` defaults to HR /
-    scale rounded (``conventions.lr_size``); ``ratio`` records HR / LR per axis."""
+    scale rounded (``conventions.lr_size``); ``ratio`` records HR / LR per axis;
+    ``extra_scales`` adds ``scales`` and ``extra_lr`` (``datagen.store.ratios``)."""
     lr_size = cv.lr_size(hr_size, scale) if lr_size is None else (int(lr_size[0]), int(lr_size[1]))
     if min(lr_size) < 1 or any(abs(n - m / scale) > 0.5 + 1e-9
                                for n, m in zip(lr_size, hr_size, strict=True)):
@@ -89,8 +90,19 @@ def root_attrs(config: dict, splits: dict[str, int], frames: int, hr_size: tuple
             "scale": float(scale),
             "ratio": list(cv.ratio_of(hr_size, lr_size)),
             "layout": layout.to_json(),
+            **_ratios_attrs(hr_size, scale, extra_scales),
         },
     })
+
+
+def _ratios_attrs(hr_size: tuple[int, int], scale: float, extra_scales: tuple[float, ...]) -> dict:
+    """``store.scales`` and ``store.extra_lr`` of a store of several ratios; nothing for one."""
+    if not extra_scales:
+        return {}
+    from datagen.store import ratios
+
+    return {"scales": [float(scale), *(float(s) for s in extra_scales)],
+            "extra_lr": ratios.extra_lr(hr_size, extra_scales)}
 
 
 def _json_ready(value, what: str = "store attrs"):
@@ -117,11 +129,12 @@ def _check_args(splits: dict[str, int], frames: int, hr_size) -> None:
 def create_store(path: str | os.PathLike | StorePath, config: dict, splits: dict[str, int], frames: int,
                  hr_size: tuple[int, int], scale: float, conventions: dict, overwrite: bool = False,
                  layout: Layout = schema.DEFAULT_LAYOUT, lr_size: tuple[int, int] | None = None,
-                 ) -> StorePath:
+                 extra_scales: tuple[float, ...] = ()) -> StorePath:
     """Create an empty store of ``splits`` ({"train": S, ...}; missing splits get 0
     sequences) with ``frames`` frames of HR ``hr_size`` (width, height) at ``scale``;
     LR ``lr_size``, by default HR / scale rounded (an aligned crop of a rounded frame
-    gives another rounding: the builder passes it).
+    gives another rounding: the builder passes it). ``extra_scales``: more LR ratios, each
+    in a subgroup of every split (``datagen.store.ratios``).
 
     If a store with the same config, conventions and shape is already there it is
     kept as it is (a build resumes into it). A store made otherwise raises
@@ -132,7 +145,7 @@ def create_store(path: str | os.PathLike | StorePath, config: dict, splits: dict
     """
     _check_args(splits, frames, hr_size)
     path = location.parse(path)
-    attrs = root_attrs(config, splits, frames, hr_size, scale, conventions, layout, lr_size)
+    attrs = root_attrs(config, splits, frames, hr_size, scale, conventions, layout, lr_size, extra_scales)
     if location.is_remote(path):
         from datagen.store.objects import create_object_store
 
@@ -198,6 +211,11 @@ def _build(tmp: Path, attrs: dict, layout: Layout) -> None:
         group = root.create_group(split, attributes={"sequences": count})
         for spec in ARRAYS.values():
             schema.create_array(group, spec, count, sizes, layout)
+        if shape.get("extra_lr"):
+            from datagen.store import ratios
+
+            ratios.create_groups(group, count, shape["frames"], tuple(shape["hr_size"]), shape["extra_lr"],
+                                 layout)
     # Metadata never changes after this point, so consolidating it is safe; it lets
     # xarray open a split without probing every array.
     with warnings.catch_warnings():

@@ -26,7 +26,9 @@ index, so a run's data is reproducible whatever the worker count.
 rest of the G-buffer: ``normal_lr`` (K, 3, h, w), ``albedo_lr`` (K, 3, h, w),
 ``material_lr`` (K, 2, h, w) roughness and metallic, ``object_id_lr`` (K, 1, h, w)
 int64, ``depth_hr`` (K, 1, H, W); and ``view``, ``proj`` (K, 4, 4), ``time_s`` (K,)
-float64); the jitter is ``jitter``. ``proj`` is the one that projects onto the
+float64); the jitter is ``jitter``. ``scale=`` picks which LR ratio of a store of
+several (``build --scale 2,1.5,1.7``) the LR arrays and jitter come from; the HR
+arrays are the same for all. ``proj`` is the one that projects onto the
 item's HR pixels: the crop and flips are folded into it (as the build's augmentation
 does), while ``view`` and world-space normals stay as stored.
 
@@ -100,7 +102,8 @@ class WindowDataset(Dataset):
 
     def __init__(self, store_path: str | os.PathLike, split: str = "train", window: int = 8,
                  crop_hr: int | tuple[int, int] | None = 128, augment: bool = False, seed: int = 0,
-                 engine: str = "zarr", keys: Sequence[str] = DEFAULT_KEYS, skip_bad: bool = False):
+                 engine: str = "zarr", keys: Sequence[str] = DEFAULT_KEYS, skip_bad: bool = False,
+                 scale: float | None = None):
         self.store_path, self.split, self.window = str(store_path), split, window
         self.augment, self.seed, self.engine, self.epoch = augment, seed, engine, 0
         self.skip_bad = skip_bad
@@ -110,8 +113,9 @@ class WindowDataset(Dataset):
             raise ConfigError(f"WindowDataset keys {bad or list(keys)} are not per-frame arrays of a store; "
                               f"valid: {', '.join(KEYS)}")
         self.keys = tuple(dict.fromkeys(keys))
-        store = open_store(store_path, engine="zarr")
+        store = open_store(store_path, engine="zarr", scale=scale)
         self.scale = store.scale
+        """the LR ratio read: ``scale=`` (one of the store's ``scales``), default the primary one."""
         self.ratio: tuple[float, float] = store.ratio
         """(rx, ry): the store's exact HR / LR ratio per axis."""
         self.hr_size = (store.hr_size[1], store.hr_size[0])
@@ -156,7 +160,8 @@ class WindowDataset(Dataset):
                             "only in DataLoader workers, or give the DataLoader "
                             "multiprocessing_context='forkserver'", os.getpid())
                 engine = "zarr"
-            self._store, self._store_pid = open_store(self.store_path, engine=engine), os.getpid()
+            self._store = open_store(self.store_path, engine=engine, scale=self.scale)
+            self._store_pid = os.getpid()
         return self._store
 
     def __getstate__(self) -> dict:

@@ -1,0 +1,160 @@
+"""Several LR ratios beside one HR reference (``build --scale 2,1.5,1.7``).
+
+The first ratio (the primary, ``store.scale``) is stored exactly as in a
+single-ratio store. Each extra ratio R has a subgroup ``SPLIT/lr_xR`` (``lr_x1.5``,
+``lr_x1.7``) holding that ratio's LR arrays (``RATIO_ARRAYS``: the ``*_lr`` pixel
+arrays and ``jitter_px``) with the same names, dims, dtypes and layout as the
+split's own, at that ratio's LR size; everything else (HR arrays, matrices,
+exposure, cut flags, times, sequence metadata and ``complete``) is shared with the
+split. The root attrs list the ratios (``store.scales``, ``store.extra_lr``) and
+each subgroup's attrs describe its own (scale, lr_size, ratio, jitter phases, mip
+bias). ``open_store(path, scale=R)`` reads a store at ratio R.
+
+A sequence's extra ratios are written while the sequence is written
+(``write_extra_ratios``), before its ``complete`` flag is set.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterable, Iterator
+
+import numpy as np
+import zarr
+
+from datagen import conventions as cv
+from datagen.errors import StoreError
+from datagen.frame import Frame
+from datagen.store import location, schema
+from datagen.store.schema import FRAME_ARRAYS, STEP_ARRAYS, ArraySpec, Layout
+
+log = logging.getLogger(__name__)
+
+RATIO_PIXELS: tuple[ArraySpec, ...] = tuple(spec for spec in FRAME_ARRAYS if spec.name.endswith("_lr"))
+RATIO_STEPS: tuple[ArraySpec, ...] = tuple(spec for spec in STEP_ARRAYS if spec.name == "jitter_px")
+RATIO_ARRAYS: tuple[ArraySpec, ...] = RATIO_PIXELS + RATIO_STEPS
+RATIO_NAMES: tuple[str, ...] = tuple(spec.name for spec in RATIO_ARRAYS)
+"""The arrays each ratio has its own of; every other array is shared by all ratios."""
+
+
+def group_name(scale: float) -> str:
+    """The subgroup of an extra ratio: 1.5 -> ``lr_x1.5``, 2 -> ``lr_x2``."""
+    return f"lr_x{scale:g}"
+
+
+def describe(hr_size: tuple[int, int], scale: float) -> dict:
+    """JSON-ready facts of one ratio: its subgroup, LR size, exact ratio, jitter phase
+    count and LR mip bias (both from the exact x ratio, ``conventions``)."""
+    lr = cv.lr_size(hr_size, scale)
+    ratio = cv.ratio_of(hr_size, lr)
+    return {"scale": float(scale), "group": group_name(scale), "lr_size": [int(lr[0]), int(lr[1])],
+            "ratio": [float(r) for r in ratio], "jitter_phase_count": cv.jitter_phase_count(ratio[0]),
+            "mip_bias_lr": cv.mip_bias(ratio[0])}
+
+
+def extra_lr(hr_size: tuple[int, int], scales: Iterable[float]) -> list[dict]:
+    """``describe`` of each extra ratio, in order (the root attrs' ``store.extra_lr``)."""
+    return [describe(hr_size, s) for s in scales]
+
+
+def create_groups(split: zarr.Group, count: int, frames: int, hr_size: tuple[int, int],
+                  extra: list[dict], layout: Layout) -> None:
+    """The subgroups of ``extra`` (``extra_lr``) in a new split of ``count`` sequences."""
+    for entry in extra:
+        group = split.create_group(entry["group"], attributes=entry)
+        sizes = schema.dim_sizes(frames, hr_size, tuple(entry["lr_size"]))
+        for spec in RATIO_ARRAYS:
+            schema.create_array(group, spec, count, sizes, layout)
+
+
+def find(attrs: dict, scale: float) -> dict | None:
+    """The ``extra_lr`` entry of ``scale`` in a store's root attrs; None for the primary
+    ratio; StoreError naming the stored ratios for another."""
+    shape = attrs["store"]
+    if float(scale) == float(shape["scale"]):
+        return None
+    for entry in shape.get("extra_lr", []):
+        if float(entry["scale"]) == float(scale):
+            return entry
+    stored = ", ".join(f"{s:g}" for s in scales_of(attrs))
+    raise StoreError(f"the store has no LR at scale {scale:g}; its scales: {stored}")
+
+
+def scales_of(attrs: dict) -> tuple[float, ...]:
+    """Every ratio of a store, the primary first."""
+    shape = attrs["store"]
+    return (float(shape["scale"]), *(float(e["scale"]) for e in shape.get("extra_lr", [])))
+
+
+class _RatioBlocks:
+    """One extra ratio's LR arrays of one sequence, gathered into shard-sized blocks and
+    written as whole shards (through tensorstore, as the split's own pixels), and its
+    jitter written when the sequence ends."""
+
+    def __init__(self, group: zarr.Group, path, index: int, frames: int, block: int):
+        from datagen.store.writer import _ts_result, ts_open
+
+        self.index, self.frames, self.block, self.start = index, frames, block, 0
+        self.pixels = {spec.name: _ts_result(ts_open(path / spec.name, open=True)) for spec in RATIO_PIXELS}
+        self.buffers = {spec.name: np.empty((min(block, frames), *self.pixels[spec.name].shape[2:]),
+                                            spec.dtype) for spec in RATIO_PIXELS}
+        self.arrays = {spec.name: group[spec.name] for spec in RATIO_STEPS}
+        self.steps = {spec.name: np.empty(self.arrays[spec.name].shape[1:], spec.dtype)
+                      for spec in RATIO_STEPS}
+
+    def add(self, t: int, frame: Frame) -> None:
+        from datagen.store.writer import _put
+
+        if t >= self.frames:
+            raise StoreError(f"sequence {self.index}: more than the store's {self.frames} frames "
+                             "per sequence; render as many frames as the store was made for")
+        for name, buf in self.buffers.items():
+            _put(buf, t - self.start, getattr(frame, name), name, t)
+        for name, arr in self.steps.items():
+            _put(arr, t, getattr(frame, name), name, t)
+        if t + 1 - self.start == self.block:
+            self.flush(t + 1)
+
+    def flush(self, end: int) -> None:
+        from datagen.store.writer import _ts_result
+
+        n = end - self.start
+        for name, buf in self.buffers.items():
+            if n > 0:
+                _ts_result(self.pixels[name][self.index, self.start:end].write(buf[:n]))
+        self.start = end
+
+    def finish(self, count: int) -> None:
+        self.flush(count)
+        for name, arr in self.steps.items():
+            self.arrays[name][self.index] = arr
+
+
+def write_extra_ratios(store_path, split: str, index: int, frames: Iterable[list[Frame]]) -> Iterator[Frame]:
+    """Pass ``frames`` (per frame, one Frame per ratio of the store, the primary first,
+    as ``Renderer.render_ratios`` gives) on to ``writer.write_sequence`` as the primary
+    Frames, writing every extra ratio's LR arrays into its subgroup on the way; the last
+    of them is written when ``frames`` is exhausted, which ``write_sequence`` waits for
+    before it sets the sequence's ``complete`` flag."""
+    from datagen.store.writer import io_errors, open_split
+
+    group, attrs = open_split(store_path, split, mode="r+")
+    shape = attrs["store"]
+    extra = shape.get("extra_lr", [])
+    doing = f"write the extra ratios of sequence {index} of {split}"
+    with io_errors(store_path, doing, write=True):
+        blocks = [_RatioBlocks(group[e["group"]], location.parse(store_path) / split / e["group"], index,
+                               shape["frames"], shape["layout"]["frames_per_shard"]) for e in extra]
+    t = -1
+    for t, ratios in enumerate(frames):
+        if len(ratios) != 1 + len(blocks):
+            raise StoreError(f"frame {t}: {len(ratios)} ratios rendered, the store holds "
+                             f"{1 + len(blocks)} ({', '.join(f'{s:g}' for s in scales_of(attrs))})")
+        with io_errors(store_path, doing, write=True):
+            for b, frame in zip(blocks, ratios[1:], strict=True):
+                b.add(t, frame)
+        yield ratios[0]
+    if t + 1 == shape["frames"]:  # else write_sequence reports the count and leaves it not complete
+        with io_errors(store_path, doing, write=True):
+            for b in blocks:
+                b.finish(t + 1)
