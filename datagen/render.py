@@ -24,8 +24,9 @@ is idempotent.
 
 The per-pass methods (``prepare``, ``program``, ``surface_program``,
 ``vertex_array``, ``texture``, ``set_lighting``, ``draw_sky``, ``sky_average``,
-``sum_batch``, ``shadow_pass``, ``lr_ratio``) are public so that ``datagen.bench.BareLoop`` replays the same GL
-work without the renderer's per-draw Python.
+``sum_batch``, ``shadow_pass``, ``lr_ratio``) are public so that
+``datagen.bench`` replays the same GL work without the renderer's per-draw Python
+(``BareLoop``) and times a ratio's LR part alone.
 """
 
 from __future__ import annotations
