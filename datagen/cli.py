@@ -181,17 +181,6 @@ class _Parser(argparse.ArgumentParser):
         self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
 
 
-def parse_res(text: str) -> tuple[int, int]:
-    """'1920x1080' -> (1920, 1080), or ConfigError."""
-    try:
-        w, h = (int(v) for v in text.lower().split("x"))
-    except ValueError:
-        raise ConfigError(f"--res {text!r} is not WIDTHxHEIGHT, e.g. 1920x1080") from None
-    if w < 1 or h < 1:
-        raise ConfigError(f"--res {text!r} must be positive")
-    return w, h
-
-
 def _int_at_least(name: str, minimum: int = 1) -> Callable[[str], int]:
     """An argparse type: an integer >= ``minimum``, else an error naming the flag."""
     def check(text: str) -> int:
@@ -206,9 +195,10 @@ def _int_at_least(name: str, minimum: int = 1) -> Callable[[str], int]:
 
 
 def render_config(args) -> object:
+    from datagen import conventions as cv
     from datagen.render import RenderConfig
 
-    w, h = parse_res(args.res)
+    w, h = cv.parse_size(args.res, "--res")
     config = RenderConfig(hr_width=w, hr_height=h, scale=args.scale, spp=args.spp,
                           reference_resolve=args.reference_resolve)
     config.check()
@@ -278,19 +268,17 @@ def cmd_bench(args) -> int:
 def cmd_build(args) -> int:
     from tqdm import tqdm
 
-    from datagen import recipes
-    from datagen.pipeline import build, load_config
+    from datagen import conventions as cv
+    from datagen.pipeline.build import build
+    from datagen.pipeline.plan import load_config
 
     overrides = {"scenes": args.scenes or None, "sequences": args.sequences, "frames": args.frames,
-                 "res": args.res, "scale": args.scale, "spp": args.spp, "seed": args.seed,
+                 "res": None if args.res is None else cv.parse_size(args.res, "--res"),
+                 "scale": args.scale, "spp": args.spp, "seed": args.seed,
                  "workers": args.workers, "scheduler": args.scheduler,
                  "reference_resolve": args.reference_resolve}
-    if args.res is not None:
-        parse_res(args.res)
     config = load_config(args.recipe, **overrides)
     config = with_cluster_flags(config, args)
-    for name in config.scenes:  # every scene checked before a cluster starts
-        recipes.load(name)
     if not args.verbose:
         from datagen.pipeline.build import quiet_dask_logs
 
@@ -341,10 +329,10 @@ def cmd_build(args) -> int:
     finally:
         if bar is not None:
             bar.close()
-    rate = f", {result['frames_per_s']:.2f} frames/s" if result["frames"] else ""
-    print(f"built {result['store']}: rendered {result['rendered']} sequence(s) ({result['frames']} "
-          f"frames) in {result['seconds']:.1f} s{rate}; skipped {result['skipped']} already complete\n")
-    print(format_summary(_open(result["store"]).summary()))
+    rate = f", {result.frames_per_s:.2f} frames/s" if result.frames else ""
+    print(f"built {result.store}: rendered {result.rendered} sequence(s) ({result.frames} "
+          f"frames) in {result.seconds:.1f} s{rate}; skipped {result.skipped} already complete\n")
+    print(format_summary(_open(result.store).summary()))
     return 0
 
 
@@ -583,7 +571,9 @@ def cmd_export_model(args) -> int:
 
     model, ckpt, path = load_model(args.run)
     if args.res:
-        w, h = parse_res(args.res)
+        from datagen import conventions as cv
+
+        w, h = cv.parse_size(args.res, "--res")
     else:
         store_config = ckpt["config"]
         w, h = _open(store_config["store"]).hr_size

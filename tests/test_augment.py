@@ -23,8 +23,9 @@ from test_store import random_frame
 from datagen import conventions as cv
 from datagen import recipes
 from datagen.errors import ConfigError
-from datagen.pipeline import BuildConfig, Splits, build, load_config, plan
 from datagen.pipeline.augment import LUMA, Augmentation, AugmentConfig, with_stride
+from datagen.pipeline.build import build
+from datagen.pipeline.plan import BuildConfig, Splits, load_config, plan
 from datagen.reproject import warp_previous
 from datagen.scene import Camera, Scene
 from datagen.store import open_store
