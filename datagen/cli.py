@@ -253,7 +253,10 @@ def cmd_render(args) -> int:
 def cmd_bench(args) -> int:
     from datagen.bench import run_bench
     from datagen.bench_report import summary_table
+    from datagen.output import check_out_dir
 
+    if args.out:  # before minutes of measuring
+        check_out_dir(Path(args.out).parent)
     result = run_bench(quick=args.quick, progress=lambda msg: print(msg, file=sys.stderr))
     text = json.dumps(result, indent=2)
     if args.out:
@@ -520,10 +523,12 @@ def _channels(text: str) -> tuple[int, ...]:
 def cmd_train(args) -> int:
     from tqdm import tqdm
 
+    from datagen.output import check_out_dir
     from datagen.train.metrics import LossWeights
     from datagen.train.trainer import TrainConfig, train
 
     _open(args.store)  # a missing store or another schema version: one line before torch starts
+    check_out_dir(Path(args.out))  # and an --out that cannot be written
     config = TrainConfig(
         store=args.store, out=args.out, split=args.split, steps=args.steps, batch=args.batch,
         window=args.window, crop=args.crop, lr=args.lr, warmup=args.warmup, channels=args.channels,
@@ -566,9 +571,11 @@ def cmd_eval(args) -> int:
 
 
 def cmd_export_model(args) -> int:
+    from datagen.output import check_out_dir
     from datagen.train.evaluate import load_model
     from datagen.train.export import export_model
 
+    check_out_dir(Path(args.out))
     model, ckpt, path = load_model(args.run)
     if args.res:
         from datagen import conventions as cv

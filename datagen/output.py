@@ -60,10 +60,9 @@ def earlier_sequence(out_dir: Path) -> list[Path]:
     return found
 
 
-def check_sequence_dir(out_dir: Path, overwrite: bool = False) -> list[Path]:
-    """Raise unless a sequence may be written to ``out_dir``: a file there is a ConfigError,
-    and so is an earlier sequence without ``overwrite``. Returns the earlier sequence's
-    files (for ``overwrite`` to remove)."""
+def check_out_dir(out_dir: Path) -> None:
+    """ConfigError, before any work, unless the folder ``out_dir`` (an --out) is there or
+    can be made: not a file, not under one, and its nearest existing folder writable."""
     out_dir = Path(out_dir)
     if out_dir.exists() and not out_dir.is_dir():
         raise ConfigError(f"--out {out_dir} is a file; give a folder (it is made if missing)")
@@ -74,6 +73,14 @@ def check_sequence_dir(out_dir: Path, overwrite: bool = False) -> list[Path]:
     if not os.access(base, os.W_OK | os.X_OK):
         raise ConfigError(f"--out {out_dir}: {base} is not writable (a read-only file system or no "
                           "permission); choose a writable --out")
+
+
+def check_sequence_dir(out_dir: Path, overwrite: bool = False) -> list[Path]:
+    """Raise unless a sequence may be written to ``out_dir``: ``check_out_dir``, and an
+    earlier sequence there is a ConfigError without ``overwrite``. Returns the earlier
+    sequence's files (for ``overwrite`` to remove)."""
+    out_dir = Path(out_dir)
+    check_out_dir(out_dir)
     with write_errors(out_dir, "read the output folder"):
         earlier = earlier_sequence(out_dir) if out_dir.is_dir() else []
     if earlier and not overwrite:
