@@ -46,7 +46,7 @@ import zarr
 
 from datagen import conventions as cv
 from datagen.errors import one_line
-from datagen.reproject import bilinear_sample
+from datagen.reproject import bilinear_corners, bilinear_sample
 from datagen.store import location
 from datagen.store.reader import SequenceInfo, Store
 from datagen.store.schema import ARRAYS, FRAME_NAMES, SCHEMA_VERSION, STEP_NAMES, ArraySpec
@@ -548,11 +548,7 @@ def hidden_in_previous(depth_hr: np.ndarray, depth_prev_hr: np.ndarray, view, pr
     with np.errstate(all="ignore"):
         motion, expected = _reproject(depth_hr, view, proj, view_prev, proj_prev, step)
         pos = cv.pixel_centres((W, H))[::step, ::step] + motion
-        u = np.clip(np.nan_to_num(pos[..., 0]) - 0.5, 0.0, W - 1.0)
-        v = np.clip(np.nan_to_num(pos[..., 1]) - 0.5, 0.0, H - 1.0)
-        x0 = np.minimum(np.floor(u).astype(np.intp), max(W - 2, 0))
-        y0 = np.minimum(np.floor(v).astype(np.intp), max(H - 2, 0))
-        x1, y1 = np.minimum(x0 + 1, W - 1), np.minimum(y0 + 1, H - 1)
+        (x0, y0, x1, y1), _ = bilinear_corners(np.nan_to_num(pos), (W, H))
         before = np.minimum.reduce([depth_prev_hr[y, x] for y in (y0, y1) for x in (x0, x1)])
         return before < (1.0 - WARP_OCCLUSION_TOL) * expected
 
@@ -585,11 +581,7 @@ def lr_hr_agreement(motion_lr: np.ndarray, motion_hr: np.ndarray, depth_lr: np.n
     H, W = depth_hr.shape
     ratio = np.broadcast_to(np.asarray(ratio, np.float64), (2,))
     pos = (cv.pixel_centres((w, h)) + np.asarray(jitter_px, np.float64)) * ratio
-    # the four HR pixels bilinear sampling reads (as reproject.bilinear_sample picks them)
-    u, v = np.clip(pos[..., 0] - 0.5, 0.0, W - 1.0), np.clip(pos[..., 1] - 0.5, 0.0, H - 1.0)
-    x0 = np.minimum(np.floor(u).astype(np.intp), max(W - 2, 0))
-    y0 = np.minimum(np.floor(v).astype(np.intp), max(H - 2, 0))
-    x1, y1 = np.minimum(x0 + 1, W - 1), np.minimum(y0 + 1, H - 1)
+    (x0, y0, x1, y1), _ = bilinear_corners(pos, (W, H))  # the four HR pixels bilinear_sample reads
     around = np.stack([depth_hr[y, x] for y in (y0, y1) for x in (x0, x1)], -1).astype(np.float64)
     d_lr = np.asarray(depth_lr, np.float64)
     with np.errstate(all="ignore"):
