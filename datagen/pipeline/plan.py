@@ -10,7 +10,6 @@ resumed or repeated anywhere.
 from __future__ import annotations
 
 import dataclasses
-import tomllib
 import zlib
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -23,6 +22,7 @@ from datagen.pipeline import vary as vary_mod
 from datagen.pipeline.augment import Augmentation, AugmentConfig, augment_from_dict, draw, lr_crop
 from datagen.pipeline.cluster import ClusterConfig, cluster_from_dict
 from datagen.store.schema import SPLITS
+from datagen.tomlfile import read_toml
 
 
 def pipelines_dir() -> Path:
@@ -223,10 +223,7 @@ def load_config(path: str | Path | None = None, **overrides) -> BuildConfig:
     path = Path(path) if path is not None else default_recipe()
     if not path.is_file():
         raise ConfigError(f"{path}: no such build recipe; see pipelines/README.md")
-    try:
-        data = tomllib.loads(path.read_text())
-    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
-        raise ConfigError(f"{path}: not valid TOML ({exc})") from exc
+    data = read_toml(path)
     config = config_from_dict(data, str(path))
     changes = {k: v for k, v in overrides.items() if v is not None}
     if changes:
