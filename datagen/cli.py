@@ -458,7 +458,8 @@ def add_info_parser(sub) -> None:
 
 
 def validate_epilog() -> str:
-    from datagen.store.validate import CHECKS, describe_thresholds
+    from datagen.store.validate import CHECKS
+    from datagen.store.validate_motion import describe_thresholds
 
     checks = "\n".join(f"  {name:<14} {doc}" for name, doc in CHECKS.items())
     return f"""\

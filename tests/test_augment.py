@@ -29,7 +29,8 @@ from datagen.pipeline.plan import BuildConfig, Splits, load_config, plan
 from datagen.reproject import warp_previous
 from datagen.scene import Camera, Scene
 from datagen.store import open_store
-from datagen.store.validate import camera_agreement, lr_hr_agreement, validate
+from datagen.store.validate import validate
+from datagen.store.validate_motion import camera_agreement, lr_hr_agreement
 
 DATAGEN = [sys.executable, "-m", "datagen"]
 
