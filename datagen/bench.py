@@ -276,7 +276,7 @@ def bench_frame_spread(quick: bool = False, progress: Callable[[str], None] = la
     """frame_time_spread: every scene of ``SPREAD_SCENES`` at every size of
     ``SPREAD_FRAMES`` (one sequence each: the default build recipe's first, with its
     varied parameters and stride), plus every sequence of ``REPRO_BUILD``."""
-    from datagen.pipeline import load_config, plan
+    from datagen.pipeline.plan import load_config, plan
     from datagen.pipeline.worker import sequence_scene
 
     rows = []
@@ -371,8 +371,8 @@ def bench_build(tmp: str, quick: bool, workers: int = 2, config=None) -> dict:
     import shutil
     from pathlib import Path
 
-    from datagen.pipeline import BuildConfig, build, plan
-    from datagen.pipeline.build import local_cluster_env, quiet_dask_logs
+    from datagen.pipeline.build import build, local_cluster_env, quiet_dask_logs
+    from datagen.pipeline.plan import BuildConfig, plan
 
     quiet_dask_logs()
     config = config or BuildConfig(scenes=("racing",), sequences=2 if quick else 4,
@@ -392,16 +392,16 @@ def bench_build(tmp: str, quick: bool, workers: int = 2, config=None) -> dict:
         start = time.perf_counter()
         summary = build(config, out, on_cluster=lambda _, up=up: up.setdefault("at", time.perf_counter()))
         builds.append((time.perf_counter() - start, up["at"] - start))
-        if summary["frames"] != frames:
-            raise RuntimeError(f"bench build rendered {summary['frames']} frames, expected {frames}")
+        if summary.frames != frames:
+            raise RuntimeError(f"bench build rendered {summary.frames} frames, expected {frames}")
     build_s, startup_s = min(builds)
     ref_s = min(render_s)
     return {
         "figure": "build_vs_render",
         "what": f"datagen build end to end: {'+'.join(config.scenes)}, {len(tasks)} sequences x "
-                f"{config.frames} frames, "
-                f"{config.res} HR, scale {config.scale:g}, {config.spp} spp, LocalCluster of {workers} "
-                f"worker processes (LP_NUM_THREADS={lp} each), into a temp store",
+                f"{config.frames} frames, {cv.format_size(config.res)} HR, scale {config.scale:g}, "
+                f"{config.spp} spp, LocalCluster of {workers} worker processes (LP_NUM_THREADS={lp} each), "
+                "into a temp store",
         "frames_per_s": frames / build_s,
         "seconds": build_s,
         "cluster_startup_s": startup_s,

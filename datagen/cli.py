@@ -2,6 +2,10 @@
 
 Exit codes: 0 success, 2 bad input (one line on stderr saying what to fix),
 1 internal error, 3 ``validate`` found a failed check (one line per failure).
+
+Each command's pieces sit together: its examples (the ``--help`` epilog), its handler
+``cmd_X(args)`` and ``add_X_parser(sub)``, which declares its flags; ``build_parser``
+only lists the commands in their ``datagen --help`` order.
 """
 
 from __future__ import annotations
@@ -21,150 +25,14 @@ from datagen.errors import ConfigError, DatagenError, StoreError
 
 log = logging.getLogger("datagen")
 
-RENDER_EXAMPLES = """\
-examples:
-  datagen render primitives --out storage/render/primitives
-  datagen render primitives --frames 4 --res 640x360 --scale 2 --spp 32 --out /tmp/p
-  datagen render path/to/recipe.toml --seed 7 --out /tmp/r
-  datagen render scenes/assets/Duck.glb --frames 30 --out /tmp/duck   # orbit camera, first animation
-  datagen render scenes/assets/mesh/textured_ball.obj --out /tmp/ball  # also .ply, .stl, .off
-
-writes DIR/lr/NNNN.exr (R,G,B, Z, backward.u/v, N.X/Y/Z, albedo.R/G/B, roughness,
-metallic, objectId), DIR/hr/NNNN.exr (R,G,B, Z, backward.u/v), DIR/sequence.json
-and DIR/preview/NNNN.png; conventions in docs/conventions.md. A DIR that already
-holds a sequence is refused unless --overwrite (which removes its frames first).
-"""
-
-BENCH_EXAMPLES = """\
-examples:
-  datagen bench --quick
-  datagen bench --out storage/bench.json
-
-prints one row per figure (value, reference, ratio, target); --out keeps the full JSON.
-figures: render frames/s (LR + G-buffer + 16-spp HR, primitives, 1920x1080,
-scale 2) against a bare moderngl loop drawing the same passes in the same run;
-frame_time_spread (every scene at 64x36, 128x72, 640x360 and 1920x1080: the slowest
-frame's CPU time over its sequence's median, target <= 3); store write and window-read
-MB/s and crop samples/s against the bare codec; the same reads from S3 against local
-disk (a moto server on 127.0.0.1 unless DATAGEN_BENCH_S3=s3://...); peak memory of a
-process writing one 1080p sequence; train step time and data wait (local and S3).
-Results: docs/benchmarks.md.
-"""
-
-INFO_EXAMPLES = """\
-examples:
-  datagen info storage/racing.zarr
-  datagen info storage/racing.zarr --json > info.json
-
-prints splits, scenes, sequences (complete/total), frames, LR/HR shapes of every
-array, bytes on disk and the compression ratio (uncompressed bytes of the complete
-sequences / bytes on disk).
-"""
-
-PREVIEW_EXAMPLES = """\
-examples:
-  datagen preview storage/racing.zarr --out racing.png
-  datagen preview storage/racing.zarr --split val --sequence 2 --out val2.gif
-  datagen preview storage/racing.zarr --sequence 0 --out seq0.mp4
-
-columns: LR colour upscaled nearest, HR colour (both tonemapped with the frame's
-exposure), motion_hr on the colour wheel, depth_hr (sky blue). A .png holds a few
-frames, one per row; a .gif or .mp4 every frame. Without --split/--sequence: the
-first complete sequence of the first split that has one.
-"""
-
-EXPORT_EXAMPLES = """\
-examples:
-  datagen export storage/racing.zarr --format exr --out exported/
-  datagen export storage/racing.zarr --format exr --split val --sequence 2 --out exported/ --no-preview
-  datagen export storage/racing.zarr --format nss --out nss/      # Arm NSS layout, one root per split
-
-writes OUT/SPLIT/NNNN/lr/NNNN.exr (R,G,B, Z, backward.u/v, N.X/Y/Z, albedo.R/G/B,
-roughness, metallic, objectId), OUT/SPLIT/NNNN/hr/NNNN.exr (R,G,B, Z, backward.u/v),
-OUT/SPLIT/NNNN/sequence.json (per-frame cameras, conventions, resolved config and the
-sequence's metadata) and OUT/SPLIT/NNNN/preview/NNNN.png, for complete sequences only.
-
---format nss writes Arm's Neural Super Sampling dataset layout (spec 1.0.1), one root
-per split: OUT/SPLIT/NNNN.json, OUT/SPLIT/ground_truth/NNNN/FFFF.exr, motion_gt/...,
-x2/color/..., x2/depth/..., x2/motion/... (docs/conventions.md lists the mapping).
-"""
-
-BUILD_EXAMPLES = """\
-examples:
-  datagen build racing                                  # pipelines/dataset.toml -> storage/racing.zarr
-  datagen build racing city --workers 2                 # several scenes -> storage/racing+city.zarr
-  datagen build primitives --sequences 2 --frames 2 --res 32x18 --spp 8 --out /tmp/tiny.zarr
-  datagen build --recipe pipelines/dataset.toml --seed 7 --out storage/seed7.zarr
-  datagen build racing --scheduler tcp://10.0.0.5:8786  # an existing cluster (`dask scheduler`)
-  datagen build --recipe pipelines/slurm.toml --cluster slurm --jobs 64 --out /shared/slurm.zarr
-  datagen build racing --out s3://bucket/racing.zarr    # AWS credentials (AWS_ENDPOINT_URL: S3-compatible)
-
-flags override the recipe (default pipelines/dataset.toml). Re-running the same
-command skips complete sequences (resume); another config on an existing store is
-refused unless --overwrite. Ends with the `datagen info` summary. --out is a path
-(or file:// URL) that every worker sees, or s3://BUCKET/PREFIX; SLURM, Kubernetes and
-what workers need: docs/cluster.md.
-"""
-
-TRAIN_EXAMPLES = """\
-examples:
-  datagen train storage/racing.zarr --out runs/racing                 # CUDA when present
-  datagen train storage/racing.zarr --steps 20 --device cpu --batch 2 --crop 32 --out /tmp/smoke
-  datagen train storage/racing.zarr --out runs/racing --resume        # continue from ckpt/last.pt
-  datagen train storage/racing.zarr --out runs/racing --steps 40000 --resume  # train longer
-
-writes RUN_DIR/config.json, RUN_DIR/metrics.jsonl (step, loss, lr, samples_per_s,
-data_wait_frac, loss terms), RUN_DIR/ckpt/step_NNNNNN.pt and ckpt/last.pt, and
-RUN_DIR/tb/ (TensorBoard). --resume takes the run's saved config; only --steps,
---device, --num-workers, --compile and --skip-bad-windows may change. Model, loss:
-docs/training.md. A window holding NaN (or an infinity other than +inf depth) stops
-the run with one line naming the store, split, sequence and frame (exit 1); so does a
-non-finite loss, naming the step and keeping the checkpoints written before it.
-"""
-
-EVAL_EXAMPLES = """\
-examples:
-  datagen eval runs/racing storage/racing.zarr                 # split test, ckpt/last.pt
-  datagen eval runs/racing/ckpt/step_002000.pt storage/racing.zarr --split val
-
-prints PSNR, SSIM and tPSNR (on exposure + Reinhard tonemapped HR) of the model, bicubic
-and TAAU, overall and per scene, and writes RUN_DIR/eval_SPLIT.json.
-"""
-
-EXPORT_MODEL_EXAMPLES = """\
-examples:
-  datagen export-model runs/racing --out runs/racing/export               # at the store's HR size
-  datagen export-model runs/racing --res 1920x1080 --out runs/racing/export1080
-
-writes DIR/model.onnx, DIR/model.pt2 (torch.export) and DIR/export.json: one recurrent
-step (inputs color_lr, depth_lr, motion_lr, jitter, exposure, prev_out, prev_depth,
-history; outputs out, depth), batch 1, fixed size. docs/training.md shows how to run them.
-"""
-
 STORE_HELP = "a store made by `datagen build`: a path, a file:// URL or s3://BUCKET/PREFIX"
 
 VALIDATE_FAILED = 3
 """exit status of ``datagen validate`` when a check fails."""
 
 
-def validate_epilog() -> str:
-    from datagen.store.validate import CHECKS, describe_thresholds
-
-    checks = "\n".join(f"  {name:<14} {doc}" for name, doc in CHECKS.items())
-    return f"""\
-examples:
-  datagen validate storage/racing.zarr
-  datagen validate storage/racing.zarr --split val --sequence 2
-
-checks; each failure prints one line: CHECK: SPLIT sequence I frame T: what is wrong
-{checks}
-
-thresholds:
-{describe_thresholds()}
-
-exit status: 0 every check passed; {VALIDATE_FAILED} a check failed; 2 not a store, another schema
-version, or a split/sequence that does not exist; 1 internal error.
-"""
+RAW = argparse.RawDescriptionHelpFormatter
+"""the help layout of every command: epilogs (examples) keep their lines."""
 
 
 class _Parser(argparse.ArgumentParser):
@@ -181,15 +49,13 @@ class _Parser(argparse.ArgumentParser):
         self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
 
 
-def parse_res(text: str) -> tuple[int, int]:
-    """'1920x1080' -> (1920, 1080), or ConfigError."""
+def _scales(text: str) -> tuple[float, ...]:
+    """An argparse type: one ratio or several, comma-separated ("2,1.5,1.7")."""
     try:
-        w, h = (int(v) for v in text.lower().split("x"))
+        return tuple(float(part) for part in text.split(","))
     except ValueError:
-        raise ConfigError(f"--res {text!r} is not WIDTHxHEIGHT, e.g. 1920x1080") from None
-    if w < 1 or h < 1:
-        raise ConfigError(f"--res {text!r} must be positive")
-    return w, h
+        raise argparse.ArgumentTypeError(f"--scale must be numbers separated by commas, e.g. 2 or "
+                                         f"2,1.5,1.7; got {text!r}") from None
 
 
 def _int_at_least(name: str, minimum: int = 1) -> Callable[[str], int]:
@@ -205,32 +71,39 @@ def _int_at_least(name: str, minimum: int = 1) -> Callable[[str], int]:
     return check
 
 
-def _scales(text: str) -> tuple[float, ...]:
-    """An argparse type: one ratio or several, comma-separated ("2,1.5,1.7")."""
-    try:
-        return tuple(float(part) for part in text.split(","))
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"--scale must be numbers separated by commas, e.g. 2 or "
-                                         f"2,1.5,1.7; got {text!r}") from None
-
-
 def render_config(args) -> object:
+    from datagen import conventions as cv
     from datagen.render import RenderConfig
 
-    w, h = parse_res(args.res)
+    w, h = cv.parse_size(args.res, "--res")
     config = RenderConfig(hr_width=w, hr_height=h, scale=args.scale, spp=args.spp,
                           reference_resolve=args.reference_resolve)
     config.check()
     return config
 
 
+RENDER_EXAMPLES = """\
+examples:
+  datagen render primitives --out storage/render/primitives
+  datagen render primitives --frames 4 --res 640x360 --scale 2 --spp 32 --out /tmp/p
+  datagen render path/to/recipe.toml --seed 7 --out /tmp/r
+  datagen render scenes/assets/Duck.glb --frames 30 --out /tmp/duck   # orbit camera, first animation
+  datagen render scenes/assets/mesh/textured_ball.obj --out /tmp/ball  # also .ply, .stl, .off
+
+writes DIR/lr/NNNN.exr (R,G,B, Z, backward.u/v, N.X/Y/Z, albedo.R/G/B, roughness,
+metallic, objectId), DIR/hr/NNNN.exr (R,G,B, Z, backward.u/v), DIR/sequence.json
+and DIR/preview/NNNN.png; conventions in docs/conventions.md. A DIR that already
+holds a sequence is refused unless --overwrite (which removes its frames first).
+"""
+
+
 def cmd_render(args) -> int:
     from tqdm import tqdm
 
     from datagen import conventions as cv
-    from datagen import recipes
     from datagen.output import check_sequence_dir, write_sequence_dir
     from datagen.render import Renderer
+    from datagen.scenes import recipes
 
     recipe = recipes.load(args.scene)
     config = render_config(args)
@@ -269,10 +142,51 @@ def cmd_render(args) -> int:
     return 0
 
 
+def add_render_parser(sub) -> None:
+    p = sub.add_parser("render", help="render one sequence to OpenEXR + PNG previews",
+                       epilog=RENDER_EXAMPLES, formatter_class=RAW,
+                       description="Render one sequence of a scene for inspection.")
+    p.add_argument("scene", metavar="SCENE",
+                   help="recipe name in scenes/, or a path to a .toml recipe or a mesh file "
+                        "(.gltf/.glb, .obj with its .mtl, .ply, .stl, .off)")
+    p.add_argument("--frames", type=_int_at_least("--frames"), default=8, help="frames (default 8)")
+    p.add_argument("--res", default="1920x1080", help="HR (target) WIDTHxHEIGHT (default 1920x1080)")
+    p.add_argument("--scale", type=float, default=2.0,
+                   help="LR = HR / scale rounded to whole pixels: 1.3, 1.5, 1.7, 2, 3 or 4")
+    p.add_argument("--spp", type=int, default=16, help="HR samples per pixel, 8-256 (default 16)")
+    p.add_argument("--seed", type=_int_at_least("--seed", 0), default=0, help="scene seed (default 0)")
+    p.add_argument("--reference-resolve", choices=("box", "karis"), default="box",
+                   help="HR samples to a pixel: their mean (box, default) or Karis's tonemapped mean (karis)")
+    p.add_argument("--out", required=True, metavar="DIR", help="output folder")
+    p.add_argument("--overwrite", action="store_true",
+                   help="replace a sequence already in --out (its frame files are removed first)")
+    p.set_defaults(func=cmd_render)
+
+
+BENCH_EXAMPLES = """\
+examples:
+  datagen bench --quick
+  datagen bench --out storage/bench.json
+
+prints one row per figure (value, reference, ratio, target); --out keeps the full JSON.
+figures: render frames/s (LR + G-buffer + 16-spp HR, primitives, 1920x1080,
+scale 2) against a bare moderngl loop drawing the same passes in the same run;
+frame_time_spread (every scene at 64x36, 128x72, 640x360 and 1920x1080: the slowest
+frame's CPU time over its sequence's median, target <= 3); store write and window-read
+MB/s and crop samples/s against the bare codec; the same reads from S3 against local
+disk (a moto server on 127.0.0.1 unless DATAGEN_BENCH_S3=s3://...); peak memory of a
+process writing one 1080p sequence; train step time and data wait (local and S3).
+Results: docs/benchmarks.md.
+"""
+
+
 def cmd_bench(args) -> int:
     from datagen.bench import run_bench
     from datagen.bench_report import summary_table
+    from datagen.output import check_out_dir
 
+    if args.out:  # before minutes of measuring
+        check_out_dir(Path(args.out).parent)
     result = run_bench(quick=args.quick, progress=lambda msg: print(msg, file=sys.stderr))
     text = json.dumps(result, indent=2)
     if args.out:
@@ -284,24 +198,50 @@ def cmd_bench(args) -> int:
     return 0
 
 
+def add_bench_parser(sub) -> None:
+    p = sub.add_parser("bench", help="speed and memory figures, as ratios measured in one run",
+                       epilog=BENCH_EXAMPLES, formatter_class=RAW,
+                       description="Measure the speed and memory figures as ratios in one run.")
+    p.add_argument("--quick", action="store_true", help="smaller sizes, for a smoke run")
+    p.add_argument("--out", metavar="FILE.json", help="write every figure in full (JSON) here")
+    p.add_argument("--json", action="store_true", help="print the JSON instead of the summary table")
+    p.set_defaults(func=cmd_bench)
+
+
+BUILD_EXAMPLES = """\
+examples:
+  datagen build racing                                  # pipelines/dataset.toml -> storage/racing.zarr
+  datagen build racing city --workers 2                 # several scenes -> storage/racing+city.zarr
+  datagen build primitives --sequences 2 --frames 2 --res 32x18 --spp 8 --out /tmp/tiny.zarr
+  datagen build --recipe pipelines/dataset.toml --seed 7 --out storage/seed7.zarr
+  datagen build racing --scheduler tcp://10.0.0.5:8786  # an existing cluster (`dask scheduler`)
+  datagen build --recipe pipelines/slurm.toml --cluster slurm --jobs 64 --out /shared/slurm.zarr
+  datagen build racing --out s3://bucket/racing.zarr    # AWS credentials (AWS_ENDPOINT_URL: S3-compatible)
+
+flags override the recipe (default pipelines/dataset.toml). Re-running the same
+command skips complete sequences (resume); another config on an existing store is
+refused unless --overwrite. Ends with the `datagen info` summary. --out is a path
+(or file:// URL) that every worker sees, or s3://BUCKET/PREFIX; SLURM, Kubernetes and
+what workers need: docs/cluster.md.
+"""
+
+
 def cmd_build(args) -> int:
     from tqdm import tqdm
 
-    from datagen import recipes
-    from datagen.pipeline import build, load_config
+    from datagen import conventions as cv
+    from datagen.pipeline.build import build
+    from datagen.pipeline.plan import load_config
 
     scales = args.scale or (None,)
     overrides = {"scenes": args.scenes or None, "sequences": args.sequences, "frames": args.frames,
-                 "res": args.res, "scale": scales[0], "extra_scales": args.scale and scales[1:],
+                 "res": None if args.res is None else cv.parse_size(args.res, "--res"),
+                 "scale": scales[0], "extra_scales": args.scale and scales[1:],
                  "spp": args.spp, "seed": args.seed,
                  "workers": args.workers, "scheduler": args.scheduler,
                  "reference_resolve": args.reference_resolve}
-    if args.res is not None:
-        parse_res(args.res)
     config = load_config(args.recipe, **overrides)
     config = with_cluster_flags(config, args)
-    for name in config.scenes:  # every scene checked before a cluster starts
-        recipes.load(name)
     if not args.verbose:
         from datagen.pipeline.build import quiet_dask_logs
 
@@ -352,11 +292,49 @@ def cmd_build(args) -> int:
     finally:
         if bar is not None:
             bar.close()
-    rate = f", {result['frames_per_s']:.2f} frames/s" if result["frames"] else ""
-    print(f"built {result['store']}: rendered {result['rendered']} sequence(s) ({result['frames']} "
-          f"frames) in {result['seconds']:.1f} s{rate}; skipped {result['skipped']} already complete\n")
-    print(format_summary(_open(result["store"]).summary()))
+    rate = f", {result.frames_per_s:.2f} frames/s" if result.frames else ""
+    print(f"built {result.store}: rendered {result.rendered} sequence(s) ({result.frames} "
+          f"frames) in {result.seconds:.1f} s{rate}; skipped {result.skipped} already complete\n")
+    print(format_summary(_open(result.store).summary()))
     return 0
+
+
+def add_build_parser(sub) -> None:
+    p = sub.add_parser("build", help="render scenes on Dask into a Zarr store (resumable)",
+                       epilog=BUILD_EXAMPLES, formatter_class=RAW,
+                       description="Plan sequences from a build recipe, render them on a Dask cluster "
+                                   "(a LocalCluster of single-threaded worker processes by default) and "
+                                   "stream them into a Zarr store.")
+    p.add_argument("scenes", nargs="*", metavar="SCENE",
+                   help="scene recipe names (default: the recipe's scenes)")
+    p.add_argument("--recipe", metavar="FILE.toml",
+                   help="build recipe (default pipelines/dataset.toml)")
+    p.add_argument("--out", metavar="STORE",
+                   help="store path (default storage/SCENE[+SCENE...].zarr)")
+    p.add_argument("--sequences", type=_int_at_least("--sequences"), help="sequences per scene")
+    p.add_argument("--frames", type=_int_at_least("--frames"), help="frames per sequence")
+    p.add_argument("--res", help="HR (target) WIDTHxHEIGHT")
+    p.add_argument("--scale", type=_scales, metavar="S[,S...]",
+                   help="LR = HR / scale rounded to whole pixels: 1.3, 1.5, 1.7, 2, 3 or 4; several "
+                        "(2,1.5,1.7) store one LR per ratio beside one HR reference (the first is primary)")
+    p.add_argument("--spp", type=_int_at_least("--spp"), help="HR samples per pixel, 8-256")
+    p.add_argument("--seed", type=_int_at_least("--seed", 0), help="master seed")
+    p.add_argument("--reference-resolve", choices=("box", "karis"),
+                   help="HR samples to a pixel: box (mean) or karis (Karis's tonemapped mean)")
+    p.add_argument("--workers", type=_int_at_least("--workers", 1),
+                   help="local worker processes, one thread each (default: the recipe's, else one per core)")
+    p.add_argument("--scheduler", metavar="ADDR",
+                   help="existing Dask scheduler, e.g. tcp://HOST:8786 (default: a LocalCluster)")
+    p.add_argument("--cluster", choices=("local", "slurm"),
+                   help="slurm: start SLURM jobs as Dask workers (dask-jobqueue) for this build and "
+                        "cancel them at the end; default: the recipe's [cluster] table, else local")
+    p.add_argument("--jobs", type=_int_at_least("--jobs"), help="SLURM jobs to run (cluster.jobs)")
+    p.add_argument("--partition", help="SLURM partition (cluster.partition)")
+    p.add_argument("--account", help="SLURM account (cluster.account)")
+    p.add_argument("--walltime", metavar="HH:MM:SS", help="SLURM time limit per job (cluster.walltime)")
+    p.add_argument("--overwrite", action="store_true",
+                   help="delete a store of another config at --out and start fresh")
+    p.set_defaults(func=cmd_build)
 
 
 def with_cluster_flags(config, args):
@@ -459,10 +437,60 @@ def format_summary(s: dict) -> str:
     return "\n".join(lines)
 
 
+def _selection_args(p: argparse.ArgumentParser, default: str) -> None:
+    p.add_argument("store", metavar="STORE", help=STORE_HELP)
+    p.add_argument("--split", metavar="S", help=f"train, val or test (default: {default})")
+    p.add_argument("--sequence", metavar="I", type=_int_at_least("--sequence", 0),
+                   help="sequence index within --split (without --split: within the first split that "
+                        "has a complete sequence)")
+
+
+INFO_EXAMPLES = """\
+examples:
+  datagen info storage/racing.zarr
+  datagen info storage/racing.zarr --json > info.json
+
+prints splits, scenes, sequences (complete/total), frames, LR/HR shapes of every
+array, bytes on disk and the compression ratio (uncompressed bytes of the complete
+sequences / bytes on disk).
+"""
+
+
 def cmd_info(args) -> int:
     summary = _open(args.store).summary()
     print(json.dumps(summary, indent=2) if args.json else format_summary(summary))
     return 0
+
+
+def add_info_parser(sub) -> None:
+    p = sub.add_parser("info", help="summary of a store: splits, scenes, shapes, bytes",
+                       epilog=INFO_EXAMPLES, formatter_class=RAW,
+                       description="Summarise a Zarr store: splits, scenes, sequences, frames, shapes, "
+                                   "bytes on disk and compression ratio.")
+    p.add_argument("store", metavar="STORE", help=STORE_HELP)
+    p.add_argument("--json", action="store_true", help="print the summary as JSON")
+    p.set_defaults(func=cmd_info)
+
+
+def validate_epilog() -> str:
+    from datagen.store.validate import CHECKS
+    from datagen.store.validate_motion import describe_thresholds
+
+    checks = "\n".join(f"  {name:<14} {doc}" for name, doc in CHECKS.items())
+    return f"""\
+examples:
+  datagen validate storage/racing.zarr
+  datagen validate storage/racing.zarr --split val --sequence 2
+
+checks; each failure prints one line: CHECK: SPLIT sequence I frame T: what is wrong
+{checks}
+
+thresholds:
+{describe_thresholds()}
+
+exit status: 0 every check passed; {VALIDATE_FAILED} a check failed; 2 not a store, another schema
+version, or a split/sequence that does not exist; 1 internal error.
+"""
 
 
 def cmd_validate(args) -> int:
@@ -487,6 +515,29 @@ def cmd_validate(args) -> int:
     return 0
 
 
+def add_validate_parser(sub) -> None:
+    p = sub.add_parser("validate", help="schema and numeric checks of a store",
+                       epilog=validate_epilog, formatter_class=RAW,
+                       description="Check a store: schema, dtypes, NaN/inf, complete flags, jitter, and "
+                                   "motion vectors against colour, depth, cameras and each other. "
+                                   f"Exit status {VALIDATE_FAILED} if any check fails.")
+    _selection_args(p, "every split")
+    p.set_defaults(func=cmd_validate)
+
+
+PREVIEW_EXAMPLES = """\
+examples:
+  datagen preview storage/racing.zarr --out racing.png
+  datagen preview storage/racing.zarr --split val --sequence 2 --out val2.gif
+  datagen preview storage/racing.zarr --sequence 0 --out seq0.mp4
+
+columns: LR colour upscaled nearest, HR colour (both tonemapped with the frame's
+exposure), motion_hr on the colour wheel, depth_hr (sky blue). A .png holds a few
+frames, one per row; a .gif or .mp4 every frame. Without --split/--sequence: the
+first complete sequence of the first split that has one.
+"""
+
+
 def cmd_preview(args) -> int:
     from datagen.preview import check_format, write_preview
 
@@ -500,6 +551,36 @@ def cmd_preview(args) -> int:
     print(f"wrote {args.out}: {frames}{shape[-2]}x{shape[-3]} of {info.split} sequence {info.index} "
           f"({info.scene or 'unknown scene'})")
     return 0
+
+
+def add_preview_parser(sub) -> None:
+    p = sub.add_parser("preview", help="contact sheet (.png) or video (.gif, .mp4) of a stored sequence",
+                       epilog=PREVIEW_EXAMPLES, formatter_class=RAW,
+                       description="Look at a stored sequence: LR, HR, motion and depth side by side.")
+    _selection_args(p, "the first split with a complete sequence")
+    p.add_argument("--out", required=True, metavar="FILE", help="FILE.png, FILE.gif or FILE.mp4")
+    p.add_argument("--rows", type=_int_at_least("--rows"), default=4,
+                   help="frames in a .png sheet, spread over the sequence (default 4)")
+    p.add_argument("--max-width", type=_int_at_least("--max-width"), default=3840,
+                   help="shrink tiles (every k-th pixel) so the picture is at most this wide (default 3840)")
+    p.set_defaults(func=cmd_preview)
+
+
+EXPORT_EXAMPLES = """\
+examples:
+  datagen export storage/racing.zarr --format exr --out exported/
+  datagen export storage/racing.zarr --format exr --split val --sequence 2 --out exported/ --no-preview
+  datagen export storage/racing.zarr --format nss --out nss/      # Arm NSS layout, one root per split
+
+writes OUT/SPLIT/NNNN/lr/NNNN.exr (R,G,B, Z, backward.u/v, N.X/Y/Z, albedo.R/G/B,
+roughness, metallic, objectId), OUT/SPLIT/NNNN/hr/NNNN.exr (R,G,B, Z, backward.u/v),
+OUT/SPLIT/NNNN/sequence.json (per-frame cameras, conventions, resolved config and the
+sequence's metadata) and OUT/SPLIT/NNNN/preview/NNNN.png, for complete sequences only.
+
+--format nss writes Arm's Neural Super Sampling dataset layout (spec 1.0.1), one root
+per split: OUT/SPLIT/NNNN.json, OUT/SPLIT/ground_truth/NNNN/FFFF.exr, motion_gt/...,
+x2/color/..., x2/depth/..., x2/motion/... (docs/conventions.md lists the mapping).
+"""
 
 
 def cmd_export(args) -> int:
@@ -530,6 +611,21 @@ def cmd_export(args) -> int:
     return 0
 
 
+def add_export_parser(sub) -> None:
+    p = sub.add_parser("export", help="stored sequences to OpenEXR folders (the datagen render layout) "
+                                      "or Arm's NSS dataset layout",
+                       epilog=EXPORT_EXAMPLES, formatter_class=RAW,
+                       description="Write complete sequences of a store as per-frame OpenEXR files with "
+                                   "the per-sequence metadata as JSON, the layout `datagen render` writes "
+                                   "(--format exr) or Arm's Neural Super Sampling layout (--format nss).")
+    _selection_args(p, "every split")
+    p.add_argument("--format", required=True, help="output format: exr or nss")
+    p.add_argument("--out", required=True, metavar="DIR",
+                   help="output folder; sequences go to DIR/SPLIT/NNNN (exr) or the NSS root DIR/SPLIT (nss)")
+    p.add_argument("--no-preview", action="store_true", help="skip the PNG previews (exr)")
+    p.set_defaults(func=cmd_export)
+
+
 # -- training --------------------------------------------------------------------------------------
 
 
@@ -544,13 +640,32 @@ def _channels(text: str) -> tuple[int, ...]:
     return widths
 
 
+TRAIN_EXAMPLES = """\
+examples:
+  datagen train storage/racing.zarr --out runs/racing                 # CUDA when present
+  datagen train storage/racing.zarr --steps 20 --device cpu --batch 2 --crop 32 --out /tmp/smoke
+  datagen train storage/racing.zarr --out runs/racing --resume        # continue from ckpt/last.pt
+  datagen train storage/racing.zarr --out runs/racing --steps 40000 --resume  # train longer
+
+writes RUN_DIR/config.json, RUN_DIR/metrics.jsonl (step, loss, lr, samples_per_s,
+data_wait_frac, loss terms), RUN_DIR/ckpt/step_NNNNNN.pt and ckpt/last.pt, and
+RUN_DIR/tb/ (TensorBoard). --resume takes the run's saved config; only --steps,
+--device, --num-workers, --compile and --skip-bad-windows may change. Model, loss:
+docs/training.md. A window holding NaN (or an infinity other than +inf depth) stops
+the run with one line naming the store, split, sequence and frame (exit 1); so does a
+non-finite loss, naming the step and keeping the checkpoints written before it.
+"""
+
+
 def cmd_train(args) -> int:
     from tqdm import tqdm
 
+    from datagen.output import check_out_dir
     from datagen.train.metrics import LossWeights
     from datagen.train.trainer import TrainConfig, train
 
     _open(args.store)  # a missing store or another schema version: one line before torch starts
+    check_out_dir(Path(args.out))  # and an --out that cannot be written
     config = TrainConfig(
         store=args.store, out=args.out, split=args.split, steps=args.steps, batch=args.batch,
         window=args.window, crop=args.crop, lr=args.lr, warmup=args.warmup, channels=args.channels,
@@ -579,159 +694,9 @@ def cmd_train(args) -> int:
     return 0
 
 
-def cmd_eval(args) -> int:
-    from datagen.train.checkpoint import checkpoint_path
-    from datagen.train.evaluate import evaluate, format_table
-
-    checkpoint_path(args.run)  # a missing run folder: one line before torch starts
-    store = _open(args.store)
-    with _bar(None, "frame", f"eval {args.split}") as bar:
-        result = evaluate(args.run, store.path, args.split, device=args.device, progress=bar.update)
-    print(format_table(result))
-    print(f"wrote {result['path']}")
-    return 0
-
-
-def cmd_export_model(args) -> int:
-    from datagen.train.evaluate import load_model
-    from datagen.train.export import export_model
-
-    model, ckpt, path = load_model(args.run)
-    if args.res:
-        w, h = parse_res(args.res)
-    else:
-        store_config = ckpt["config"]
-        w, h = _open(store_config["store"]).hr_size
-    info = export_model(model, args.out, (h, w), checkpoint=str(path))
-    print(f"exported step {ckpt['step']} of {path} at {w}x{h} HR to {args.out}: {', '.join(info['files'])}")
-    return 0
-
-
-def _selection_args(p: argparse.ArgumentParser, default: str) -> None:
-    p.add_argument("store", metavar="STORE", help=STORE_HELP)
-    p.add_argument("--split", metavar="S", help=f"train, val or test (default: {default})")
-    p.add_argument("--sequence", metavar="I", type=_int_at_least("--sequence", 0),
-                   help="sequence index within --split (without --split: within the first split that "
-                        "has a complete sequence)")
-
-
-def build_parser() -> argparse.ArgumentParser:
-    parser = _Parser(
-        prog="datagen",
-        description="Training data for neural temporal supersampling: jittered LR G-buffers and "
-                    "supersampled HR references, rendered headless with OpenGL.",
-        epilog="run `datagen COMMAND --help` for a command's options and examples",
-    )
-    parser.add_argument("--version", action="version", version=f"datagen {__version__}")
-    parser.add_argument("-v", "--verbose", action="store_true", help="log progress details")
-    sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True, parser_class=_Parser)
-    fmt = argparse.RawDescriptionHelpFormatter
-
-    p = sub.add_parser("render", help="render one sequence to OpenEXR + PNG previews",
-                       epilog=RENDER_EXAMPLES, formatter_class=fmt,
-                       description="Render one sequence of a scene for inspection.")
-    p.add_argument("scene", metavar="SCENE",
-                   help="recipe name in scenes/, or a path to a .toml recipe or a mesh file "
-                        "(.gltf/.glb, .obj with its .mtl, .ply, .stl, .off)")
-    p.add_argument("--frames", type=_int_at_least("--frames"), default=8, help="frames (default 8)")
-    p.add_argument("--res", default="1920x1080", help="HR (target) WIDTHxHEIGHT (default 1920x1080)")
-    p.add_argument("--scale", type=float, default=2.0,
-                   help="LR = HR / scale rounded to whole pixels: 1.3, 1.5, 1.7, 2, 3 or 4")
-    p.add_argument("--spp", type=int, default=16, help="HR samples per pixel, 8-256 (default 16)")
-    p.add_argument("--seed", type=_int_at_least("--seed", 0), default=0, help="scene seed (default 0)")
-    p.add_argument("--reference-resolve", choices=("box", "karis"), default="box",
-                   help="HR samples to a pixel: their mean (box, default) or Karis's tonemapped mean (karis)")
-    p.add_argument("--out", required=True, metavar="DIR", help="output folder")
-    p.add_argument("--overwrite", action="store_true",
-                   help="replace a sequence already in --out (its frame files are removed first)")
-    p.set_defaults(func=cmd_render)
-
-    p = sub.add_parser("build", help="render scenes on Dask into a Zarr store (resumable)",
-                       epilog=BUILD_EXAMPLES, formatter_class=fmt,
-                       description="Plan sequences from a build recipe, render them on a Dask cluster "
-                                   "(a LocalCluster of single-threaded worker processes by default) and "
-                                   "stream them into a Zarr store.")
-    p.add_argument("scenes", nargs="*", metavar="SCENE",
-                   help="scene recipe names (default: the recipe's scenes)")
-    p.add_argument("--recipe", metavar="FILE.toml",
-                   help="build recipe (default pipelines/dataset.toml)")
-    p.add_argument("--out", metavar="STORE",
-                   help="store path (default storage/SCENE[+SCENE...].zarr)")
-    p.add_argument("--sequences", type=_int_at_least("--sequences"), help="sequences per scene")
-    p.add_argument("--frames", type=_int_at_least("--frames"), help="frames per sequence")
-    p.add_argument("--res", help="HR (target) WIDTHxHEIGHT")
-    p.add_argument("--scale", type=_scales, metavar="S[,S...]",
-                   help="LR = HR / scale rounded to whole pixels: 1.3, 1.5, 1.7, 2, 3 or 4; several "
-                        "(2,1.5,1.7) store one LR per ratio beside one HR reference (the first is primary)")
-    p.add_argument("--spp", type=_int_at_least("--spp"), help="HR samples per pixel, 8-256")
-    p.add_argument("--seed", type=_int_at_least("--seed", 0), help="master seed")
-    p.add_argument("--reference-resolve", choices=("box", "karis"),
-                   help="HR samples to a pixel: box (mean) or karis (Karis's tonemapped mean)")
-    p.add_argument("--workers", type=_int_at_least("--workers", 1),
-                   help="local worker processes, one thread each (default: the recipe's, else one per core)")
-    p.add_argument("--scheduler", metavar="ADDR",
-                   help="existing Dask scheduler, e.g. tcp://HOST:8786 (default: a LocalCluster)")
-    p.add_argument("--cluster", choices=("local", "slurm"),
-                   help="slurm: start SLURM jobs as Dask workers (dask-jobqueue) for this build and "
-                        "cancel them at the end; default: the recipe's [cluster] table, else local")
-    p.add_argument("--jobs", type=_int_at_least("--jobs"), help="SLURM jobs to run (cluster.jobs)")
-    p.add_argument("--partition", help="SLURM partition (cluster.partition)")
-    p.add_argument("--account", help="SLURM account (cluster.account)")
-    p.add_argument("--walltime", metavar="HH:MM:SS", help="SLURM time limit per job (cluster.walltime)")
-    p.add_argument("--overwrite", action="store_true",
-                   help="delete a store of another config at --out and start fresh")
-    p.set_defaults(func=cmd_build)
-
-    p = sub.add_parser("bench", help="speed and memory figures, as ratios measured in one run",
-                       epilog=BENCH_EXAMPLES, formatter_class=fmt,
-                       description="Measure the speed and memory figures as ratios in one run.")
-    p.add_argument("--quick", action="store_true", help="smaller sizes, for a smoke run")
-    p.add_argument("--out", metavar="FILE.json", help="write every figure in full (JSON) here")
-    p.add_argument("--json", action="store_true", help="print the JSON instead of the summary table")
-    p.set_defaults(func=cmd_bench)
-
-    p = sub.add_parser("info", help="summary of a store: splits, scenes, shapes, bytes",
-                       epilog=INFO_EXAMPLES, formatter_class=fmt,
-                       description="Summarise a Zarr store: splits, scenes, sequences, frames, shapes, "
-                                   "bytes on disk and compression ratio.")
-    p.add_argument("store", metavar="STORE", help=STORE_HELP)
-    p.add_argument("--json", action="store_true", help="print the summary as JSON")
-    p.set_defaults(func=cmd_info)
-
-    p = sub.add_parser("validate", help="schema and numeric checks of a store",
-                       epilog=validate_epilog, formatter_class=fmt,
-                       description="Check a store: schema, dtypes, NaN/inf, complete flags, jitter, and "
-                                   "motion vectors against colour, depth, cameras and each other. "
-                                   f"Exit status {VALIDATE_FAILED} if any check fails.")
-    _selection_args(p, "every split")
-    p.set_defaults(func=cmd_validate)
-
-    p = sub.add_parser("preview", help="contact sheet (.png) or video (.gif, .mp4) of a stored sequence",
-                       epilog=PREVIEW_EXAMPLES, formatter_class=fmt,
-                       description="Look at a stored sequence: LR, HR, motion and depth side by side.")
-    _selection_args(p, "the first split with a complete sequence")
-    p.add_argument("--out", required=True, metavar="FILE", help="FILE.png, FILE.gif or FILE.mp4")
-    p.add_argument("--rows", type=_int_at_least("--rows"), default=4,
-                   help="frames in a .png sheet, spread over the sequence (default 4)")
-    p.add_argument("--max-width", type=_int_at_least("--max-width"), default=3840,
-                   help="shrink tiles (every k-th pixel) so the picture is at most this wide (default 3840)")
-    p.set_defaults(func=cmd_preview)
-
-    p = sub.add_parser("export", help="stored sequences to OpenEXR folders (the datagen render layout) "
-                                      "or Arm's NSS dataset layout",
-                       epilog=EXPORT_EXAMPLES, formatter_class=fmt,
-                       description="Write complete sequences of a store as per-frame OpenEXR files with "
-                                   "the per-sequence metadata as JSON, the layout `datagen render` writes "
-                                   "(--format exr) or Arm's Neural Super Sampling layout (--format nss).")
-    _selection_args(p, "every split")
-    p.add_argument("--format", required=True, help="output format: exr or nss")
-    p.add_argument("--out", required=True, metavar="DIR",
-                   help="output folder; sequences go to DIR/SPLIT/NNNN (exr) or the NSS root DIR/SPLIT (nss)")
-    p.add_argument("--no-preview", action="store_true", help="skip the PNG previews (exr)")
-    p.set_defaults(func=cmd_export)
-
+def add_train_parser(sub) -> None:
     p = sub.add_parser("train", help="fit the temporal CNN on a store (CUDA when present)",
-                       epilog=TRAIN_EXAMPLES, formatter_class=fmt,
+                       epilog=TRAIN_EXAMPLES, formatter_class=RAW,
                        description="Train the recurrent temporal supersampling CNN on windows of a "
                                    "store's train split; checkpoints and metrics go to --out.")
     p.add_argument("store", metavar="STORE", help=STORE_HELP)
@@ -771,8 +736,33 @@ def build_parser() -> argparse.ArgumentParser:
                    help="stop this invocation after N steps with a checkpoint (time-sliced jobs)")
     p.set_defaults(func=cmd_train)
 
+
+EVAL_EXAMPLES = """\
+examples:
+  datagen eval runs/racing storage/racing.zarr                 # split test, ckpt/last.pt
+  datagen eval runs/racing/ckpt/step_002000.pt storage/racing.zarr --split val
+
+prints PSNR, SSIM and tPSNR (on exposure + Reinhard tonemapped HR) of the model, bicubic
+and TAAU, overall and per scene, and writes RUN_DIR/eval_SPLIT.json.
+"""
+
+
+def cmd_eval(args) -> int:
+    from datagen.train.checkpoint import checkpoint_path
+    from datagen.train.evaluate import evaluate, format_table
+
+    checkpoint_path(args.run)  # a missing run folder: one line before torch starts
+    store = _open(args.store)
+    with _bar(None, "frame", f"eval {args.split}") as bar:
+        result = evaluate(args.run, store.path, args.split, device=args.device, progress=bar.update)
+    print(format_table(result))
+    print(f"wrote {result['path']}")
+    return 0
+
+
+def add_eval_parser(sub) -> None:
     p = sub.add_parser("eval", help="model vs bicubic vs TAAU: PSNR, SSIM, tPSNR per scene",
-                       epilog=EVAL_EXAMPLES, formatter_class=fmt,
+                       epilog=EVAL_EXAMPLES, formatter_class=RAW,
                        description="Evaluate a trained model and the classical baselines on whole "
                                    "sequences of a split; writes RUN_DIR/eval_SPLIT.json.")
     p.add_argument("run", metavar="RUN_DIR_OR_CKPT", help="run folder (uses ckpt/last.pt) or a .pt file")
@@ -781,13 +771,61 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--device", choices=("auto", "cuda", "cpu"), default="auto", help="default auto")
     p.set_defaults(func=cmd_eval)
 
+
+EXPORT_MODEL_EXAMPLES = """\
+examples:
+  datagen export-model runs/racing --out runs/racing/export               # at the store's HR size
+  datagen export-model runs/racing --res 1920x1080 --out runs/racing/export1080
+
+writes DIR/model.onnx, DIR/model.pt2 (torch.export) and DIR/export.json: one recurrent
+step (inputs color_lr, depth_lr, motion_lr, jitter, exposure, prev_out, prev_depth,
+history; outputs out, depth), batch 1, fixed size. docs/training.md shows how to run them.
+"""
+
+
+def cmd_export_model(args) -> int:
+    from datagen.output import check_out_dir
+    from datagen.train.evaluate import load_model
+    from datagen.train.export import export_model
+
+    check_out_dir(Path(args.out))
+    model, ckpt, path = load_model(args.run)
+    if args.res:
+        from datagen import conventions as cv
+
+        w, h = cv.parse_size(args.res, "--res")
+    else:
+        store_config = ckpt["config"]
+        w, h = _open(store_config["store"]).hr_size
+    info = export_model(model, args.out, (h, w), checkpoint=str(path))
+    print(f"exported step {ckpt['step']} of {path} at {w}x{h} HR to {args.out}: {', '.join(info['files'])}")
+    return 0
+
+
+def add_export_model_parser(sub) -> None:
     p = sub.add_parser("export-model", help="a trained model to ONNX and torch.export (.pt2)",
-                       epilog=EXPORT_MODEL_EXAMPLES, formatter_class=fmt,
+                       epilog=EXPORT_MODEL_EXAMPLES, formatter_class=RAW,
                        description="Export one recurrent step of a trained model for inference.")
     p.add_argument("run", metavar="RUN_DIR_OR_CKPT", help="run folder (uses ckpt/last.pt) or a .pt file")
     p.add_argument("--out", required=True, metavar="DIR", help="output folder")
     p.add_argument("--res", help="HR WIDTHxHEIGHT to export at (default: the training store's)")
     p.set_defaults(func=cmd_export_model)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = _Parser(
+        prog="datagen",
+        description="Training data for neural temporal supersampling: jittered LR G-buffers and "
+                    "supersampled HR references, rendered headless with OpenGL.",
+        epilog="run `datagen COMMAND --help` for a command's options and examples",
+    )
+    parser.add_argument("--version", action="version", version=f"datagen {__version__}")
+    parser.add_argument("-v", "--verbose", action="store_true", help="log progress details")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True, parser_class=_Parser)
+    for add in (add_render_parser, add_build_parser, add_bench_parser, add_info_parser, add_validate_parser,
+                add_preview_parser, add_export_parser, add_train_parser, add_eval_parser,
+                add_export_model_parser):  # the order of `datagen --help`
+        add(sub)
     return parser
 
 

@@ -25,8 +25,11 @@ and docs/conventions.md restates them with a worked example.
 from __future__ import annotations
 
 import math
+import re
 
 import numpy as np
+
+from datagen.errors import ConfigError
 
 SCALES: tuple[float, ...] = (1.3, 1.5, 1.7, 2.0, 3.0, 4.0)
 """LR = HR / scale rounded (``lr_size``), one of these: the DLSS/FSR/XeSS quality modes
@@ -74,6 +77,31 @@ def mip_bias(ratio: float) -> float:
     """Texture LOD bias for the LR pass: log2(1 / ratio) - 1 (sharper than LR alone), for
     the x ratio HR width / LR width."""
     return math.log2(1.0 / ratio) - 1.0
+
+
+_SIZE = re.compile(r"\s*(\d+)\s*[xX]\s*(\d+)\s*")
+
+
+def parse_size(text: str | tuple[int, int], what: str = "size") -> tuple[int, int]:
+    """A frame size (width, height) from "WIDTHxHEIGHT" ("640x360") or a (width, height)
+    pair; ConfigError naming ``what`` (a flag or key, e.g. "--res") unless both are
+    integers >= 1. The one parser of sizes: flags, recipe keys and tool options."""
+    if isinstance(text, str):
+        match = _SIZE.fullmatch(text)
+        size = (int(match[1]), int(match[2])) if match else None
+    elif isinstance(text, tuple | list) and len(text) == 2 and all(
+            isinstance(v, int) and not isinstance(v, bool) for v in text):
+        size = (text[0], text[1])
+    else:
+        size = None
+    if size is None or min(size) < 1:
+        raise ConfigError(f"{what} {text!r} is not WIDTHxHEIGHT of positive integers, e.g. 640x360")
+    return size
+
+
+def format_size(size: tuple[int, int]) -> str:
+    """(640, 360) -> "640x360": how sizes are written in recipes, flags and store attrs."""
+    return f"{size[0]}x{size[1]}"
 
 
 def lr_size(hr_size: tuple[int, int], scale: float) -> tuple[int, int]:

@@ -18,18 +18,17 @@ sequence.json that lists fewer. A file, a read-only or full disk is one line
 from __future__ import annotations
 
 import contextlib
-import errno
 import json
 import logging
 import os
 import re
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable
 from pathlib import Path
 
 import numpy as np
 from PIL import Image
 
-from datagen.errors import ConfigError, DatagenError, output_error
+from datagen.errors import ConfigError
 from datagen.exr import HR_CHANNELS, LR_CHANNELS, write_hr, write_lr
 from datagen.frame import Frame
 from datagen.images import TONEMAP, contact_sheet, depth_to_rgb, motion_to_rgb, tonemap, upscale_nearest
@@ -41,29 +40,14 @@ PREVIEW_LABELS = ("LR", "HR", "motion_hr", "depth_hr")
 FRAME_FILES = {"lr": re.compile(r"\d{4,}\.exr"), "hr": re.compile(r"\d{4,}\.exr"),
                "preview": re.compile(r"\d{4,}\.png")}
 """the files of a sequence folder that one sequence writes, by sub-folder."""
-_EXR_IO = {"No space left": errno.ENOSPC, "Read-only file system": errno.EROFS,
-           "Permission denied": errno.EACCES}
-"""OpenEXR reports I/O failures as RuntimeError with the C library's message."""
 
 
-@contextlib.contextmanager
-def write_errors(out: Path, doing: str) -> Iterator[None]:
+def write_errors(out: Path, doing: str) -> contextlib.AbstractContextManager[None]:
     """OSError (and OpenEXR's RuntimeError) while writing under ``out`` as one line:
-    ``OutputError``, or ``DiskFullError`` (exit 1) for a full disk."""
-    try:
-        yield
-    except DatagenError:
-        raise
-    except (OSError, RuntimeError) as exc:
-        if isinstance(exc, OSError):
-            reason, code = exc.strerror or type(exc).__name__, exc.errno
-            where = f" ({exc.filename})" if exc.filename else ""
-        else:
-            reason, where = str(exc).strip().splitlines()[0][:160] if str(exc).strip() else "RuntimeError", ""
-            code = next((c for text, c in _EXR_IO.items() if text in str(exc)), None)
-        fix = "free disk space" if code in (errno.ENOSPC, errno.EDQUOT) else "choose a writable --out"
-        raise output_error(f"{out}: cannot {doing}: {reason}{where}; {fix}, then run again",
-                           OSError(code, reason)) from exc
+    ``OutputError``, or ``DiskFullError`` (exit 1) for a full disk (``store.io.io_errors``)."""
+    from datagen.store.io import io_errors
+
+    return io_errors(out, doing, write=True, rerun="", exr=True)
 
 
 def earlier_sequence(out_dir: Path) -> list[Path]:
@@ -76,10 +60,9 @@ def earlier_sequence(out_dir: Path) -> list[Path]:
     return found
 
 
-def check_sequence_dir(out_dir: Path, overwrite: bool = False) -> list[Path]:
-    """Raise unless a sequence may be written to ``out_dir``: a file there is a ConfigError,
-    and so is an earlier sequence without ``overwrite``. Returns the earlier sequence's
-    files (for ``overwrite`` to remove)."""
+def check_out_dir(out_dir: Path) -> None:
+    """ConfigError, before any work, unless the folder ``out_dir`` (an --out) is there or
+    can be made: not a file, not under one, and its nearest existing folder writable."""
     out_dir = Path(out_dir)
     if out_dir.exists() and not out_dir.is_dir():
         raise ConfigError(f"--out {out_dir} is a file; give a folder (it is made if missing)")
@@ -90,6 +73,14 @@ def check_sequence_dir(out_dir: Path, overwrite: bool = False) -> list[Path]:
     if not os.access(base, os.W_OK | os.X_OK):
         raise ConfigError(f"--out {out_dir}: {base} is not writable (a read-only file system or no "
                           "permission); choose a writable --out")
+
+
+def check_sequence_dir(out_dir: Path, overwrite: bool = False) -> list[Path]:
+    """Raise unless a sequence may be written to ``out_dir``: ``check_out_dir``, and an
+    earlier sequence there is a ConfigError without ``overwrite``. Returns the earlier
+    sequence's files (for ``overwrite`` to remove)."""
+    out_dir = Path(out_dir)
+    check_out_dir(out_dir)
     with write_errors(out_dir, "read the output folder"):
         earlier = earlier_sequence(out_dir) if out_dir.is_dir() else []
     if earlier and not overwrite:

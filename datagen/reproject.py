@@ -15,6 +15,21 @@ import numpy as np
 from datagen import conventions as cv
 
 
+def bilinear_corners(positions: np.ndarray, size: tuple[int, int]):
+    """The four pixels that bilinear sampling of an image of ``size`` (w, h) reads at
+    continuous pixel positions (..., 2) = (x, y), and the weights between them:
+    ``((x0, y0, x1, y1), (fx, fy))``, integer index arrays (...) and float64 fractions
+    (...). Positions outside the image clamp to the edge pixels."""
+    w, h = size
+    # continuous index coordinates: pixel centres at integers
+    u = np.clip(positions[..., 0] - 0.5, 0.0, w - 1.0)
+    v = np.clip(positions[..., 1] - 0.5, 0.0, h - 1.0)
+    x0 = np.minimum(np.floor(u).astype(np.intp), max(w - 2, 0))
+    y0 = np.minimum(np.floor(v).astype(np.intp), max(h - 2, 0))
+    x1, y1 = np.minimum(x0 + 1, w - 1), np.minimum(y0 + 1, h - 1)
+    return (x0, y0, x1, y1), (u - x0, v - y0)
+
+
 def bilinear_sample(image: np.ndarray, positions: np.ndarray) -> np.ndarray:
     """``image`` (h, w, c) or (h, w) sampled bilinearly at continuous pixel
     positions (..., 2) = (x, y), y down, where pixel (i, j)'s centre is at
@@ -22,14 +37,7 @@ def bilinear_sample(image: np.ndarray, positions: np.ndarray) -> np.ndarray:
     Returns (..., c) or (...), float64.
     """
     img = np.asarray(image, dtype=np.float64)
-    h, w = img.shape[:2]
-    # continuous index coordinates: pixel centres at integers
-    u = np.clip(positions[..., 0] - 0.5, 0.0, w - 1.0)
-    v = np.clip(positions[..., 1] - 0.5, 0.0, h - 1.0)
-    x0 = np.minimum(np.floor(u).astype(np.intp), max(w - 2, 0))
-    y0 = np.minimum(np.floor(v).astype(np.intp), max(h - 2, 0))
-    x1, y1 = np.minimum(x0 + 1, w - 1), np.minimum(y0 + 1, h - 1)
-    fx, fy = u - x0, v - y0
+    (x0, y0, x1, y1), (fx, fy) = bilinear_corners(positions, (img.shape[1], img.shape[0]))
     if img.ndim == 3:
         fx, fy = fx[..., None], fy[..., None]
     top = img[y0, x0] * (1 - fx) + img[y0, x1] * fx

@@ -142,7 +142,7 @@ def main() -> None:
     parser.add_argument("--scale", type=float, default=2.0)
     parser.add_argument("--probes", default="1,2,4,8,16", help="probe budgets to compare")
     args = parser.parse_args()
-    w, h = (int(v) for v in args.res.split("x"))
+    w, h = cv.parse_size(args.res, "--res")
     result = measure((w, h), tuple(int(k) for k in args.probes.split(",")), args.scale)
     print(json.dumps(result, indent=1))
     print(table(result))

@@ -15,10 +15,11 @@ from pathlib import Path
 import imageio.v3 as iio
 import numpy as np
 
-from datagen import recipes
+from datagen import conventions as cv
 from datagen.images import contact_sheet, depth_to_rgb, motion_to_rgb, tonemap, upscale_nearest
 from datagen.output import preview_image
 from datagen.render import RenderConfig, Renderer
+from datagen.scenes import recipes
 
 SHOWCASE_FRAME = {"racing": 112}
 """A frame worth showing per scene (racing: a car passing the fence); others use 30."""
@@ -39,7 +40,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--out", default="docs/images", help="folder for the PNGs")
     parser.add_argument("--res", default="320x180", help="HR size of each tile")
     args = parser.parse_args(argv)
-    w, h = (int(v) for v in args.res.split("x"))
+    w, h = cv.parse_size(args.res, "--res")
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     tiles, labels = [], []

@@ -18,6 +18,7 @@ import numpy as np
 
 from datagen.exr import read_exr
 from datagen.store import validate as v
+from datagen.store.validate_motion import warp_sequence_problems
 
 
 def read_frame(seq_dir: Path, record: dict) -> dict:
@@ -52,7 +53,7 @@ def check_sequence_dir(seq_dir: str | Path) -> dict:
                      for check, message in v._motion_problems(ratio, cur, prev, tally, judged)]
         prev = cur
     failures += [f"motion_warp: {'sequence' if t is None else f'frame {t}'}: {message}"
-                 for t, message in v._warp_sequence_problems(judged)]
+                 for t, message in warp_sequence_problems(judged)]
     return {"frames": len(doc["frames"]), "ratio": ratio, "judged": tally.judged, "failures": failures}
 
 

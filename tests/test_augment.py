@@ -22,13 +22,15 @@ from test_store import random_frame
 
 from datagen import conventions as cv
 from datagen.errors import ConfigError
-from datagen.pipeline import BuildConfig, Splits, build, load_config, plan
 from datagen.pipeline.augment import LUMA, Augmentation, AugmentConfig, with_stride
+from datagen.pipeline.build import build
+from datagen.pipeline.plan import BuildConfig, Splits, load_config, plan
 from datagen.reproject import warp_previous
 from datagen.scene import Camera, Scene
 from datagen.scenes import recipes
 from datagen.store import open_store
-from datagen.store.validate import camera_agreement, lr_hr_agreement, validate
+from datagen.store.validate import validate
+from datagen.store.validate_motion import camera_agreement, lr_hr_agreement
 
 DATAGEN = [sys.executable, "-m", "datagen"]
 

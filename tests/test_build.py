@@ -18,7 +18,8 @@ import zarr
 from build_helpers import assert_same_arrays, read_arrays
 
 from datagen.errors import ConfigError
-from datagen.pipeline import BuildConfig, Splits, build, load_config, plan
+from datagen.pipeline.build import BuildSummary, build
+from datagen.pipeline.plan import BuildConfig, SequenceResult, Splits, load_config, plan
 from datagen.store import open_store
 from datagen.store.validate import validate
 
@@ -36,18 +37,17 @@ def run(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess:
 
 
 @pytest.fixture(scope="module")
-def tiny_store(tmp_path_factory) -> tuple[Path, dict]:
+def tiny_store(tmp_path_factory) -> tuple[Path, BuildSummary, list]:
     out = tmp_path_factory.mktemp("build") / "tiny.zarr"
     calls = []
     summary = build(TINY, out, progress=lambda *a: calls.append(a))
-    summary["progress"] = calls
-    return out, summary
+    return out, summary, calls
 
 
 def test_build_completes_and_validates(tiny_store):
-    out, summary = tiny_store
-    assert summary["rendered"] == 3 and summary["skipped"] == 0 and summary["frames"] == 9
-    assert summary["progress"][0] == (0, 3, 0.0) and summary["progress"][-1][:2] == (3, 3)
+    out, summary, progress = tiny_store
+    assert summary.rendered == 3 and summary.skipped == 0 and summary.frames == 9
+    assert progress[0] == (0, 3, 0.0) and progress[-1][:2] == (3, 3)
     store = open_store(out)
     assert {s: store.sequence_count(s) for s in store.splits} == {"train": 1, "val": 1, "test": 1}
     assert all(info.complete for s in store.splits for info in store.sequences(s))
@@ -57,29 +57,29 @@ def test_build_completes_and_validates(tiny_store):
 
 
 def test_second_run_skips_everything(tiny_store, tmp_path):
-    out, _ = tiny_store
+    out, _, _ = tiny_store
     before = read_arrays(out)
     summary = build(dataclasses.replace(TINY, workers=1), out)  # workers do not change the data
-    assert summary["rendered"] == 0 and summary["skipped"] == 3
+    assert summary.rendered == 0 and summary.skipped == 3
     after = read_arrays(out)
     for name, x in before.items():
         assert np.array_equal(x, after[name], equal_nan=x.dtype.kind in "fc"), name
 
 
 def test_two_builds_are_identical(tiny_store, tmp_path):
-    out, _ = tiny_store
+    out, _, _ = tiny_store
     other = tmp_path / "again.zarr"
     build(TINY, other)
     assert_same_arrays(out, other)
 
 
 def test_resume_renders_only_what_is_not_complete(tiny_store, tmp_path):
-    out, _ = tiny_store
+    out, _, _ = tiny_store
     copy = tmp_path / "partial.zarr"
     shutil.copytree(out, copy)
     zarr.open_group(copy, mode="r+")["val"]["complete"][0] = False
     summary = build(TINY, copy)
-    assert summary["rendered"] == 1 and summary["skipped"] == 2
+    assert summary.rendered == 1 and summary.skipped == 2
     assert_same_arrays(out, copy)
 
 
@@ -149,7 +149,7 @@ def test_out_of_range_values_exit_2(tmp_path, flags, key):
 
 def test_default_recipe_loads_and_flags_override():
     config = load_config()
-    assert config.scenes == ("racing",) and config.res == "640x360"
+    assert config.scenes == ("racing",) and config.res == (640, 360)
     config = load_config(scenes=["racing", "city"], frames=4, spp=None)
     assert config.scenes == ("racing", "city") and config.frames == 4 and config.spp == 16
 
@@ -197,12 +197,11 @@ def test_a_task_run_again_leaves_a_complete_sequence_alone(tiny_store):
     not write (it would set complete=False again while the build may already be over)."""
     from datagen.pipeline.build import render_unless_complete
 
-    out, _ = tiny_store
+    out, _, _ = tiny_store
     task = plan(TINY)[0]
     files = {p: p.stat().st_mtime_ns for p in out.rglob("*") if p.is_file()}
-    result = render_unless_complete(str(out), task, dataclasses.asdict(TINY))
-    assert result == {"split": task.split, "index": task.index, "scene": "primitives", "frames": 3,
-                      "seconds": 0.0}
+    result = render_unless_complete(str(out), task, TINY)
+    assert result == SequenceResult(task.split, task.index, "primitives", frames=3, seconds=0.0)
     assert {p: p.stat().st_mtime_ns for p in out.rglob("*") if p.is_file()} == files
 
 
@@ -258,10 +257,10 @@ def test_an_incurable_task_error_is_returned_not_raised(tmp_path, mounted):
         while True:  # fill the disk
             fh.write(b"\0" * 65536)
             fh.flush()
-    result = render_unless_complete(str(path), task, dataclasses.asdict(config))
-    assert isinstance(result["error"], DiskFullError) and result["error"].exit_code == 1, result
+    result = render_unless_complete(str(path), task, config)
+    assert isinstance(result.error, DiskFullError) and result.error.exit_code == 1, result
     filler.unlink()
     subprocess.run(["mount", "-o", "remount,ro", str(disk)], check=True)
-    result = render_unless_complete(str(path), task, dataclasses.asdict(config))
-    assert type(result["error"]) is OutputError and result["error"].exit_code == 2, result
-    assert "Read-only file system" in str(result["error"])
+    result = render_unless_complete(str(path), task, config)
+    assert type(result.error) is OutputError and result.error.exit_code == 2, result
+    assert "Read-only file system" in str(result.error)

@@ -22,9 +22,8 @@ import zarr
 from build_helpers import assert_same_arrays
 
 from datagen.errors import StoreError
-from datagen.pipeline import build, load_config, plan
-from datagen.pipeline.build import local_cluster_env
-from datagen.pipeline.plan import pipelines_dir
+from datagen.pipeline.build import build, local_cluster_env
+from datagen.pipeline.plan import load_config, pipelines_dir, plan
 from datagen.store import location, open_store
 from datagen.store.validate import validate
 
@@ -95,7 +94,7 @@ def reference(recipe, tmp_path_factory) -> Path:
     """The fault-free build, through the Python API on a LocalCluster of 2 processes."""
     out = tmp_path_factory.mktemp("reference") / "ref.zarr"
     summary = build(load_config(recipe), out)
-    assert summary["rendered"] == SEQUENCES
+    assert summary.rendered == SEQUENCES
     return out
 
 

@@ -18,7 +18,8 @@ import zarr
 from build_helpers import assert_same_arrays
 
 from datagen.errors import StoreError
-from datagen.pipeline import build, load_config
+from datagen.pipeline.build import build
+from datagen.pipeline.plan import load_config
 from datagen.store import location, open_store
 from datagen.store.validate import validate
 
@@ -53,7 +54,7 @@ def recipe(tmp_path_factory):
 def reference(recipe, tmp_path_factory):
     """The fault-free build on local disk."""
     out = tmp_path_factory.mktemp("s3ref") / "ref.zarr"
-    assert build(load_config(recipe), out)["rendered"] == SEQUENCES
+    assert build(load_config(recipe), out).rendered == SEQUENCES
     return out
 
 

@@ -17,7 +17,8 @@ from build_helpers import assert_same_arrays
 from slurm_helpers import PARTITION, LocalSlurm, SlurmUnavailable
 
 from datagen.errors import StoreError
-from datagen.pipeline import build, load_config
+from datagen.pipeline.build import build
+from datagen.pipeline.plan import load_config
 from datagen.store import open_store
 
 DATAGEN = [sys.executable, "-m", "datagen"]

@@ -10,6 +10,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from datagen import conventions as cv
+from datagen.errors import ConfigError
 from datagen.reproject import bilinear_sample, warp_previous
 
 scales = st.sampled_from(cv.SCALES)
@@ -310,3 +311,17 @@ def test_exr_ndc_corners():
     for point, corner in (((-2.0, 1.0, -1.0), (0.0, 0.0)), ((2.0, -1.0, -1.0), (1.0, 1.0))):
         h = np.array([*point, 1.0]) @ m
         np.testing.assert_allclose(h[:2] / h[3], corner, atol=1e-12)  # top-left, bottom-right
+
+
+@pytest.mark.parametrize(("text", "size"), [("640x360", (640, 360)), (" 7X11 ", (7, 11)), ((16, 9), (16, 9))])
+def test_parse_size(text, size):
+    assert cv.parse_size(text) == size
+    assert cv.parse_size(cv.format_size(size)) == size
+
+
+@pytest.mark.parametrize("bad", ["1920by1080", "0x5", "-3x4", "64x", "6.5x4", (0, 1), (3, 4, 5), (True, 2),
+                                 640])
+def test_parse_size_refuses_in_one_message(bad):
+    message = r"^--res .* is not WIDTHxHEIGHT of positive integers, e\.g\. 640x360$"
+    with pytest.raises(ConfigError, match=message):
+        cv.parse_size(bad, "--res")

@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 
 from datagen.bench import REPRO_BUILD
-from datagen.pipeline import load_config, plan
+from datagen.pipeline.plan import load_config, plan
 from datagen.pipeline.worker import sequence_scene
 
 MAX_RATIO = 8.0

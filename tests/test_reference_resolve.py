@@ -94,8 +94,8 @@ def test_resolve_is_recorded_in_the_conventions():
 
 
 def test_recipe_key_reaches_the_renderer_and_the_store_conventions(tmp_path):
-    from datagen.pipeline import load_config, plan
     from datagen.pipeline.build import _conventions
+    from datagen.pipeline.plan import load_config, plan
     from datagen.scenes.recipes import load
 
     recipe = tmp_path / "r.toml"
@@ -105,7 +105,7 @@ def test_recipe_key_reaches_the_renderer_and_the_store_conventions(tmp_path):
     assert load_config(recipe, reference_resolve="box").render_config().reference_resolve == "box"
     block = _conventions(config, plan(config), {"primitives": load("primitives")})
     assert block["reference_resolve"] == "karis"
-    assert dataclasses.asdict(config)["reference_resolve"] == "karis"  # the store's resolved config
+    assert config.recorded()["reference_resolve"] == "karis"  # the store's resolved config
     recipe.write_text('scenes = ["primitives"]\nreference_resolve = "gauss"\n')
     with pytest.raises(ConfigError, match="reference_resolve"):
         load_config(recipe)

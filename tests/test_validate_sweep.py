@@ -92,9 +92,8 @@ def test_every_scene_and_augmentation_validates_clean(gl_session_ctx, scenes, tm
 def test_the_issue_build_sequence_validates(tmp_path):
     """val 0 of `datagen build racing --sequences 8 --frames 6 --res 128x72 --scale 2 --spp 8`,
     written by the build's worker code into a store of that build's shape."""
-    from datagen.pipeline import load_config, plan
     from datagen.pipeline.build import store_config
-    from datagen.pipeline.plan import split_sizes
+    from datagen.pipeline.plan import load_config, plan, split_sizes
     from datagen.pipeline.worker import close_renderer, render_sequence_task
 
     config = load_config(None, scenes=("racing",), sequences=8, frames=6, res="128x72", scale=2.0, spp=8)
@@ -109,7 +108,7 @@ def test_the_issue_build_sequence_validates(tmp_path):
                         split_sizes(tasks), config.frames, config.hr_size, config.scale,
                         cv.conventions_block(config.scale, config.spp, cam.near, cam.far))
     try:
-        render_sequence_task(str(path), task, dataclasses.asdict(config))
+        render_sequence_task(str(path), task, config)
     finally:
         close_renderer()
     proc = subprocess.run([sys.executable, "-m", "datagen", "validate", str(path), "--split", "val",

@@ -66,20 +66,22 @@ class AugmentConfig:
     """max hue rotation about the grey axis in linear RGB, degrees (uniform in +-this)."""
     stride: tuple[int, ...] = (1,)
     """temporal strides to choose from: stored frames are rendered k frame intervals apart."""
-    crop: str = ""
-    """"WxH": an aligned HR crop of this size at a random offset (on the steps where the
-    HR and LR grids line up, ``conventions.grid_step``, so that LR is whole pixels and
-    keeps the frame's exact HR / LR ratio); the store holds the crop size. "" = no crop."""
+    crop: tuple[int, int] | None = None
+    """(width, height), written "WxH" in a recipe: an aligned HR crop of this size at a
+    random offset (on the steps where the HR and LR grids line up, ``conventions.grid_step``,
+    so that LR is whole pixels and keeps the frame's exact HR / LR ratio); the store holds
+    the crop size. None ("" in a recipe) = no crop."""
+
+    def __post_init__(self) -> None:
+        crop = None if self.crop in ("", None) else cv.parse_size(self.crop, "augment.crop")
+        object.__setattr__(self, "crop", crop)
 
     def crop_size(self) -> tuple[int, int] | None:
-        if not self.crop:
-            return None
-        try:
-            w, h = (int(v) for v in self.crop.lower().split("x"))
-        except ValueError:
-            raise ConfigError(f"augment.crop {self.crop!r} is not WIDTHxHEIGHT, e.g. \"256x256\", "
-                              "or \"\" for none") from None
-        return w, h
+        return self.crop
+
+    def recorded(self) -> dict:
+        """The table as recorded in a store's attrs (crop as "WxH", "" for none)."""
+        return {**dataclasses.asdict(self), "crop": cv.format_size(self.crop) if self.crop else ""}
 
     def allowed_turns(self, stored_size: tuple[int, int],
                       stored_lr: tuple[int, int] | None = None) -> tuple[int, ...]:
@@ -112,12 +114,12 @@ class AugmentConfig:
             steps = crop_steps(render_size, scale)
             w, h = size
             if not (0 < w <= render_size[0] and 0 < h <= render_size[1]):
-                raise ConfigError(f"augment.crop {self.crop} does not fit in res "
+                raise ConfigError(f"augment.crop {w}x{h} does not fit in res "
                                   f"{render_size[0]}x{render_size[1]}; choose a smaller crop")
             if w % steps[0] or h % steps[1]:
                 lr = cv.lr_size(render_size, scale)
                 raise ConfigError(
-                    f"augment.crop {self.crop}: width must be a multiple of {steps[0]} and height of "
+                    f"augment.crop {w}x{h}: width must be a multiple of {steps[0]} and height of "
                     f"{steps[1]}, where the HR and LR grids line up at res {render_size[0]}x"
                     f"{render_size[1]}, scale {scale:g} (LR {lr[0]}x{lr[1]}, rounded), so that the LR "
                     "crop is whole pixels; choose such a crop, or a res divisible by the scale")
@@ -212,7 +214,10 @@ def augment_from_dict(table: dict, where: str) -> AugmentConfig:
         values["stride"] = tuple(stride)
     if "crop" in values and not isinstance(values["crop"], str):
         raise bad("crop", "a string \"WxH\" or \"\"")
-    return AugmentConfig(**values)
+    try:
+        return AugmentConfig(**values)
+    except ConfigError as exc:
+        raise ConfigError(f"{where}: {exc}") from None
 
 
 

@@ -31,10 +31,11 @@ import sys
 import threading
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 
 from datagen import conventions as cv
 from datagen.errors import ConfigError, DatagenError
-from datagen.pipeline.plan import BuildConfig, SequenceTask, plan, split_sizes
+from datagen.pipeline.plan import BuildConfig, SequenceResult, SequenceTask, plan, split_sizes
 
 log = logging.getLogger(__name__)
 
@@ -44,6 +45,28 @@ SCHEDULER_TIMEOUT_S = 3
 TASK_RETRIES = 2
 """how often a sequence task that raised is tried again (worker deaths are counted
 apart, by Dask's ``distributed.scheduler.allowed-failures``)."""
+
+
+@dataclass(frozen=True)
+class BuildSummary:
+    """What ``build`` returns."""
+
+    store: str
+    """the store's path or URL."""
+    sequences: int
+    """sequences in the plan."""
+    skipped: int
+    """sequences already complete in the store (resume), not rendered again."""
+    rendered: int
+    """sequences rendered by this build."""
+    frames: int
+    """frames rendered by this build."""
+    seconds: float
+    """wall seconds from the store's creation to the last sequence."""
+
+    @property
+    def frames_per_s(self) -> float:
+        return self.frames / self.seconds if self.frames else 0.0
 
 
 def quiet_dask_logs(level: int = logging.WARNING) -> None:
@@ -219,7 +242,7 @@ def check_render_size(config: BuildConfig, client=None) -> None:
         check_target_size(config.render_config(), limit, "the workers' GL renderer")
 
 
-def render_unless_complete(store_path: str, task: SequenceTask, build_config: dict) -> dict:
+def render_unless_complete(store_path: str, task: SequenceTask, config: BuildConfig) -> SequenceResult:
     """The Dask task of one sequence: ``worker.render_sequence_task``, unless the store
     already marks the sequence complete.
 
@@ -234,12 +257,11 @@ def render_unless_complete(store_path: str, task: SequenceTask, build_config: di
 
     root = zarr.open_group(location.zarr_store(location.parse(store_path), read_only=True), mode="r")
     if root[task.split]["complete"][task.index]:
-        return {"split": task.split, "index": task.index, "scene": task.scene,
-                "frames": build_config["frames"], "seconds": 0.0}
+        return SequenceResult(task.split, task.index, task.scene, config.frames, 0.0)
     try:
-        return render_sequence_task(store_path, task, build_config)
+        return render_sequence_task(store_path, task, config)
     except DatagenError as exc:  # the same input fails the same way: no retry, the client stops
-        return {"split": task.split, "index": task.index, "scene": task.scene, "error": exc}
+        return SequenceResult(task.split, task.index, task.scene, 0, 0.0, error=exc)
 
 
 def _stop(client, futures: list) -> None:
@@ -262,7 +284,7 @@ def _warn_empty_splits(tasks: list[SequenceTask]) -> None:
 
 def build(config: BuildConfig, out: str | os.PathLike, overwrite: bool = False,
           progress: Callable[[int, int, float], None] | None = None,
-          on_cluster: Callable[[str], None] | None = None) -> dict:
+          on_cluster: Callable[[str], None] | None = None) -> BuildSummary:
     """Build the store at ``out`` for ``config``; return a summary.
 
     Sequences already complete in an existing store of the same config are skipped
@@ -271,8 +293,8 @@ def build(config: BuildConfig, out: str | os.PathLike, overwrite: bool = False,
     finished sequence (``done`` counts skipped ones); ``on_cluster(dashboard_link)``
     once the cluster is up.
     """
-    from datagen import recipes
     from datagen.pipeline.cluster import check_tools
+    from datagen.scenes import recipes
     from datagen.store import location, open_store
     from datagen.store.writer import create_store
 
@@ -308,24 +330,21 @@ def build(config: BuildConfig, out: str | os.PathLike, overwrite: bool = False,
                 client = stack.enter_context(_client(config))
             if on_cluster:
                 on_cluster(client.dashboard_link)
-            config_dict = dataclasses.asdict(config)
-            submitted = [client.submit(render_unless_complete, str(out.resolve()), task, config_dict,
+            submitted = [client.submit(render_unless_complete, str(out.resolve()), task, config,
                                        key=f"sequence-{task.split}-{task.index}-{os.getpid()}",
                                        pure=False, retries=TASK_RETRIES)
                          for task in pending]
             for future in as_completed(submitted):
                 result = future.result()
                 future.release()  # let the scheduler forget it: it is not recomputed if its worker dies
-                if "error" in result:
+                if result.error is not None:
                     _stop(client, submitted)
-                    raise result["error"]
+                    raise result.error
                 done += 1
-                frames += result["frames"]
-                log.info("sequence %s %d (%s) in %.1f s", result["split"], result["index"],
-                         result["scene"], result["seconds"])
+                frames += result.frames
+                log.info("sequence %s %d (%s) in %.1f s", result.split, result.index, result.scene,
+                         result.seconds)
                 if progress:
                     progress(done, total, frames / max(time.perf_counter() - start, 1e-9))
-    seconds = time.perf_counter() - start
-    return {"store": str(out), "sequences": total, "skipped": total - len(pending),
-            "rendered": len(pending), "frames": frames, "seconds": seconds,
-            "frames_per_s": frames / seconds if frames else 0.0}
+    return BuildSummary(str(out), total, total - len(pending), len(pending), frames,
+                        time.perf_counter() - start)

@@ -10,7 +10,6 @@ resumed or repeated anywhere.
 from __future__ import annotations
 
 import dataclasses
-import tomllib
 import zlib
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -18,11 +17,12 @@ from pathlib import Path
 import numpy as np
 
 from datagen import conventions as cv
-from datagen.errors import ConfigError
+from datagen.errors import ConfigError, DatagenError
 from datagen.pipeline import vary as vary_mod
 from datagen.pipeline.augment import Augmentation, AugmentConfig, augment_from_dict, draw, lr_crop
 from datagen.pipeline.cluster import ClusterConfig, cluster_from_dict
 from datagen.store.schema import SPLITS
+from datagen.tomlfile import read_toml
 
 
 def pipelines_dir() -> Path:
@@ -57,8 +57,9 @@ class BuildConfig:
     """sequences per scene."""
     frames: int = 12
     """frames per sequence."""
-    res: str = "640x360"
-    """HR (target) resolution, WIDTHxHEIGHT."""
+    res: tuple[int, int] = (640, 360)
+    """HR (target) (width, height), written "WIDTHxHEIGHT" in a recipe and a flag (parsed
+    on construction by ``conventions.parse_size``)."""
     scale: float = 2.0
     """LR = HR / scale rounded to whole pixels; one of 1.3, 1.5, 1.7, 2, 3, 4. A recipe may
     give a list (``scale = [2, 1.5, 1.7]``): the first is ``scale``, the rest ``extra_scales``."""
@@ -91,14 +92,13 @@ class BuildConfig:
     """the ``[vary.SCENE]`` tables: per-sequence ranges or choices of a scene generator's
     parameters (see datagen/pipeline/vary.py); tables of scenes not built are ignored."""
 
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "res", cv.parse_size(self.res, "res"))
+
     @property
     def render_size(self) -> tuple[int, int]:
         """The (width, height) every frame is rendered at: ``res``."""
-        try:
-            w, h = (int(v) for v in self.res.lower().split("x"))
-        except ValueError:
-            raise ConfigError(f"res {self.res!r} is not WIDTHxHEIGHT, e.g. 640x360") from None
-        return w, h
+        return self.res
 
     @property
     def hr_size(self) -> tuple[int, int]:
@@ -141,9 +141,6 @@ class BuildConfig:
             raise ConfigError(f"workers must be an integer >= 0 (0 = one per core), got {self.workers!r}")
         if not isinstance(self.seed, int) or self.seed < 0:
             raise ConfigError(f"seed must be an integer >= 0, got {self.seed!r}")
-        w, h = self.render_size
-        if w < 1 or h < 1:
-            raise ConfigError(f"res {self.res!r} must be positive")
         if not 64 <= self.shadow_map_size <= 8192:
             raise ConfigError(f"shadow_map_size must be 64 to 8192, got {self.shadow_map_size}")
         try:
@@ -183,6 +180,8 @@ class BuildConfig:
         if not self.extra_scales:  # a single-ratio store's attrs as before several ratios existed
             d.pop("extra_scales")
         d["scenes"] = list(self.scenes)
+        d["res"] = cv.format_size(self.res)
+        d["augment"] = self.augment.recorded()
         return d
 
 
@@ -235,8 +234,8 @@ def config_from_dict(data: dict, where: str = "recipe") -> BuildConfig:
     for key, kind in types.items():
         if key in values and (not isinstance(values[key], kind) or isinstance(values[key], bool)):
             raise ConfigError(f"{where}: {key} must be a {kind.__name__}, got {values[key]!r}")
-    config = BuildConfig(**values)
     try:
+        config = BuildConfig(**values)
         config.check()
     except ConfigError as exc:
         raise ConfigError(f"{where}: {exc}") from None
@@ -258,10 +257,7 @@ def load_config(path: str | Path | None = None, **overrides) -> BuildConfig:
     path = Path(path) if path is not None else default_recipe()
     if not path.is_file():
         raise ConfigError(f"{path}: no such build recipe; see pipelines/README.md")
-    try:
-        data = tomllib.loads(path.read_text())
-    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
-        raise ConfigError(f"{path}: not valid TOML ({exc})") from exc
+    data = read_toml(path)
     config = config_from_dict(data, str(path))
     changes = {k: v for k, v in overrides.items() if v is not None}
     if changes:
@@ -293,6 +289,22 @@ class SequenceTask:
     params: tuple = ()
     """(name, value) pairs of the scene parameters drawn from ``config.vary``, laid
     over the recipe's params."""
+
+
+@dataclass(frozen=True)
+class SequenceResult:
+    """What the task of one sequence hands back to the build client."""
+
+    split: str
+    index: int
+    """index within the split."""
+    scene: str
+    frames: int
+    """frames written (0 for a sequence that failed)."""
+    seconds: float
+    """wall seconds of the task (0 for a sequence found complete)."""
+    error: DatagenError | None = None
+    """the error that stopped the sequence; the client stops the build with it."""
 
 
 def _scene_key(scene: str) -> int:

@@ -23,6 +23,7 @@ import time
 from distributed.diagnostics.plugin import WorkerPlugin
 
 from datagen import __version__
+from datagen.pipeline.plan import SequenceResult
 
 log = logging.getLogger(__name__)
 
@@ -99,11 +100,13 @@ class RendererPlugin(WorkerPlugin):
 
 def sequence_scene(task):
     """The recipe of ``task`` (a plan.SequenceTask) with its varied parameters laid
-    over, and its scene, strided as its augmentation says. Pure Python, no GL."""
+    over, and its scene, strided as its augmentation says. Pure Python, no GL. The
+    recipe is loaded here, on the worker: its assets are found beside the worker's
+    datagen (docs/cluster.md)."""
     import dataclasses
 
-    from datagen import recipes
     from datagen.pipeline.augment import with_stride
+    from datagen.scenes import recipes
 
     recipe = recipes.load(task.scene)
     recipe = dataclasses.replace(recipe, params={**recipe.params, **dict(task.params)})
@@ -121,16 +124,14 @@ def extra_ratio_frames(store_path: str, task, renderer, scene, count: int):
     return write_extra_ratios(store_path, task.split, task.index, rendered)
 
 
-def render_sequence_task(store_path: str, task, build_config: dict) -> dict:
-    """Render ``task`` (a plan.SequenceTask) with this process's Renderer, apply its
+def render_sequence_task(store_path: str, task, config) -> SequenceResult:
+    """Render ``task`` (a plan.SequenceTask) of ``config`` (the build's checked
+    plan.BuildConfig, sent as itself) with this process's Renderer, apply its
     augmentation (drawn by ``plan``) and stream its frames into the store; the
-    sequence's ``complete`` flag is set last by the writer. Returns a small summary:
-    split, index, scene, frames, seconds."""
-    from datagen.pipeline.plan import config_from_dict
+    sequence's ``complete`` flag is set last by the writer."""
     from datagen.store.writer import write_sequence
 
     start = time.perf_counter()
-    config = config_from_dict(build_config, "build config")
     renderer = _renderer(config.render_config())
     recipe, scene = sequence_scene(task)
     aug = task.augmentation
@@ -146,5 +147,4 @@ def render_sequence_task(store_path: str, task, build_config: dict) -> dict:
     else:
         frames = (aug.apply(renderer.render(scene, i)) for i in range(config.frames))
     write_sequence(store_path, task.split, task.index, frames, meta)
-    return {"split": task.split, "index": task.index, "scene": recipe.name,
-            "frames": config.frames, "seconds": time.perf_counter() - start}
+    return SequenceResult(task.split, task.index, recipe.name, config.frames, time.perf_counter() - start)

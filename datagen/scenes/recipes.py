@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import os
 import re
-import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -22,6 +21,7 @@ from typing import Any
 from datagen import scenes
 from datagen.errors import ConfigError, SceneLoadError, UnknownNameError
 from datagen.scene import Scene
+from datagen.tomlfile import read_toml
 
 RECIPE_KEYS = {"generator", "description", "params"}
 RECIPE_NAME = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.-]*")
@@ -105,10 +105,7 @@ def load(name_or_path: str) -> Recipe:
                 "(or a path to a .toml recipe)")
     if not path.is_file():
         raise SceneLoadError(f"{path}: no such recipe file")
-    try:
-        data = tomllib.loads(path.read_text())
-    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
-        raise SceneLoadError(f"{path}: not valid TOML ({exc})") from exc
+    data = read_toml(path, SceneLoadError)
     unknown = set(data) - RECIPE_KEYS
     if unknown:
         raise SceneLoadError(f"{path}: unknown key(s) {', '.join(sorted(unknown))}; "

@@ -331,7 +331,7 @@ def main(argv: list[str] | None = None,
     args = parser.parse_args(argv)
     if args.render and render_frames is None:
         parser.error("--render needs the renderer: run `python -m datagen.bench --render ...`")
-    hr = tuple(int(v) for v in args.res.lower().split("x"))
+    hr = cv.parse_size(args.res, "--res")
     frames = (render_frames(hr, 2.0, args.frames) if args.render
               else list(synthetic_frames(hr, 2.0, args.frames)))
     with tempfile.TemporaryDirectory() as tmp:

@@ -39,7 +39,8 @@ def create_object_store(path: ObjectPath, attrs: dict, overwrite: bool,
                         build: Callable[[Path], None]) -> ObjectPath:
     """Create (or keep, to resume) the store at ``path`` with root ``attrs``;
     ``build(folder)`` writes its metadata into a local folder. Module docstring."""
-    from datagen.store.writer import _keep_existing, io_errors
+    from datagen.store.io import io_errors
+    from datagen.store.writer import _keep_existing
 
     location.check_bucket(path)
     fs = location.filesystem()

@@ -26,6 +26,7 @@ from datagen import conventions as cv
 from datagen.errors import StoreError
 from datagen.frame import Frame
 from datagen.store import location, schema
+from datagen.store.io import io_errors, open_split, ts_open, ts_result
 from datagen.store.schema import FRAME_ARRAYS, STEP_ARRAYS, ArraySpec, Layout
 
 log = logging.getLogger(__name__)
@@ -92,10 +93,9 @@ class _RatioBlocks:
     jitter written when the sequence ends."""
 
     def __init__(self, group: zarr.Group, path, index: int, frames: int, block: int):
-        from datagen.store.writer import _ts_result, ts_open
 
         self.index, self.frames, self.block, self.start = index, frames, block, 0
-        self.pixels = {spec.name: _ts_result(ts_open(path / spec.name, open=True)) for spec in RATIO_PIXELS}
+        self.pixels = {spec.name: ts_result(ts_open(path / spec.name, open=True)) for spec in RATIO_PIXELS}
         self.buffers = {spec.name: np.empty((min(block, frames), *self.pixels[spec.name].shape[2:]),
                                             spec.dtype) for spec in RATIO_PIXELS}
         self.arrays = {spec.name: group[spec.name] for spec in RATIO_STEPS}
@@ -116,12 +116,11 @@ class _RatioBlocks:
             self.flush(t + 1)
 
     def flush(self, end: int) -> None:
-        from datagen.store.writer import _ts_result
 
         n = end - self.start
         for name, buf in self.buffers.items():
             if n > 0:
-                _ts_result(self.pixels[name][self.index, self.start:end].write(buf[:n]))
+                ts_result(self.pixels[name][self.index, self.start:end].write(buf[:n]))
         self.start = end
 
     def finish(self, count: int) -> None:
@@ -136,7 +135,6 @@ def write_extra_ratios(store_path, split: str, index: int, frames: Iterable[list
     Frames, writing every extra ratio's LR arrays into its subgroup on the way; the last
     of them is written when ``frames`` is exhausted, which ``write_sequence`` waits for
     before it sets the sequence's ``complete`` flag."""
-    from datagen.store.writer import io_errors, open_split
 
     group, attrs = open_split(store_path, split, mode="r+")
     shape = attrs["store"]

@@ -32,8 +32,8 @@ from datagen import conventions as cv
 from datagen.errors import BadDataError, DatagenError, StoreError, one_line
 from datagen.frame import Frame
 from datagen.store import location, ratios, schema
+from datagen.store.io import io_errors, open_split, ts_open
 from datagen.store.schema import ARRAYS, PER_FRAME, STEP_NAMES
-from datagen.store.writer import io_errors, open_split, ts_open
 
 ENGINES = ("zarr", "tensorstore")
 _tensorstore_pid: int | None = None

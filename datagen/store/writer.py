@@ -14,15 +14,12 @@ sequence's small per-frame arrays, whatever the sequence length.
 
 from __future__ import annotations
 
-import contextlib
-import errno
 import json
 import logging
 import os
-import re
 import shutil
 import warnings
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable
 from pathlib import Path
 
 import numpy as np
@@ -30,40 +27,14 @@ import zarr
 
 from datagen import __version__
 from datagen import conventions as cv
-from datagen.errors import DatagenError, StoreError, one_line, output_error
+from datagen.errors import StoreError
 from datagen.frame import Frame
 from datagen.store import location, schema
+from datagen.store.io import io_errors, open_root, open_split, ts_open, ts_result
 from datagen.store.location import StorePath
 from datagen.store.schema import ARRAYS, FRAME_ARRAYS, SPLITS, STEP_ARRAYS, Layout
 
 log = logging.getLogger(__name__)
-
-
-@contextlib.contextmanager
-def io_errors(path: object, doing: str, write: bool = False) -> Iterator[None]:
-    """Turn an OSError (disk full, read-only, missing) or an object-store failure (no
-    such bucket, access denied, unreachable endpoint) into one line: reading, a
-    StoreError; writing (``write``), a local OSError is an OutputError
-    (``DiskFullError``, exit 1, when the disk is full)."""
-    try:
-        yield
-    except DatagenError:
-        raise
-    except Exception as exc:
-        where = location.parse(path)
-        reason = location.explain(where, exc) if location.is_remote(where) else None
-        if reason:
-            raise StoreError(f"{path}: cannot {doing}: {reason}") from exc
-        if not isinstance(exc, OSError):
-            raise
-        reason = exc.strerror or type(exc).__name__
-        where = f" ({exc.filename})" if exc.filename else ""
-        if not write:
-            raise StoreError(f"{path}: cannot {doing}: {reason}{where}") from exc
-        fix = ("free disk space" if exc.errno in (errno.ENOSPC, errno.EDQUOT)
-               else "choose a writable --out")
-        raise output_error(f"{path}: cannot {doing}: {reason}{where}; {fix}, then run again "
-                           "(unfinished sequences stay not complete and are written again)", exc) from exc
 
 
 def root_attrs(config: dict, splits: dict[str, int], frames: int, hr_size: tuple[int, int],
@@ -226,41 +197,6 @@ def _build(tmp: Path, attrs: dict, layout: Layout) -> None:
 # -- writing one sequence -----------------------------------------------------------------------
 
 
-def open_root(path: str | os.PathLike | StorePath, mode: str = "r") -> tuple[zarr.Group, dict]:
-    """The root group of the store at ``path`` and its attrs, after ``schema.check_root``;
-    a missing or damaged zarr.json is a StoreError saying it is not a datagen store."""
-    path = location.parse(path)
-    location.check_bucket(path)
-    if not (path / "zarr.json").is_file():
-        raise StoreError(f"{path}: not a store (no zarr.json); give the path of a store made by "
-                         "`datagen build`")
-    with io_errors(path, "open the store"):
-        try:
-            root = zarr.open_group(location.zarr_store(path, read_only=mode == "r"), mode=mode)
-            attrs = dict(root.attrs)
-        except OSError:
-            raise
-        except Exception as exc:  # zarr reports a damaged zarr.json in many ways
-            if location.is_remote(path) and location.explain(path, exc):
-                raise  # io_errors names the object-store failure
-            raise StoreError(f"{path}: not a datagen store: its zarr.json is not a readable Zarr group "
-                             f"({one_line(exc, 120)}); give the path of a store made by `datagen "
-                             "build`, or build it again") from None
-    schema.check_root(attrs, path)
-    return root, attrs
-
-
-def open_split(path: str | os.PathLike | StorePath, split: str,
-               mode: str = "r") -> tuple[zarr.Group, dict]:
-    """The split's group and the root attrs, after the schema checks."""
-    path = location.parse(path)
-    root, attrs = open_root(path, mode)
-    with io_errors(path, "open the store"):
-        if split not in root:
-            raise StoreError(f"{path}: no split {split!r}; valid: {', '.join(SPLITS)}")
-        return root[split], attrs
-
-
 def check_meta(meta: dict) -> str:
     """``meta`` as the JSON stored per sequence; it must name ``scene`` and ``seed``."""
     missing = [key for key in ("scene", "seed") if key not in meta]
@@ -286,7 +222,7 @@ class _Blocks:
 
     def __init__(self, group: zarr.Group, split_path: StorePath, index: int, frames: int, block: int):
         self.index, self.frames, self.block = index, frames, block
-        self.pixels = {spec.name: _ts_result(ts_open(split_path / spec.name, open=True))
+        self.pixels = {spec.name: ts_result(ts_open(split_path / spec.name, open=True))
                        for spec in FRAME_ARRAYS}
         self.buffers = {spec.name: np.empty((min(block, frames), *self.pixels[spec.name].shape[2:]),
                                             spec.dtype) for spec in FRAME_ARRAYS}
@@ -313,7 +249,7 @@ class _Blocks:
         # one array at a time: all in flight at once costs the same CPU but peaks
         # 1.0-1.6 GiB instead of ~0.8 GiB writing 1080p (measured, write_peak_rss)
         for name, buf in self.buffers.items():
-            _ts_result(self.pixels[name][self.index, self.start:end].write(buf[:n]))
+            ts_result(self.pixels[name][self.index, self.start:end].write(buf[:n]))
         self.start = end
 
     def finish(self, count: int) -> None:
@@ -323,42 +259,6 @@ class _Blocks:
         self.flush(count)
         for name, arr in self.steps.items():
             self.arrays[name][self.index] = arr
-
-
-_TS_CONTEXT = None
-
-
-def ts_open(path: StorePath, **options):
-    """The tensorstore.open future of the existing zarr3 array at ``path`` (a local
-    path or an s3:// location; options: ``read=True``, ``open=True``, ...), in one
-    tensorstore context (thread pools, cache) per process; the writer and the
-    tensorstore read engine both use it."""
-    global _TS_CONTEXT
-    import tensorstore
-
-    if _TS_CONTEXT is None:
-        _TS_CONTEXT = tensorstore.Context(location.TS_CONTEXT)
-    spec = {"driver": "zarr3", "kvstore": location.ts_kvstore(location.parse(path))}
-    return tensorstore.open(spec, context=_TS_CONTEXT, **options)
-
-
-_OS_ERROR = re.compile(r"\[OS error (\d+): ([^\]]+)\]|os_error_code='(\d+)'")
-"""how tensorstore names the errno of an I/O error (older and newer releases)."""
-
-
-def _ts_result(future):
-    """A tensorstore future's result; its I/O errors as OSError (with errno and
-    reason where tensorstore names them), so ``io_errors`` reports them."""
-    try:
-        return future.result()
-    except (ValueError, RuntimeError) as exc:
-        found = _OS_ERROR.search(str(exc))
-        if found and found.group(1):
-            raise OSError(int(found.group(1)), found.group(2)) from exc
-        if found:
-            code = int(found.group(3))
-            raise OSError(code, os.strerror(code)) from exc
-        raise OSError(0, str(exc).splitlines()[0]) from exc
 
 
 def _put(dest: np.ndarray, t: int, value, name: str, frame: int) -> None:
