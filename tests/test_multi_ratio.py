@@ -18,7 +18,8 @@ import zarr
 
 from datagen import conventions as cv
 from datagen.errors import ConfigError, StoreError
-from datagen.pipeline import BuildConfig, Splits, load_config, plan
+from datagen.pipeline import BuildConfig, Splits, load_config
+from datagen.pipeline.plan import plan
 from datagen.pipeline.worker import sequence_scene
 from datagen.render import Renderer
 from datagen.store import open_store
