@@ -533,18 +533,29 @@ def cmd_train(args) -> int:
     from tqdm import tqdm
 
     from datagen.train.metrics import LossWeights
-    from datagen.train.trainer import TrainConfig, train
+    from datagen.train.trainer import preset, train
 
     _open(args.store)  # a missing store or another schema version: one line before torch starts
-    config = TrainConfig(
-        store=args.store, out=args.out, split=args.split, steps=args.steps, batch=args.batch,
-        window=args.window, crop=args.crop, lr=args.lr, warmup=args.warmup, channels=args.channels,
-        loss=LossWeights(args.w_l1, args.w_ssim, args.w_temporal), seed=args.seed, device=args.device,
-        compile=args.compile, num_workers=args.num_workers, augment=not args.no_augment,
-        log_every=args.log_every, ckpt_every=args.ckpt_every, skip_bad_windows=args.skip_bad_windows)
-    bar = tqdm(total=args.steps, unit="step", desc=f"train {args.out}", file=sys.stderr, disable=None)
+    sizes = ("steps", "batch", "window", "crop", "channels", "warmup", "ckpt_every", "lr")
+    given = {name: getattr(args, name) for name in sizes if getattr(args, name) is not None}  # over --preset
+    w_perceptual = args.w_perceptual if args.w_perceptual is not None else 0.1 * bool(args.perceptual_weights)
+    config = preset(
+        args.preset, **given, store=args.store, out=args.out, split=args.split,
+        loss=LossWeights(args.w_l1, args.w_ssim, args.w_temporal, w_perceptual, args.w_adv),
+        seed=args.seed, device=args.device, compile=args.compile, num_workers=args.num_workers,
+        augment=not args.no_augment, log_every=args.log_every, skip_bad_windows=args.skip_bad_windows,
+        stage=args.stage, init=args.init, hard_fraction=args.hard_fraction,
+        perceptual_weights=args.perceptual_weights)
+    bar = tqdm(total=config.steps, unit="step", desc=f"train {args.out}", file=sys.stderr, disable=None)
+    every = args.progress_every or max(1, config.steps // 20)
 
     def progress(step: int, record: dict) -> None:
+        if bar.disable:  # not a terminal (a SLURM log, a pipe): a plain line every N steps
+            if step % every == 0 or step == config.steps:
+                print(f"train {args.out}: step {step}/{config.steps} loss {record['loss']:.4f} "
+                      f"lr {record['lr']:.2e} {record['samples_per_s']:.1f} samples/s data wait "
+                      f"{100 * record['data_wait_frac']:.0f}%", file=sys.stderr, flush=True)
+            return
         if bar.n == 0 and step > 1:
             bar.update(step - 1)
         bar.set_postfix_str(f"loss {record['loss']:.4f} {record['samples_per_s']:.1f} samples/s "
@@ -559,8 +570,9 @@ def cmd_train(args) -> int:
     loss = f"{result['loss']:.4f}" if result["loss"] is not None else "-"
     skipped = result["bad_windows_skipped"]
     note = f"; skipped {skipped} bad window(s) (see the warnings above)" if skipped else ""
-    print(f"trained {result['parameters']} parameters on {result['device']} to step {result['step']} "
-          f"of {args.steps}, loss {loss}: {state}; run folder {result['run_dir']}{note}")
+    print(f"trained {result['parameters']} parameters on {result['device']} ({result['stage']} stage) to "
+          f"step {result['step']} of {config.steps}, loss {loss}: {state}; run folder "
+          f"{result['run_dir']}{note}")
     return 0
 
 
@@ -720,25 +732,45 @@ def build_parser() -> argparse.ArgumentParser:
                                    "store's train split; checkpoints and metrics go to --out.")
     p.add_argument("store", metavar="STORE", help=STORE_HELP)
     p.add_argument("--out", default="runs/latest", metavar="RUN_DIR", help="run folder (default runs/latest)")
-    p.add_argument("--steps", type=_int_at_least("--steps"), default=2000,
-                   help="total optimiser steps (default 2000)")
+    p.add_argument("--steps", type=_int_at_least("--steps"),
+                   help="total optimiser steps (default 2000; cpu preset 300)")
     p.add_argument("--device", choices=("auto", "cuda", "cpu"), default="auto",
                    help="auto: CUDA when present (bf16 autocast, channels_last), else CPU fp32")
     p.add_argument("--resume", action="store_true", help="continue RUN_DIR from ckpt/last.pt exactly")
     p.add_argument("--split", default="train", help="split to train on (default train)")
-    p.add_argument("--batch", type=_int_at_least("--batch"), default=8, help="windows per step (default 8)")
-    p.add_argument("--window", type=_int_at_least("--window"), default=8,
-                   help="K consecutive frames per window, trained recurrently (default 8)")
-    p.add_argument("--crop", type=_int_at_least("--crop"), default=128,
-                   help="HR crop side in pixels (default 128; LR crop = crop / scale)")
-    p.add_argument("--lr", type=float, default=1e-3, help="peak AdamW learning rate (default 1e-3)")
-    p.add_argument("--warmup", type=_int_at_least("--warmup", 0), default=100,
-                   help="warm-up steps before the cosine decay (default 100)")
-    p.add_argument("--channels", type=_channels, default=(32, 64, 128),
-                   help="U-Net widths per level (default 32,64,128)")
+    p.add_argument("--batch", type=_int_at_least("--batch"),
+                   help="windows per step (default 8; cpu preset 4)")
+    p.add_argument("--window", type=_int_at_least("--window"),
+                   help="K consecutive frames per window, trained recurrently (default 8, 1 for "
+                        "--stage single; cpu preset 4)")
+    p.add_argument("--crop", type=_int_at_least("--crop"),
+                   help="HR crop side in pixels (default 128, cpu preset 48; LR crop = crop / scale)")
+    p.add_argument("--lr", type=float, help="peak AdamW learning rate (default 1e-3; cpu preset 2e-3)")
+    p.add_argument("--warmup", type=_int_at_least("--warmup", 0),
+                   help="warm-up steps before the cosine decay (default 10%% of --steps, at most 100)")
+    p.add_argument("--channels", type=_channels,
+                   help="U-Net widths per level (default 32,64,128; cpu preset 16,32,64; with --init the "
+                        "parent's)")
+    p.add_argument("--preset", choices=("cpu",), default="",
+                   help="cpu: a small model, crop, batch, window and step count that train in minutes on "
+                        "a CPU (flags given override it)")
+    p.add_argument("--stage", choices=("single", "temporal", "finetune"), default="temporal",
+                   help="single: one-frame pre-training (no history); temporal: recurrent training "
+                        "(default); finetune: on the hardest windows under the --init model")
+    p.add_argument("--init", metavar="RUN",
+                   help="start from this run's weights (RUN_DIR or a checkpoint .pt); run.json records it")
+    p.add_argument("--hard-fraction", type=float, default=0.25,
+                   help="finetune: the fraction of windows, hardest first, to train on (default 0.25)")
     p.add_argument("--w-l1", type=float, default=1.0, help="weight of L1 (default 1)")
     p.add_argument("--w-ssim", type=float, default=0.2, help="weight of 1 - SSIM (default 0.2)")
     p.add_argument("--w-temporal", type=float, default=0.5, help="weight of the temporal term (default 0.5)")
+    p.add_argument("--w-adv", "--adv-weight", dest="w_adv", type=float, default=0.0,
+                   help="weight of the adversarial term against a patch discriminator (default 0: off)")
+    p.add_argument("--perceptual-weights", metavar="FILE",
+                   help="VGG16 state_dict (torch.save of torchvision's vgg16().state_dict()) for the "
+                        "perceptual term; nothing is downloaded")
+    p.add_argument("--w-perceptual", "--perceptual-weight", dest="w_perceptual", type=float,
+                   help="weight of the perceptual term (default 0.1 with --perceptual-weights, else 0)")
     p.add_argument("--seed", type=_int_at_least("--seed", 0), default=0, help="seed (default 0)")
     p.add_argument("--num-workers", type=_int_at_least("--num-workers", 0), default=2,
                    help="DataLoader worker processes (default 2)")
@@ -746,8 +778,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--compile", action="store_true", help="torch.compile the model")
     p.add_argument("--log-every", type=_int_at_least("--log-every"), default=1,
                    help="metrics.jsonl line every N steps (default 1)")
-    p.add_argument("--ckpt-every", type=_int_at_least("--ckpt-every"), default=500,
-                   help="checkpoint every N steps, and at the end (default 500)")
+    p.add_argument("--ckpt-every", type=_int_at_least("--ckpt-every"),
+                   help="checkpoint every N steps, and at the end (default 500; cpu preset 100)")
+    p.add_argument("--progress-every", type=_int_at_least("--progress-every"), metavar="N",
+                   help="when stderr is not a terminal (SLURM logs): a progress line every N steps "
+                        "(default 5%% of --steps)")
     p.add_argument("--skip-bad-windows", action="store_true",
                    help="pass over windows holding NaN/inf (each one warned about and counted) instead "
                         "of stopping with an error naming it")
