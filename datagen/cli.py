@@ -550,11 +550,11 @@ def cmd_train(args) -> int:
     every = args.progress_every or max(1, config.steps // 20)
 
     def progress(step: int, record: dict) -> None:
-        if bar.disable:  # not a terminal (a SLURM log, a pipe): a plain line every N steps
+        if bar.disable:  # stderr is not a terminal (a SLURM log, a pipe): a line on stdout every N steps
             if step % every == 0 or step == config.steps:
                 print(f"train {args.out}: step {step}/{config.steps} loss {record['loss']:.4f} "
                       f"lr {record['lr']:.2e} {record['samples_per_s']:.1f} samples/s data wait "
-                      f"{100 * record['data_wait_frac']:.0f}%", file=sys.stderr, flush=True)
+                      f"{100 * record['data_wait_frac']:.0f}%", flush=True)
             return
         if bar.n == 0 and step > 1:
             bar.update(step - 1)
@@ -781,7 +781,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--ckpt-every", type=_int_at_least("--ckpt-every"),
                    help="checkpoint every N steps, and at the end (default 500; cpu preset 100)")
     p.add_argument("--progress-every", type=_int_at_least("--progress-every"), metavar="N",
-                   help="when stderr is not a terminal (SLURM logs): a progress line every N steps "
+                   help="when stderr is not a terminal (SLURM logs): a progress line on stdout every N steps "
                         "(default 5%% of --steps)")
     p.add_argument("--skip-bad-windows", action="store_true",
                    help="pass over windows holding NaN/inf (each one warned about and counted) instead "

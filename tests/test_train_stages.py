@@ -55,9 +55,9 @@ def single(store, tmp_path_factory) -> Path:  # noqa: F811
     done = datagen("train", store, "--stage", "single", "--steps", 6, "--progress-every", 2, "--out", out,
                    *STAGE_TINY)
     assert done.returncode == 0, done.stderr
-    lines = [line for line in done.stderr.splitlines() if line.startswith(f"train {out}: step")]
-    assert [line.split()[3] for line in lines] == ["2/6", "4/6", "6/6"], done.stderr  # not a terminal
-    assert "\r" not in done.stderr and "single stage" in done.stdout
+    lines = [line for line in done.stdout.splitlines() if line.startswith(f"train {out}: step")]
+    assert [line.split()[3] for line in lines] == ["2/6", "4/6", "6/6"], done.stdout  # not a terminal
+    assert "\r" not in done.stdout + done.stderr and "single stage" in done.stdout
     return out
 
 

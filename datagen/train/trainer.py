@@ -333,8 +333,6 @@ def train(config: TrainConfig, resume: bool = False, stop_after: int | None = No
                                      num_workers=config.num_workers, compile=config.compile,
                                      skip_bad_windows=config.skip_bad_windows)
     device = resolve_device(config.device)
-    if warning := cpu_warning(config, device):
-        log.warning(warning)
     parent, lineage = load_parent(config.init) if config.init and ckpt is None else (None, {})
     if parent is not None:  # the parent's architecture, whatever --channels says
         config = dataclasses.replace(config, channels=tuple(parent["model_config"]["channels"]))
@@ -391,6 +389,8 @@ def train(config: TrainConfig, resume: bool = False, stop_after: int | None = No
         {**config.to_json(), "model": dataclasses.asdict(model.config), "tonemap": TONEMAP,
          "device_resolved": str(device), "autocast": str(autocast_dtype(device)),
          "parameters": parameter_count(model)}, indent=2) + "\n")
+    if warning := cpu_warning(config, device):  # once the run is sure to start
+        log.warning(warning)
     log.info("training %d parameters on %s from step %d to %d (stage %s)", parameter_count(model), device,
              start, config.steps, config.stage)
 
