@@ -112,8 +112,12 @@ examples:
   datagen train storage/racing.zarr --steps 20 --device cpu --batch 2 --crop 32 --out /tmp/smoke
   datagen train storage/racing.zarr --out runs/racing --resume        # continue from ckpt/last.pt
   datagen train storage/racing.zarr --out runs/racing --steps 40000 --resume  # train longer
+  datagen train storage/racing.zarr --preset cpu --out runs/small     # a small model, minutes on a CPU
+  datagen train storage/racing.zarr --stage single --out runs/s1      # stages: one-frame pre-training,
+  datagen train storage/racing.zarr --stage temporal --init runs/s1 --out runs/s2   # then recurrent,
+  datagen train storage/racing.zarr --stage finetune --init runs/s2 --out runs/s3   # then hard windows
 
-writes RUN_DIR/config.json, RUN_DIR/metrics.jsonl (step, loss, lr, samples_per_s,
+writes RUN_DIR/config.json, RUN_DIR/run.json (stage, lineage), RUN_DIR/metrics.jsonl (step, loss, lr, samples_per_s,
 data_wait_frac, loss terms), RUN_DIR/ckpt/step_NNNNNN.pt and ckpt/last.pt, and
 RUN_DIR/tb/ (TensorBoard). --resume takes the run's saved config; only --steps,
 --device, --num-workers, --compile and --skip-bad-windows may change. Model, loss:
