@@ -117,8 +117,9 @@ examples:
   datagen train storage/racing.zarr --stage temporal --init runs/s1 --out runs/s2   # then recurrent,
   datagen train storage/racing.zarr --stage finetune --init runs/s2 --out runs/s3   # then hard windows
 
-writes RUN_DIR/config.json, RUN_DIR/run.json (stage, lineage), RUN_DIR/metrics.jsonl (step, loss, lr, samples_per_s,
-data_wait_frac, loss terms), RUN_DIR/ckpt/step_NNNNNN.pt and ckpt/last.pt, and
+writes RUN_DIR/config.json, RUN_DIR/run.json (stage, lineage), RUN_DIR/metrics.jsonl
+(step, loss, lr, samples_per_s, data_wait_frac, loss terms), RUN_DIR/ckpt/step_NNNNNN.pt
+and ckpt/last.pt, and
 RUN_DIR/tb/ (TensorBoard). --resume takes the run's saved config; only --steps,
 --device, --num-workers, --compile and --skip-bad-windows may change. Model, loss:
 docs/training.md. A window holding NaN (or an infinity other than +inf depth) stops
