@@ -8,8 +8,8 @@
   hardest samples of the split: every window is scored under the initial model
   (``mine_hard_windows``: the reconstruction loss, L1 + SSIM + temporal with the run's
   weights, on the crop the dataset draws for it at epoch 0, without flips), and the
-  top ``hard_fraction`` of them are trained on, each on that same crop
-  (``HardSamples``).
+  top ``hard_fraction`` of them are trained on, each on that same crop (with the flips
+  epoch 0 draws for it when augmentation is on; ``HardSamples``).
 
 ``--init`` takes the parent's weights only: the optimiser, schedule and step start
 afresh. The run folder's run.json records the lineage: the stage, the parent (its run
