@@ -43,6 +43,7 @@ def test_cpu_preset_and_the_full_size_warning():
     small = preset("cpu", store="s")
     assert small.channels == PRESETS["cpu"]["channels"] and small.steps == PRESETS["cpu"]["steps"]
     assert preset("cpu", store="s", steps=7).steps == 7  # a flag given wins over the preset
+    assert preset("cpu", store="s", stage="single").resolved().window == 1
     cpu, cuda = torch.device("cpu"), torch.device("cuda")
     assert "--preset cpu" in cpu_warning(TrainConfig(store="s"), cpu)
     assert cpu_warning(TrainConfig(store="s"), cuda) is None

@@ -163,7 +163,10 @@ def preset(name: str, **fields) -> TrainConfig:
     """TrainConfig from preset ``name`` ("" for none), with ``fields`` over it."""
     if name and name not in PRESETS:
         raise ConfigError(f"--preset {name!r}: use one of {', '.join(PRESETS)}")
-    return TrainConfig(**{**PRESETS.get(name, {}), **fields})
+    values = dict(PRESETS.get(name, {}))
+    if fields.get("stage") == "single":
+        values.pop("window", None)  # the single stage's window is 1
+    return TrainConfig(**{**values, **fields})
 
 
 def cpu_warning(config: TrainConfig, device: torch.device) -> str | None:
