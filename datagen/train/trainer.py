@@ -4,7 +4,11 @@ config -> device -> data -> model -> optimiser -> loop (log, checkpoint).
     from datagen.train.trainer import TrainConfig, train
     train(TrainConfig(store="storage/racing.zarr", out="runs/r1", steps=20000))
 
-Run folder (SPEC §3): config.json (the resolved TrainConfig), metrics.jsonl (one
+Stages (``--stage single|temporal|finetune``, ``--init RUN``) and their lineage in
+run.json: ``stages``; the optional perceptual and adversarial terms: ``losses``;
+``--preset cpu``: ``PRESETS``.
+
+Run folder (SPEC §3): config.json (the resolved TrainConfig), run.json, metrics.jsonl (one
 JSON object per logged step: step, loss, lr, samples_per_s, data_wait_frac, the
 loss terms, grad_norm), ckpt/step_NNNNNN.pt and ckpt/last.pt, and tb/ (TensorBoard
 scalars and image grids) when tensorboard is installed.
