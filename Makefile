@@ -56,7 +56,8 @@ SPLIT ?= test
 
 train: install
 	@test -n "$(STORE)" || { echo "make train: give STORE=path/to/store.zarr (made by make dataset)" >&2; exit 2; }
-	$(BIN)/datagen train $(STORE) --out $(RUN) $(if $(STEPS),--steps $(STEPS)) $(if $(RESUME),--resume)
+	$(BIN)/datagen train $(STORE) --out $(RUN) $(if $(STEPS),--steps $(STEPS)) $(if $(RESUME),--resume) \
+	  $(if $(PRESET),--preset $(PRESET)) $(if $(STAGE),--stage $(STAGE)) $(if $(INIT),--init $(INIT))
 
 eval: install
 	@test -n "$(STORE)" || { echo "make eval: give STORE=path/to/store.zarr and RUN=run folder" >&2; exit 2; }

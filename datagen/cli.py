@@ -646,9 +646,14 @@ examples:
   datagen train storage/racing.zarr --steps 20 --device cpu --batch 2 --crop 32 --out /tmp/smoke
   datagen train storage/racing.zarr --out runs/racing --resume        # continue from ckpt/last.pt
   datagen train storage/racing.zarr --out runs/racing --steps 40000 --resume  # train longer
+  datagen train storage/racing.zarr --preset cpu --out runs/small     # a small model, minutes on a CPU
+  datagen train storage/racing.zarr --stage single --out runs/s1      # stages: one-frame pre-training,
+  datagen train storage/racing.zarr --stage temporal --init runs/s1 --out runs/s2   # then recurrent,
+  datagen train storage/racing.zarr --stage finetune --init runs/s2 --out runs/s3   # then hard windows
 
-writes RUN_DIR/config.json, RUN_DIR/metrics.jsonl (step, loss, lr, samples_per_s,
-data_wait_frac, loss terms), RUN_DIR/ckpt/step_NNNNNN.pt and ckpt/last.pt, and
+writes RUN_DIR/config.json, RUN_DIR/run.json (stage, lineage), RUN_DIR/metrics.jsonl
+(step, loss, lr, samples_per_s, data_wait_frac, loss terms), RUN_DIR/ckpt/step_NNNNNN.pt
+and ckpt/last.pt, and
 RUN_DIR/tb/ (TensorBoard). --resume takes the run's saved config; only --steps,
 --device, --num-workers, --compile and --skip-bad-windows may change. Model, loss:
 docs/training.md. A window holding NaN (or an infinity other than +inf depth) stops
@@ -689,8 +694,9 @@ def cmd_train(args) -> int:
     loss = f"{result['loss']:.4f}" if result["loss"] is not None else "-"
     skipped = result["bad_windows_skipped"]
     note = f"; skipped {skipped} bad window(s) (see the warnings above)" if skipped else ""
-    print(f"trained {result['parameters']} parameters on {result['device']} to step {result['step']} "
-          f"of {args.steps}, loss {loss}: {state}; run folder {result['run_dir']}{note}")
+    print(f"trained {result['parameters']} parameters on {result['device']} ({result['stage']} stage) to "
+          f"step {result['step']} of {config.steps}, loss {loss}: {state}; run folder "
+          f"{result['run_dir']}{note}")
     return 0
 
 
@@ -701,25 +707,45 @@ def add_train_parser(sub) -> None:
                                    "store's train split; checkpoints and metrics go to --out.")
     p.add_argument("store", metavar="STORE", help=STORE_HELP)
     p.add_argument("--out", default="runs/latest", metavar="RUN_DIR", help="run folder (default runs/latest)")
-    p.add_argument("--steps", type=_int_at_least("--steps"), default=2000,
-                   help="total optimiser steps (default 2000)")
+    p.add_argument("--steps", type=_int_at_least("--steps"),
+                   help="total optimiser steps (default 2000; cpu preset 300)")
     p.add_argument("--device", choices=("auto", "cuda", "cpu"), default="auto",
                    help="auto: CUDA when present (bf16 autocast, channels_last), else CPU fp32")
     p.add_argument("--resume", action="store_true", help="continue RUN_DIR from ckpt/last.pt exactly")
     p.add_argument("--split", default="train", help="split to train on (default train)")
-    p.add_argument("--batch", type=_int_at_least("--batch"), default=8, help="windows per step (default 8)")
-    p.add_argument("--window", type=_int_at_least("--window"), default=8,
-                   help="K consecutive frames per window, trained recurrently (default 8)")
-    p.add_argument("--crop", type=_int_at_least("--crop"), default=128,
-                   help="HR crop side in pixels (default 128; LR crop = crop / scale)")
-    p.add_argument("--lr", type=float, default=1e-3, help="peak AdamW learning rate (default 1e-3)")
-    p.add_argument("--warmup", type=_int_at_least("--warmup", 0), default=100,
-                   help="warm-up steps before the cosine decay (default 100)")
-    p.add_argument("--channels", type=_channels, default=(32, 64, 128),
-                   help="U-Net widths per level (default 32,64,128)")
+    p.add_argument("--batch", type=_int_at_least("--batch"),
+                   help="windows per step (default 8; cpu preset 4)")
+    p.add_argument("--window", type=_int_at_least("--window"),
+                   help="K consecutive frames per window, trained recurrently (default 8, 1 for "
+                        "--stage single; cpu preset 4)")
+    p.add_argument("--crop", type=_int_at_least("--crop"),
+                   help="HR crop side in pixels (default 128, cpu preset 48; LR crop = crop / scale)")
+    p.add_argument("--lr", type=float, help="peak AdamW learning rate (default 1e-3; cpu preset 2e-3)")
+    p.add_argument("--warmup", type=_int_at_least("--warmup", 0),
+                   help="warm-up steps before the cosine decay (default 10%% of --steps, at most 100)")
+    p.add_argument("--channels", type=_channels,
+                   help="U-Net widths per level (default 32,64,128; cpu preset 16,32,64; with --init the "
+                        "parent's)")
+    p.add_argument("--preset", choices=("cpu",), default="",
+                   help="cpu: a small model, crop, batch, window and step count that train in minutes on "
+                        "a CPU (flags given override it)")
+    p.add_argument("--stage", choices=("single", "temporal", "finetune"), default="temporal",
+                   help="single: one-frame pre-training (no history); temporal: recurrent training "
+                        "(default); finetune: on the hardest windows under the --init model")
+    p.add_argument("--init", metavar="RUN",
+                   help="start from this run's weights (RUN_DIR or a checkpoint .pt); run.json records it")
+    p.add_argument("--hard-fraction", type=float, default=0.25,
+                   help="finetune: the fraction of windows, hardest first, to train on (default 0.25)")
     p.add_argument("--w-l1", type=float, default=1.0, help="weight of L1 (default 1)")
     p.add_argument("--w-ssim", type=float, default=0.2, help="weight of 1 - SSIM (default 0.2)")
     p.add_argument("--w-temporal", type=float, default=0.5, help="weight of the temporal term (default 0.5)")
+    p.add_argument("--w-adv", "--adv-weight", dest="w_adv", type=float, default=0.0,
+                   help="weight of the adversarial term against a patch discriminator (default 0: off)")
+    p.add_argument("--perceptual-weights", metavar="FILE",
+                   help="VGG16 state_dict (torch.save of torchvision's vgg16().state_dict()) for the "
+                        "perceptual term; nothing is downloaded")
+    p.add_argument("--w-perceptual", "--perceptual-weight", dest="w_perceptual", type=float,
+                   help="weight of the perceptual term (default 0.1 with --perceptual-weights, else 0)")
     p.add_argument("--seed", type=_int_at_least("--seed", 0), default=0, help="seed (default 0)")
     p.add_argument("--num-workers", type=_int_at_least("--num-workers", 0), default=2,
                    help="DataLoader worker processes (default 2)")
@@ -727,8 +753,11 @@ def add_train_parser(sub) -> None:
     p.add_argument("--compile", action="store_true", help="torch.compile the model")
     p.add_argument("--log-every", type=_int_at_least("--log-every"), default=1,
                    help="metrics.jsonl line every N steps (default 1)")
-    p.add_argument("--ckpt-every", type=_int_at_least("--ckpt-every"), default=500,
-                   help="checkpoint every N steps, and at the end (default 500)")
+    p.add_argument("--ckpt-every", type=_int_at_least("--ckpt-every"),
+                   help="checkpoint every N steps, and at the end (default 500; cpu preset 100)")
+    p.add_argument("--progress-every", type=_int_at_least("--progress-every"), metavar="N",
+                   help="when stderr is not a terminal (SLURM logs): a progress line on stdout every N steps "
+                        "(default 5%% of --steps)")
     p.add_argument("--skip-bad-windows", action="store_true",
                    help="pass over windows holding NaN/inf (each one warned about and counted) instead "
                         "of stopping with an error naming it")

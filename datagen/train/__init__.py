@@ -3,7 +3,8 @@ classical baselines (bicubic, TAAU) and evaluation. Never imports the renderer.
 
 Modules: ``data`` (WindowDataset), ``model`` (TemporalUpscaler, warp), ``metrics``
 (tonemap, PSNR/SSIM/tPSNR, loss), ``baselines`` (bicubic, Taau), ``trainer``
-(TrainConfig, train), ``evaluate`` (evaluate), ``export`` (ONNX, torch.export),
+(TrainConfig, train), ``stages`` (single/temporal/finetune, lineage), ``losses``
+(perceptual, adversarial), ``evaluate`` (evaluate), ``export`` (ONNX, torch.export),
 ``checkpoint``, ``bench`` (the training figures of ``datagen bench``).
 """
 

@@ -66,7 +66,8 @@ def psnr(x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
 
 @dataclass(frozen=True)
 class LossWeights:
-    """Weights of the three loss terms; saved with the run config."""
+    """Weights of the loss terms; saved with the run config. ``metrics.loss_terms`` sums the
+    first three; the perceptual and adversarial terms live in ``losses`` (0: off)."""
 
     l1: float = 1.0
     """L1 on tonemapped colour."""
@@ -74,6 +75,10 @@ class LossWeights:
     """(1 - SSIM) on tonemapped colour."""
     temporal: float = 0.5
     """L1 between the output's and the reference's temporal change (motion-compensated)."""
+    perceptual: float = 0.0
+    """VGG16 feature L1 (needs the weights file, ``--perceptual-weights``)."""
+    adversarial: float = 0.0
+    """non-saturating GAN term against a patch discriminator trained alongside."""
 
 
 def loss_terms(out: torch.Tensor, batch: dict[str, torch.Tensor],

@@ -4,7 +4,11 @@ config -> device -> data -> model -> optimiser -> loop (log, checkpoint).
     from datagen.train.trainer import TrainConfig, train
     train(TrainConfig(store="storage/racing.zarr", out="runs/r1", steps=20000))
 
-Run folder (SPEC §3): config.json (the resolved TrainConfig), metrics.jsonl (one
+Stages (``--stage single|temporal|finetune``, ``--init RUN``) and their lineage in
+run.json: ``stages``; the optional perceptual and adversarial terms: ``losses``;
+``--preset cpu``: ``PRESETS``.
+
+Run folder (SPEC §3): config.json (the resolved TrainConfig), run.json, metrics.jsonl (one
 JSON object per logged step: step, loss, lr, samples_per_s, data_wait_frac, the
 loss terms, grad_norm), ckpt/step_NNNNNN.pt and ckpt/last.pt, and tb/ (TensorBoard
 scalars and image grids) when tensorboard is installed.
@@ -40,8 +44,17 @@ from torch.utils.data import DataLoader, DistributedSampler
 from datagen.errors import ConfigError, DatagenError, NonFiniteLossError
 from datagen.train.checkpoint import load_checkpoint, save_checkpoint
 from datagen.train.data import WindowDataset, model_jitter
+from datagen.train.losses import ExtraLosses
 from datagen.train.metrics import TONEMAP, LossWeights, loss_terms, tonemap
 from datagen.train.model import ModelConfig, TemporalUpscaler, parameter_count, upsample_jittered
+from datagen.train.stages import (
+    STAGES,
+    HardSamples,
+    load_parent,
+    mine_hard_windows,
+    read_run_json,
+    write_run_json,
+)
 
 log = logging.getLogger(__name__)
 
@@ -58,14 +71,14 @@ class TrainConfig:
     steps: int = 2000
     """total optimiser steps of the run (a resumed run continues to this)."""
     batch: int = 8
-    window: int = 8
-    """K: consecutive frames per item, trained recurrently."""
+    window: int | None = None
+    """K: consecutive frames per item, trained recurrently; default 8, and 1 for the single stage."""
     crop: int = 128
     """HR crop side in pixels (a multiple of the store's crop step)."""
     lr: float = 1e-3
     """peak learning rate of AdamW."""
-    warmup: int = 100
-    """linear warm-up steps, then cosine decay to 0 at ``steps``."""
+    warmup: int | None = None
+    """linear warm-up steps, then cosine decay to 0 at ``steps``; default min(100, steps // 10)."""
     weight_decay: float = 1e-4
     clip: float = 1.0
     """gradient norm clip."""
@@ -86,6 +99,15 @@ class TrainConfig:
     """checkpoint (and TensorBoard image grid) every this many steps, and at the end."""
     skip_bad_windows: bool = False
     """pass over windows with NaN/inf values (counted and warned about) instead of stopping."""
+    stage: str = "temporal"
+    """single (one-frame windows, no history), temporal (recurrent) or finetune (the hardest
+    windows under the initial model; needs ``init``): see ``stages``."""
+    init: str | None = None
+    """run folder or checkpoint file whose weights the run starts from (not its optimiser or step)."""
+    hard_fraction: float = 0.25
+    """finetune: the fraction of the split's windows, hardest first, trained on."""
+    perceptual_weights: str | None = None
+    """VGG16 weights file for the perceptual term (``losses``); needed when ``loss.perceptual`` > 0."""
 
     def to_json(self) -> dict:
         return dataclasses.asdict(self)
@@ -103,7 +125,14 @@ class TrainConfig:
             data["channels"] = tuple(data["channels"])
         return cls(**data)
 
+    def resolved(self) -> TrainConfig:
+        """The defaults that depend on other fields filled in: ``window``, ``warmup``."""
+        window = self.window if self.window is not None else (1 if self.stage == "single" else 8)
+        warmup = self.warmup if self.warmup is not None else min(100, self.steps // 10)
+        return dataclasses.replace(self, window=window, warmup=warmup)
+
     def check(self) -> None:
+        """ConfigError naming the first bad field (of a ``resolved`` config)."""
         for name in ("steps", "batch", "window", "crop", "log_every", "ckpt_every"):
             if getattr(self, name) < 1:
                 raise ConfigError(f"{name} must be >= 1; got {getattr(self, name)}")
@@ -116,6 +145,42 @@ class TrainConfig:
         weights = dataclasses.asdict(self.loss)
         if not all(math.isfinite(w) and w >= 0 for w in weights.values()):
             raise ConfigError(f"loss weights must be finite and >= 0; got {weights}")
+        if self.stage not in STAGES:
+            raise ConfigError(f"--stage {self.stage!r}: use one of {', '.join(STAGES)}")
+        if self.stage == "single" and self.window != 1:
+            raise ConfigError(f"--stage single trains on one-frame windows; drop --window {self.window}")
+        if self.stage == "finetune" and not self.init:
+            raise ConfigError("--stage finetune needs --init RUN: the run whose model mines the hard "
+                              "windows and is fine-tuned")
+        if not 0 < self.hard_fraction <= 1:
+            raise ConfigError(f"--hard-fraction {self.hard_fraction}: must be in (0, 1]")
+
+
+PRESETS: dict[str, dict] = {
+    "cpu": {"channels": (16, 32, 64), "crop": 48, "batch": 4, "window": 4, "steps": 300, "lr": 2e-3,
+            "ckpt_every": 100},
+}
+"""Named starting points for TrainConfig; ``cpu``: a small model that trains in minutes on a CPU."""
+
+
+def preset(name: str, **fields) -> TrainConfig:
+    """TrainConfig from preset ``name`` ("" for none), with ``fields`` over it."""
+    if name and name not in PRESETS:
+        raise ConfigError(f"--preset {name!r}: use one of {', '.join(PRESETS)}")
+    values = dict(PRESETS.get(name, {}))
+    if fields.get("stage") == "single":
+        values.pop("window", None)  # the single stage's window is 1
+    return TrainConfig(**{**values, **fields})
+
+
+def cpu_warning(config: TrainConfig, device: torch.device) -> str | None:
+    """What to say when the full-size default model is about to train on a CPU."""
+    full = TrainConfig(store="")
+    if device.type != "cpu" or config.channels != full.channels or config.crop < full.crop:
+        return None
+    return (f"training the full-size model (channels {','.join(map(str, config.channels))}, crop "
+            f"{config.crop}) on the CPU takes hours; `--preset cpu` (make train PRESET=cpu) trains a "
+            "small model in minutes")
 
 
 # -- device --------------------------------------------------------------------------------------
@@ -261,6 +326,7 @@ def train(config: TrainConfig, resume: bool = False, stop_after: int | None = No
     """Train (or with ``resume`` continue from RUN_DIR/ckpt/last.pt) up to ``config.steps``;
     ``stop_after`` ends this call after that many steps, with a checkpoint, as a
     pre-empted job would. Returns a summary: run_dir, step, loss, device, parameters."""
+    config = config.resolved()
     config.check()
     run_dir = Path(config.out)
     ckpt = None
@@ -269,19 +335,27 @@ def train(config: TrainConfig, resume: bool = False, stop_after: int | None = No
             raise ConfigError(f"--resume: {run_dir} has no checkpoint (ckpt/last.pt) to continue from; "
                               "drop --resume to start a new run, or give the run's --out")
         ckpt, _ = load_checkpoint(run_dir)
-        saved = TrainConfig.from_json(ckpt["config"])
+        saved = TrainConfig.from_json(ckpt["config"]).resolved()
         config = dataclasses.replace(saved, steps=config.steps, device=config.device,
                                      num_workers=config.num_workers, compile=config.compile,
                                      skip_bad_windows=config.skip_bad_windows)
     device = resolve_device(config.device)
+    parent, lineage = load_parent(config.init) if config.init and ckpt is None else (None, {})
+    if parent is not None:  # the parent's architecture, whatever --channels says
+        config = dataclasses.replace(config, channels=tuple(parent["model_config"]["channels"]))
     torch.manual_seed(config.seed)
 
     ds = WindowDataset(config.store, config.split, config.window, config.crop, config.augment, config.seed,
                        skip_bad=config.skip_bad_windows)
     model = TemporalUpscaler(ModelConfig(scale=ds.scale, channels=config.channels))
-    if ckpt is not None and ckpt["model_config"]["scale"] != ds.scale:
-        raise ConfigError(f"{config.store}: scale {ds.scale:g}, the checkpoint was trained at "
-                          f"{ckpt['model_config']['scale']:g}")
+    extra = ExtraLosses(config.loss.perceptual, config.perceptual_weights, config.loss.adversarial,
+                        config.lr, device)  # after the model: its initial weights do not depend on these
+    for source in (ckpt, parent):
+        if source is not None and source["model_config"]["scale"] != ds.scale:
+            raise ConfigError(f"{config.store}: scale {ds.scale:g}, the checkpoint was trained at "
+                              f"{source['model_config']['scale']:g}")
+    if parent is not None:
+        model.load_state_dict(parent["model"])
     model.to(device, memory_format=memory_format(device))
     forward = torch.compile(model) if config.compile else model
     opt = torch.optim.AdamW(model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
@@ -292,17 +366,40 @@ def train(config: TrainConfig, resume: bool = False, stop_after: int | None = No
         model.load_state_dict(ckpt["model"])
         opt.load_state_dict(ckpt["optimizer"])
         sched.load_state_dict(ckpt["scheduler"])
+        extra.load_state_dict(ckpt.get("extra_losses", {}))
         torch.set_rng_state(ckpt["rng"]["torch"])
         if device.type == "cuda" and ckpt["rng"].get("cuda"):
             torch.cuda.set_rng_state_all(ckpt["rng"]["cuda"])
         start = ckpt["step"]
+
+    def run_window(net, batch: dict[str, torch.Tensor]) -> torch.Tensor:
+        with autocast(device):
+            return run_model(net, batch, ds.ratio).float()
+
+    train_set = ds
+    run_record = read_run_json(run_dir) if ckpt is not None else {}
+    if config.stage == "finetune":
+        if "hard_windows" not in run_record:  # a new run: mine them under the initial model
+            mining = WindowDataset(config.store, config.split, config.window, config.crop, False,
+                                   config.seed, skip_bad=config.skip_bad_windows)
+            run_record["hard_windows"] = mine_hard_windows(model, mining, config.loss, config.hard_fraction,
+                                                           run_window, device, config.batch)
+            log.info("fine-tuning on the %d hardest of %d windows", len(run_record["hard_windows"]),
+                     len(mining))
+        train_set = HardSamples(ds, [w["index"] for w in run_record["hard_windows"]])
     run_dir.mkdir(parents=True, exist_ok=True)
+    if ckpt is None:
+        run_record = {"stage": config.stage, "parent": lineage.get("parent"),
+                      "lineage": lineage.get("lineage", []), **run_record}
+        write_run_json(run_dir, run_record)
     (run_dir / "config.json").write_text(json.dumps(
         {**config.to_json(), "model": dataclasses.asdict(model.config), "tonemap": TONEMAP,
          "device_resolved": str(device), "autocast": str(autocast_dtype(device)),
          "parameters": parameter_count(model)}, indent=2) + "\n")
-    log.info("training %d parameters on %s from step %d to %d", parameter_count(model), device, start,
-             config.steps)
+    if warning := cpu_warning(config, device):  # once the run is sure to start
+        log.warning(warning)
+    log.info("training %d parameters on %s from step %d to %d (stage %s)", parameter_count(model), device,
+             start, config.steps, config.stage)
 
     last_ckpt = {"step": start if ckpt is not None else None}
 
@@ -311,12 +408,13 @@ def train(config: TrainConfig, resume: bool = False, stop_after: int | None = No
         save_checkpoint(run_dir, {
             "step": step, "config": config.to_json(), "model_config": dataclasses.asdict(model.config),
             "model": model.state_dict(), "optimizer": opt.state_dict(), "scheduler": sched.state_dict(),
+            "extra_losses": extra.state_dict(),
             "rng": {"torch": torch.get_rng_state(),
                     "cuda": torch.cuda.get_rng_state_all() if device.type == "cuda" else []}})
 
     runlog = RunLog(run_dir, start)
     end = config.steps if stop_after is None else min(config.steps, start + stop_after)
-    data = batches(ds, config, start, device)
+    data = batches(train_set, config, start, device)
     done, record, skipped = start, {}, 0
     window = {"seconds": 0.0, "wait": 0.0, "samples": 0}
     try:
@@ -327,9 +425,10 @@ def train(config: TrainConfig, resume: bool = False, stop_after: int | None = No
             waited = time.perf_counter() - t0
             skipped += int(batch.pop("skipped", torch.zeros(1)).sum())
             batch = to_device(batch, device)
-            with autocast(device):
-                out = run_model(forward, batch, ds.ratio)
-            loss, terms = loss_terms(out.float(), batch, config.loss)
+            out = run_window(forward, batch)
+            loss, terms = loss_terms(out, batch, config.loss)
+            extra_loss, extra_terms = extra(out, batch)  # perceptual, adversarial: 0 when off
+            loss = loss + extra_loss
             opt.zero_grad(set_to_none=True)
             loss.backward()
             grad_norm = torch.nn.utils.clip_grad_norm_(model.parameters(), config.clip)
@@ -339,6 +438,7 @@ def train(config: TrainConfig, resume: bool = False, stop_after: int | None = No
             lr = sched.get_last_lr()[0]
             opt.step()
             sched.step()
+            extra_terms |= extra.train_discriminator(out, batch)  # after the model's step, as in GANs
             loss_value = loss.item()  # waits for the GPU, so the step time below is real
             done = step
             window["seconds"] += time.perf_counter() - t0
@@ -348,7 +448,8 @@ def train(config: TrainConfig, resume: bool = False, stop_after: int | None = No
                 record = {"step": step, "loss": loss_value, "lr": lr,
                           "samples_per_s": window["samples"] / window["seconds"],
                           "data_wait_frac": window["wait"] / window["seconds"],
-                          **terms, "grad_norm": float(grad_norm), "bad_windows_skipped": skipped}
+                          **terms, **extra_terms, "grad_norm": float(grad_norm),
+                          "bad_windows_skipped": skipped}
                 runlog.scalars(record)
                 progress(step, record)
                 window = {"seconds": 0.0, "wait": 0.0, "samples": 0}
@@ -364,7 +465,7 @@ def train(config: TrainConfig, resume: bool = False, stop_after: int | None = No
         data.close()
     return {"run_dir": str(run_dir), "step": done, "loss": record.get("loss"), "device": str(device),
             "parameters": parameter_count(model), "finished": done >= config.steps,
-            "bad_windows_skipped": skipped}
+            "bad_windows_skipped": skipped, "stage": config.stage}
 
 
 def non_finite_message(step: int, loss: torch.Tensor, grad_norm: torch.Tensor, run_dir: Path,
