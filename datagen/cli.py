@@ -667,19 +667,30 @@ def cmd_train(args) -> int:
 
     from datagen.output import check_out_dir
     from datagen.train.metrics import LossWeights
-    from datagen.train.trainer import TrainConfig, train
+    from datagen.train.trainer import preset, train
 
     _open(args.store)  # a missing store or another schema version: one line before torch starts
     check_out_dir(Path(args.out))  # and an --out that cannot be written
-    config = TrainConfig(
-        store=args.store, out=args.out, split=args.split, steps=args.steps, batch=args.batch,
-        window=args.window, crop=args.crop, lr=args.lr, warmup=args.warmup, channels=args.channels,
-        loss=LossWeights(args.w_l1, args.w_ssim, args.w_temporal), seed=args.seed, device=args.device,
-        compile=args.compile, num_workers=args.num_workers, augment=not args.no_augment,
-        log_every=args.log_every, ckpt_every=args.ckpt_every, skip_bad_windows=args.skip_bad_windows)
-    bar = tqdm(total=args.steps, unit="step", desc=f"train {args.out}", file=sys.stderr, disable=None)
+    sizes = ("steps", "batch", "window", "crop", "channels", "warmup", "ckpt_every", "lr")
+    given = {name: getattr(args, name) for name in sizes if getattr(args, name) is not None}  # over --preset
+    w_perceptual = args.w_perceptual if args.w_perceptual is not None else 0.1 * bool(args.perceptual_weights)
+    config = preset(
+        args.preset, **given, store=args.store, out=args.out, split=args.split,
+        loss=LossWeights(args.w_l1, args.w_ssim, args.w_temporal, w_perceptual, args.w_adv),
+        seed=args.seed, device=args.device, compile=args.compile, num_workers=args.num_workers,
+        augment=not args.no_augment, log_every=args.log_every, skip_bad_windows=args.skip_bad_windows,
+        stage=args.stage, init=args.init, hard_fraction=args.hard_fraction,
+        perceptual_weights=args.perceptual_weights)
+    bar = tqdm(total=config.steps, unit="step", desc=f"train {args.out}", file=sys.stderr, disable=None)
+    every = args.progress_every or max(1, config.steps // 20)
 
     def progress(step: int, record: dict) -> None:
+        if bar.disable:  # stderr is not a terminal (a SLURM log, a pipe): a line on stdout every N steps
+            if step % every == 0 or step == config.steps:
+                print(f"train {args.out}: step {step}/{config.steps} loss {record['loss']:.4f} "
+                      f"lr {record['lr']:.2e} {record['samples_per_s']:.1f} samples/s data wait "
+                      f"{100 * record['data_wait_frac']:.0f}%", flush=True)
+            return
         if bar.n == 0 and step > 1:
             bar.update(step - 1)
         bar.set_postfix_str(f"loss {record['loss']:.4f} {record['samples_per_s']:.1f} samples/s "
