@@ -73,7 +73,7 @@ def _int_at_least(name: str, minimum: int = 1) -> Callable[[str], int]:
 
 def render_config(args) -> object:
     from datagen import conventions as cv
-    from datagen.render import RenderConfig
+    from datagen.render_config import RenderConfig
 
     w, h = cv.parse_size(args.res, "--res")
     config = RenderConfig(hr_width=w, hr_height=h, scale=args.scale, spp=args.spp,

@@ -224,7 +224,7 @@ def check_render_size(config: BuildConfig, client=None) -> None:
     the machines that will render: probed by a task on ``client``'s cluster, or for a
     LocalCluster in a subprocess (the client process never holds a GL context). Where no
     limit can be had (no GL here, no workers yet), the workers' own check stops the build."""
-    from datagen.render import check_target_size
+    from datagen.render_config import check_target_size
 
     if client is not None:
         if not client.scheduler_info(n_workers=-1)["workers"]:

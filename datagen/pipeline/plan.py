@@ -21,6 +21,7 @@ from datagen.errors import ConfigError, DatagenError
 from datagen.pipeline import vary as vary_mod
 from datagen.pipeline.augment import Augmentation, AugmentConfig, augment_from_dict, draw, lr_crop
 from datagen.pipeline.cluster import ClusterConfig, cluster_from_dict
+from datagen.render_config import RenderConfig
 from datagen.store.schema import SPLITS
 from datagen.tomlfile import read_toml
 
@@ -119,9 +120,7 @@ class BuildConfig:
         """Every stored LR ratio: ``scale`` first, then ``extra_scales``."""
         return (self.scale, *self.extra_scales)
 
-    def render_config(self):
-        from datagen.render import RenderConfig
-
+    def render_config(self) -> RenderConfig:
         w, h = self.render_size
         return RenderConfig(hr_width=w, hr_height=h, scale=self.scale, spp=self.spp,
                             shadow_map_size=self.shadow_map_size, reference_resolve=self.reference_resolve,
