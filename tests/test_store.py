@@ -525,7 +525,10 @@ def test_bench_store_quick_gives_the_figures(tmp_path):
     from datagen.store.measure import bench_store
 
     figures = {f["figure"]: f for f in bench_store(tmp_path, quick=True)}
-    assert set(figures) == {"store_write", "store_read_window", "store_read_crop"}
+    assert set(figures) == {"store_write", "store_read_window", "store_read_crop", "writer_vs_codec"}
+    w = figures["writer_vs_codec"]
+    assert w["cpu_seconds"] > 0 and w["reference"]["cpu_seconds"] > 0
+    assert w["ratio"] == pytest.approx(w["cpu_seconds"] / w["reference"]["cpu_seconds"])
     assert figures["store_write"]["mb_per_s"] > 0 and figures["store_write"]["ratio"] > 0
     assert figures["store_read_window"]["window"] == 8 and figures["store_read_crop"]["crop_hr"] == 256
     assert figures["store_read_crop"]["samples_per_s"] > 0
