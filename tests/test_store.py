@@ -266,6 +266,12 @@ def test_an_error_on_the_writer_thread_stops_the_renderer_and_the_sequence(store
     assert not any(t.name.startswith("datagen-writer") for t in threading.enumerate())
 
 
+@pytest.mark.skipif(__import__("platform").libc_ver()[0] != "glibc", reason="mallopt is glibc's")
+def test_a_writing_process_bounds_glibc_malloc(store_path):
+    write_sequence(store_path, "train", 0, iter(random_frames(3, (14, 10), 2.0)), META)
+    assert writer._malloc_bounded and writer.bound_malloc()
+
+
 @pytest.mark.parametrize("count", [2, 4])
 def test_a_wrong_frame_count_is_refused_and_not_complete(store_path, count):
     with pytest.raises(StoreError, match=f"{'got 2 frames' if count == 2 else 'more than'}.*3 frames"):

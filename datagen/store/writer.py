@@ -358,6 +358,36 @@ def _put(dest: np.ndarray, t: int, value, name: str, frame: int) -> None:
     dest[t] = value
 
 
+MMAP_THRESHOLD = 4 << 20
+"""allocations of this many bytes and more get their own mapping from glibc's malloc,
+returned to the system when freed (``bound_malloc``)."""
+MALLOC_ARENAS = 2
+_malloc_bounded = False
+
+
+def bound_malloc() -> bool:
+    """Bound what glibc's malloc keeps of freed frame-sized buffers in this process (once;
+    False where the C library is not glibc). By default glibc raises its mmap threshold
+    to the size of each large block freed (up to 32 MiB), after which frame arrays come
+    from the heaps and stay resident once freed, in one heap per thread for up to 8
+    heaps per CPU the system reports: the peak of a 1080p write then depends on the
+    machine and on thread timing (docs/benchmarks.md). A fixed threshold and two heaps
+    make it the same everywhere."""
+    global _malloc_bounded
+    if _malloc_bounded:
+        return True
+    import ctypes
+
+    try:
+        mallopt = ctypes.CDLL(None).mallopt
+    except (OSError, AttributeError):
+        return False
+    m_mmap_threshold, m_arena_max = -3, -8  # glibc's malloc.h
+    _malloc_bounded = bool(mallopt(m_mmap_threshold, MMAP_THRESHOLD)) and bool(
+        mallopt(m_arena_max, MALLOC_ARENAS))
+    return _malloc_bounded
+
+
 QUEUE_FRAMES = 2
 """frames the caller (the renderer) may run ahead of the writer thread: enough that
 neither waits for the other, few enough to bound memory (a 1080p frame is ~52 MB)."""
@@ -423,6 +453,7 @@ def write_sequence(store_path: str | os.PathLike, split: str, index: int, frames
     raised here and leaves the sequence not complete.
     """
     meta_json = check_meta(meta)
+    bound_malloc()
     group, attrs = open_split(store_path, split, mode="r+")
     count = group["complete"].shape[0]
     if not 0 <= index < count:
