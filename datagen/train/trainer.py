@@ -167,7 +167,9 @@ def batches(ds: WindowDataset, config: TrainConfig, start_step: int, device: tor
     try:
         yield from loader
     except DatagenError as exc:  # raised in a worker: torch wraps its traceback into the message
-        raise type(exc)(worker_message(exc)) from None
+        error = type(exc)(worker_message(exc))
+    loader = None  # the persistent workers stop now, cleanly, not killed mid-read at exit
+    raise error from None
 
 
 def worker_message(exc: Exception) -> str:
