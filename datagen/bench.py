@@ -28,7 +28,10 @@ store creation, rendering on 2 worker processes, writing every array) against
 rendering the same frames alone: 2 plain spawned processes taking sequences
 from one queue, one Renderer each, no Dask and no store, timed from context
 creation to the last frame. Cluster start-up is reported apart, with the ratio
-it leaves out.
+it leaves out. ``cpu_ratio`` is the same comparison in CPU-seconds (the build:
+this process and its ended children, the workers included, start-up and all; the
+reference: its processes from context creation to the last frame), which other
+processes' load on a shared machine does not change.
 """
 
 from __future__ import annotations
@@ -322,19 +325,20 @@ def _render_alone(tasks, results, config, lp_threads: str) -> None:
     os.environ["LP_NUM_THREADS"] = lp_threads  # as the build's workers get it
     from datagen.pipeline.worker import sequence_scene
 
-    start, frames = time.monotonic(), 0
+    start, cpu, frames = time.monotonic(), time.process_time(), 0
     with Renderer(config.render_config()) as r:
         while (task := tasks.get()) is not None:
             _, scene = sequence_scene(task)
             for i in range(config.frames):
                 r.render(scene, i)
             frames += config.frames
-    results.put((start, time.monotonic(), frames))
+    results.put((start, time.monotonic(), frames, time.process_time() - cpu))
 
 
-def render_alone_seconds(config, tasks: list, workers: int, lp_threads: str) -> float:
-    """Wall seconds for ``workers`` plain processes to render ``tasks``, dealt from one
-    queue as Dask deals them to free workers (process start-up not counted)."""
+def render_alone_seconds(config, tasks: list, workers: int, lp_threads: str) -> tuple[float, float]:
+    """(wall seconds, CPU-seconds) for ``workers`` plain processes to render ``tasks``,
+    dealt from one queue as Dask deals them to free workers (process start-up not
+    counted)."""
     import multiprocessing
     import queue
 
@@ -360,7 +364,8 @@ def render_alone_seconds(config, tasks: list, workers: int, lp_threads: str) -> 
             proc.join(timeout=30)
             if proc.is_alive():
                 proc.kill()
-    return max(end for _, end, _ in spans) - min(start for start, _, _ in spans)
+    return (max(end for _, end, _, _ in spans) - min(start for start, _, _, _ in spans),
+            sum(cpu for *_, cpu in spans))
 
 
 def bench_build(tmp: str, quick: bool, workers: int = 2, config=None) -> dict:
@@ -384,14 +389,18 @@ def bench_build(tmp: str, quick: bool, workers: int = 2, config=None) -> dict:
     lp = local_cluster_env(workers)["LP_NUM_THREADS"]
     out = Path(tmp) / "bench-build.zarr"
     rounds = 1 if quick else 2
-    render_s, builds = [], []
+    render_s, render_cpu, builds, build_cpu = [], [], [], []
     for _ in range(rounds):
-        render_s.append(render_alone_seconds(config, tasks, workers, lp))
+        wall, cpu = render_alone_seconds(config, tasks, workers, lp)
+        render_s.append(wall)
+        render_cpu.append(cpu)
         shutil.rmtree(out, ignore_errors=True)
         up: dict[str, float] = {}
+        cpu = _cpu_with_children()
         start = time.perf_counter()
         summary = build(config, out, on_cluster=lambda _, up=up: up.setdefault("at", time.perf_counter()))
         builds.append((time.perf_counter() - start, up["at"] - start))
+        build_cpu.append(_cpu_with_children() - cpu)
         if summary.frames != frames:
             raise RuntimeError(f"bench build rendered {summary.frames} frames, expected {frames}")
     build_s, startup_s = min(builds)
@@ -413,8 +422,22 @@ def bench_build(tmp: str, quick: bool, workers: int = 2, config=None) -> dict:
         "ratio": ref_s / build_s,
         "ratio_after_startup": ref_s / (build_s - startup_s),
         "target_ratio": TARGETS["build_vs_render"],
-        "rounds": {"build_s": [b for b, _ in builds], "render_alone_s": render_s},
+        "cpu_seconds": min(build_cpu),
+        "reference_cpu_seconds": min(render_cpu),
+        "cpu_ratio": min(render_cpu) / min(build_cpu),
+        "rounds": {"build_s": [b for b, _ in builds], "render_alone_s": render_s,
+                   "build_cpu_s": build_cpu, "render_alone_cpu_s": render_cpu},
     }
+
+
+def _cpu_with_children() -> float:
+    """CPU-seconds of this process and of its children that have ended (the build's
+    worker processes and probes): what ``cpu_ratio`` counts, since other processes'
+    load on a shared machine does not enter it."""
+    import resource
+
+    return sum(r.ru_utime + r.ru_stime for r in (resource.getrusage(resource.RUSAGE_SELF),
+                                                  resource.getrusage(resource.RUSAGE_CHILDREN)))
 
 
 def training_figures(quick: bool, progress: Callable[[str], None]) -> list[dict]:

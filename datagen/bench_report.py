@@ -7,7 +7,7 @@ from __future__ import annotations
 VALUE_KEYS = (  # (key, unit) in order of preference: the figure's headline value
     ("frames_per_s", "frames/s"), ("mb_per_s", "MB/s"), ("samples_per_s", "samples/s"),
     ("ms_per_frame", "ms/frame"), ("seconds_per_step", "s/step"), ("mib", "MiB"),
-    ("seconds_per_frame", "s/frame"), ("value", ""),
+    ("seconds_per_frame", "s/frame"), ("cpu_seconds", "CPU-s"), ("value", ""),
 )
 
 

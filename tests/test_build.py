@@ -189,6 +189,10 @@ def test_bench_build_figure_compares_a_build_with_rendering_alone(tmp_path):
     assert figure["frames_per_s"] == pytest.approx(4 / figure["seconds"])
     assert figure["ratio"] == pytest.approx(figure["reference_seconds"] / figure["seconds"])
     assert 0 < figure["cluster_startup_s"] < figure["seconds"]
+    # the build's CPU counts its worker processes (start-up, rendering): more than the
+    # reference's rendering alone
+    assert figure["cpu_seconds"] > figure["reference_cpu_seconds"] > 0
+    assert figure["cpu_ratio"] == pytest.approx(figure["reference_cpu_seconds"] / figure["cpu_seconds"])
     assert open_store(tmp_path / "bench-build.zarr").frames == 2
 
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import tempfile
+import threading
 import warnings
 from pathlib import Path
 
@@ -205,6 +206,70 @@ def test_an_interrupted_rewrite_leaves_the_sequence_not_complete(store_path):
         write_sequence(store_path, "train", 1, crashing(), META)
     assert seen == [False, False, False]
     assert not open_store(store_path).sequences("train")[1].complete
+
+
+def test_rendering_runs_ahead_of_the_writer_thread_by_at_most_the_queue(tmp_path, monkeypatch):
+    """While a block is being written the next frames are made (overlap), but never more
+    than ``QUEUE_FRAMES`` beyond what the writer thread has taken (bounded memory)."""
+    import time
+
+    path = make_store(tmp_path / "s", frames=8, layout=Layout(frames_per_shard=2))
+    frames = random_frames(8, (14, 10), 2.0)
+    made, ahead = [], []
+    flush = writer._Blocks.flush
+    most = 2 + writer.QUEUE_FRAMES + 1  # the block, the queue, and one frame waiting to be put
+
+    def slow_flush(self, end):
+        if end == 2:  # the first block: hold the writer thread while the renderer runs ahead
+            for _ in range(3000):
+                if len(made) >= most:
+                    break
+                time.sleep(0.01)
+            time.sleep(0.2)  # room to run further ahead, if the queue did not stop it
+            ahead.append(len(made))
+        return flush(self, end)
+
+    def render():
+        for t, frame in enumerate(frames):
+            made.append(t)
+            yield frame
+
+    monkeypatch.setattr(writer._Blocks, "flush", slow_flush)
+    write_sequence(path, "train", 0, render(), META)
+    assert ahead == [most]
+    store = open_store(path)
+    assert store.sequences("train")[0].complete
+    assert_frames_equal(store.read_window("train", 0), frames)
+
+
+def test_an_error_on_the_writer_thread_stops_the_renderer_and_the_sequence(store_path, monkeypatch):
+    """A write that fails on the writer thread is raised in the caller's thread, the
+    frames after it are not all rendered, and the sequence is not marked complete."""
+    path = make_store(store_path.parent / "s", frames=12, layout=Layout(frames_per_shard=2))
+    frames = random_frames(12, (14, 10), 2.0)
+    write_sequence(path, "train", 0, iter(frames), META)
+    made = []
+
+    def failing_flush(self, end):
+        raise OSError(28, "No space left on device")
+
+    def render():
+        for t, frame in enumerate(frames):
+            made.append(t)
+            yield frame
+
+    monkeypatch.setattr(writer._Blocks, "flush", failing_flush)
+    with pytest.raises(DiskFullError, match="cannot write sequence 0 of train: No space left"):
+        write_sequence(path, "train", 0, render(), META)
+    assert len(made) < len(frames)
+    assert not open_store(path).sequences("train")[0].complete
+    assert not any(t.name.startswith("datagen-writer") for t in threading.enumerate())
+
+
+@pytest.mark.skipif(__import__("platform").libc_ver()[0] != "glibc", reason="mallopt is glibc's")
+def test_a_writing_process_bounds_glibc_malloc(store_path):
+    write_sequence(store_path, "train", 0, iter(random_frames(3, (14, 10), 2.0)), META)
+    assert writer._malloc_bounded and writer.bound_malloc()
 
 
 @pytest.mark.parametrize("count", [2, 4])
@@ -466,7 +531,10 @@ def test_bench_store_quick_gives_the_figures(tmp_path):
     from datagen.store.measure import bench_store
 
     figures = {f["figure"]: f for f in bench_store(tmp_path, quick=True)}
-    assert set(figures) == {"store_write", "store_read_window", "store_read_crop"}
+    assert set(figures) == {"store_write", "store_read_window", "store_read_crop", "writer_vs_codec"}
+    w = figures["writer_vs_codec"]
+    assert w["cpu_seconds"] > 0 and w["reference"]["cpu_seconds"] > 0
+    assert w["ratio"] == pytest.approx(w["cpu_seconds"] / w["reference"]["cpu_seconds"])
     assert figures["store_write"]["mb_per_s"] > 0 and figures["store_write"]["ratio"] > 0
     assert figures["store_read_window"]["window"] == 8 and figures["store_read_crop"]["crop_hr"] == 256
     assert figures["store_read_crop"]["samples_per_s"] > 0

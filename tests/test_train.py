@@ -211,6 +211,35 @@ def test_dataset_with_workers_pinned_memory_and_distributed_sampler(store):
     assert len(one) == len(two) and all(torch.equal(a, b) for a, b in zip(one, two, strict=True))
 
 
+def test_epoch_sampler_is_the_per_epoch_order_in_one_stream_and_resumes(store):
+    """One loader across epochs: (epoch, window) items in each epoch's DistributedSampler
+    order, whole batches only; started at batch k it continues the same stream; an
+    (epoch, i) item is window i with that epoch's crops, whatever the dataset's epoch."""
+    from itertools import islice
+
+    from torch.utils.data import DistributedSampler
+
+    from datagen.train.data import EpochSampler
+
+    ds = WindowDataset(store, "train", window=2, crop_hr=16, augment=True, seed=1)
+    batch = 3
+    per_epoch = len(ds) // batch
+    expected = []
+    for epoch in range(3):
+        order = DistributedSampler(ds, num_replicas=1, rank=0, shuffle=True, seed=5)
+        order.set_epoch(epoch)
+        expected += [(epoch, i) for i in list(order)[:per_epoch * batch]]
+    assert list(islice(EpochSampler(ds, batch, seed=5), len(expected))) == expected
+    resumed = EpochSampler(ds, batch, seed=5, start=per_epoch + 1)
+    assert list(islice(resumed, 4)) == expected[(per_epoch + 1) * batch:][:4]
+    ds.set_epoch(2)
+    assert torch.equal(ds[(2, 3)]["color_hr"], ds[3]["color_hr"])
+    ds.set_epoch(0)
+    assert not torch.equal(ds[(2, 3)]["color_hr"], ds[3]["color_hr"])
+    with pytest.raises(ConfigError, match="batch 999 is larger"):
+        EpochSampler(ds, 999)
+
+
 def _unproject(proj_view: np.ndarray, pixel: np.ndarray, depth: np.ndarray, size) -> np.ndarray:
     """World points (n, 3) seen at pixel positions (n, 2) at linear depths (n,)."""
     ndc = np.stack([pixel[:, 0] / size[0] * 2 - 1, 1 - pixel[:, 1] / size[1] * 2], -1)

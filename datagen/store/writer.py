@@ -8,18 +8,26 @@ last. A sequence whose writer died (or ran out of disk) stays not complete and i
 simply written again; no file of it is shared with another sequence, so
 concurrent writers of different sequences cannot clobber each other.
 
-Memory: one block of every pixel array (``frames_per_shard`` frames) and the
-sequence's small per-frame arrays, whatever the sequence length.
+Frames are written on a writer thread fed through a queue of ``QUEUE_FRAMES``
+frames, so rendering the next frames overlaps compressing and writing the last
+block; an error on the writer thread stops the sequence in the caller's thread
+(and the sequence stays not complete).
+
+Memory: one block of every pixel array (``frames_per_shard`` frames), the queued
+frames and the sequence's small per-frame arrays, whatever the sequence length.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import os
+import queue
 import shutil
+import threading
 import warnings
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from pathlib import Path
 
 import numpy as np
@@ -269,16 +277,102 @@ def _put(dest: np.ndarray, t: int, value, name: str, frame: int) -> None:
     dest[t] = value
 
 
+MMAP_THRESHOLD = 4 << 20
+"""allocations of this many bytes and more get their own mapping from glibc's malloc,
+returned to the system when freed (``bound_malloc``)."""
+MALLOC_ARENAS = 2
+_malloc_bounded = False
+
+
+def bound_malloc() -> bool:
+    """Bound what glibc's malloc keeps of freed frame-sized buffers in this process (once;
+    False where the C library is not glibc). By default glibc raises its mmap threshold
+    to the size of each large block freed (up to 32 MiB), after which frame arrays come
+    from the heaps and stay resident once freed, in one heap per thread for up to 8
+    heaps per CPU the system reports: the peak of a 1080p write then depends on the
+    machine and on thread timing (docs/benchmarks.md). A fixed threshold and two heaps
+    make it the same everywhere."""
+    global _malloc_bounded
+    if _malloc_bounded:
+        return True
+    import ctypes
+
+    try:
+        mallopt = ctypes.CDLL(None).mallopt
+    except (OSError, AttributeError):
+        return False
+    m_mmap_threshold, m_arena_max = -3, -8  # glibc's malloc.h
+    _malloc_bounded = bool(mallopt(m_mmap_threshold, MMAP_THRESHOLD)) and bool(
+        mallopt(m_arena_max, MALLOC_ARENAS))
+    return _malloc_bounded
+
+
+QUEUE_FRAMES = 2
+"""frames the caller (the renderer) may run ahead of the writer thread: enough that
+neither waits for the other, few enough to bound memory (a 1080p frame is ~52 MB)."""
+
+
+class _WriterThread:
+    """Takes frames from a bounded queue and adds them to ``blocks`` on its own thread.
+
+    ``put`` blocks while the queue is full and raises the writer's error, if it had
+    one, in the caller's thread; ``close`` waits for every queued frame to be written
+    and raises it too. After an error (or ``abort``) the thread drops what is queued."""
+
+    def __init__(self, blocks: _Blocks, write: Callable[[], contextlib.AbstractContextManager],
+                 depth: int = QUEUE_FRAMES):
+        self.blocks, self.write = blocks, write
+        self.queue: queue.Queue = queue.Queue(maxsize=max(1, depth))
+        self.error: BaseException | None = None
+        self.stop = False
+        self.thread = threading.Thread(target=self._run, name=f"datagen-writer-{blocks.index}", daemon=True)
+        self.thread.start()
+
+    def _run(self) -> None:
+        while (item := self.queue.get()) is not None:
+            if self.error is not None or self.stop:
+                continue  # drain, so that a blocked ``put`` returns and sees the error
+            try:
+                with self.write():
+                    self.blocks.add(*item)
+            except BaseException as exc:  # handed to the caller's thread
+                self.error = exc
+            del item
+
+    def _check(self) -> None:
+        if self.error is not None:
+            raise self.error
+
+    def put(self, t: int, frame: Frame) -> None:
+        self._check()
+        self.queue.put((t, frame))
+
+    def close(self) -> None:
+        """Wait until every queued frame is added; raise the writer's error, if any."""
+        self.queue.put(None)
+        self.thread.join()
+        self._check()
+
+    def abort(self) -> None:
+        """Stop without writing what is queued (the caller failed)."""
+        self.stop = True
+        self.queue.put(None)
+        self.thread.join()
+
+
 def write_sequence(store_path: str | os.PathLike, split: str, index: int, frames: Iterable[Frame],
                    meta: dict) -> None:
     """Write sequence ``index`` of ``split`` from ``frames`` (consumed lazily, one
-    at a time), then its metadata, then ``complete[index] = True``.
+    at a time, while a writer thread compresses and writes the frames before them),
+    then its metadata, then ``complete[index] = True``.
 
     ``meta`` is JSON-ready and holds at least ``scene`` (str) and ``seed`` (int);
-    add the camera rig and the augmentation applied. A failure at any point
-    (StoreError for disk full or read-only) leaves the sequence not complete.
+    add the camera rig and the augmentation applied. A failure at any point, in
+    ``frames`` or on the writer thread (StoreError for disk full or read-only), is
+    raised here and leaves the sequence not complete.
     """
     meta_json = check_meta(meta)
+    bound_malloc()
     group, attrs = open_split(store_path, split, mode="r+")
     count = group["complete"].shape[0]
     if not 0 <= index < count:
@@ -289,11 +383,16 @@ def write_sequence(store_path: str | os.PathLike, split: str, index: int, frames
         group["complete"][index] = False
         blocks = _Blocks(group, location.parse(store_path) / split, index, shape["frames"],
                          shape["layout"]["frames_per_shard"])
+    writer = _WriterThread(blocks, lambda: io_errors(store_path, doing, write=True))
     t = -1
-    for t, frame in enumerate(frames):
-        with io_errors(store_path, doing, write=True):
-            blocks.add(t, frame)
-        del frame  # hold one frame at a time while the next is made
+    try:
+        for t, frame in enumerate(frames):
+            writer.put(t, frame)
+            del frame  # the queue holds the frames not yet written, no more
+    except BaseException:
+        writer.abort()
+        raise
+    writer.close()
     with io_errors(store_path, doing, write=True):
         blocks.finish(t + 1)
         group["scene"][index] = meta["scene"]

@@ -70,11 +70,11 @@ from __future__ import annotations
 import logging
 import math
 import os
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 
 import numpy as np
 import torch
-from torch.utils.data import Dataset
+from torch.utils.data import Dataset, DistributedSampler, Sampler
 
 from datagen import conventions as cv
 from datagen.errors import BadDataError, ConfigError, StoreError
@@ -174,11 +174,14 @@ class WindowDataset(Dataset):
     def __len__(self) -> int:
         return len(self.windows)
 
-    def __getitem__(self, i: int) -> dict[str, torch.Tensor]:
+    def __getitem__(self, i: int | tuple[int, int]) -> dict[str, torch.Tensor]:
+        """Window ``i`` with the crops and flips of ``self.epoch``, or of ``epoch`` where
+        ``i`` is (epoch, i) (as ``EpochSampler`` gives them, to a loader's workers)."""
+        epoch, i = i if isinstance(i, tuple) else (self.epoch, i)
         for skipped in range(len(self.windows)):
             j = (i + skipped) % len(self.windows)
             try:
-                item = self._read(j)
+                item = self._read(j, epoch)
             except BadDataError as exc:
                 if not self.skip_bad:
                     raise BadDataError(f"{exc} (or pass --skip-bad-windows to train on the other "
@@ -191,10 +194,10 @@ class WindowDataset(Dataset):
         raise BadDataError(f"{self.store_path}: every window of split {self.split!r} is bad; run "
                            "`datagen validate` on the store and build it again")
 
-    def _read(self, i: int) -> dict[str, torch.Tensor]:
+    def _read(self, i: int, epoch: int) -> dict[str, torch.Tensor]:
         """Window i, cropped and flipped as (seed, epoch, i) draw; BadDataError if it is bad."""
         seq, start = self.windows[i]
-        rng = np.random.default_rng([self.seed, self.epoch, i])
+        rng = np.random.default_rng([self.seed, epoch, i])
         (y, y_lr, h, off_y), (x, x_lr, w, off_x) = (
             crop_window(rng, self.hr_size[a], self.lr_size[a], self.crop[a]) for a in (0, 1))
         flip_x, flip_y = (rng.random(2) < 0.5) if self.augment else (False, False)
@@ -209,6 +212,35 @@ class WindowDataset(Dataset):
         item["lr_offset"] = torch.tensor([off_x, off_y], dtype=torch.float32)
         slack = (w - self.crop[1] / self.ratio[0], h - self.crop[0] / self.ratio[1])
         return flip(item, bool(flip_x), bool(flip_y), slack)
+
+
+class EpochSampler(Sampler):
+    """Items (epoch, window) for ``batch``-sized batches of every epoch from batch
+    ``start`` on, forever, for one DataLoader whose workers then live across epochs
+    (a loader per epoch restarts its workers, and the first batch of every epoch
+    waits for them): epoch e is the DistributedSampler order of (``seed``, e) for
+    ``rank`` of ``world``, its last partial batch dropped. A run resumed at batch
+    ``start`` gets the batches it would have had."""
+
+    def __init__(self, ds: Dataset, batch: int, seed: int = 0, start: int = 0, rank: int = 0,
+                 world: int = 1):
+        self.sampler = DistributedSampler(ds, num_replicas=world, rank=rank, shuffle=True, seed=seed,
+                                          drop_last=True)
+        self.batch, self.start = batch, start
+        self.per_epoch = len(self.sampler) // batch
+        """whole batches in an epoch."""
+        if self.per_epoch == 0:
+            raise ConfigError(f"batch {batch} is larger than the {len(self.sampler)} windows of the "
+                              f"split; use --batch <= {len(self.sampler)} or a store with more "
+                              "sequences/frames")
+
+    def __iter__(self) -> Iterator[tuple[int, int]]:
+        epoch, skip = divmod(self.start, self.per_epoch)
+        while True:
+            self.sampler.set_epoch(epoch)
+            for i in list(self.sampler)[skip * self.batch:self.per_epoch * self.batch]:
+                yield epoch, i
+            epoch, skip = epoch + 1, 0
 
 
 def crop_window(rng: np.random.Generator, n_hr: int, n_lr: int, crop: int) -> tuple[int, int, int, float]:

@@ -103,5 +103,8 @@ class HardSamples(Dataset):
     def __len__(self) -> int:
         return len(self.indices)
 
-    def __getitem__(self, i: int) -> dict[str, torch.Tensor]:
-        return self.ds[self.indices[i]]
+    def __getitem__(self, i: int | tuple[int, int]) -> dict[str, torch.Tensor]:
+        """Mined window ``i`` on its epoch-0 crop; ``i`` may be (epoch, i), as
+        ``EpochSampler`` gives it: the epoch orders the samples, the crop stays."""
+        i = i[1] if isinstance(i, tuple) else i
+        return self.ds[(0, self.indices[i])]

@@ -39,11 +39,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import torch
-from torch.utils.data import DataLoader, DistributedSampler
+from torch.utils.data import DataLoader
 
 from datagen.errors import ConfigError, DatagenError, NonFiniteLossError
 from datagen.train.checkpoint import load_checkpoint, save_checkpoint
-from datagen.train.data import WindowDataset, model_jitter
+from datagen.train.data import EpochSampler, WindowDataset, model_jitter
 from datagen.train.losses import ExtraLosses
 from datagen.train.metrics import TONEMAP, LossWeights, loss_terms, tonemap
 from datagen.train.model import ModelConfig, TemporalUpscaler, parameter_count, upsample_jittered
@@ -226,25 +226,15 @@ def batches(ds: WindowDataset, config: TrainConfig, start_step: int, device: tor
     """Batches from step ``start_step`` on, forever: epoch e visits the DistributedSampler's
     permutation for (seed, e), dropping the last partial batch; a resumed run skips
     the batches of the current epoch it already saw, so the order is as if it never stopped."""
-    sampler = DistributedSampler(ds, num_replicas=world, rank=rank, shuffle=True, seed=config.seed,
-                                 drop_last=True)
-    per_epoch = len(sampler) // config.batch
-    if per_epoch == 0:
-        raise ConfigError(f"batch {config.batch} is larger than the {len(sampler)} windows of the "
-                          f"split; use --batch <= {len(sampler)} or a store with more sequences/frames")
-    epoch, skip = divmod(start_step, per_epoch)
-    while True:
-        sampler.set_epoch(epoch)
-        ds.set_epoch(epoch)
-        indices = list(sampler)[skip * config.batch:per_epoch * config.batch]
-        loader = DataLoader(ds, batch_size=config.batch, sampler=indices, num_workers=config.num_workers,
-                            pin_memory=device.type == "cuda", drop_last=True,
-                            persistent_workers=False)
-        try:
-            yield from loader
-        except DatagenError as exc:  # raised in a worker: torch wraps its traceback into the message
-            raise type(exc)(worker_message(exc)) from None
-        epoch, skip = epoch + 1, 0
+    sampler = EpochSampler(ds, config.batch, config.seed, start_step, rank, world)
+    loader = DataLoader(ds, batch_size=config.batch, sampler=sampler, num_workers=config.num_workers,
+                        pin_memory=device.type == "cuda", persistent_workers=config.num_workers > 0)
+    try:
+        yield from loader
+    except DatagenError as exc:  # raised in a worker: torch wraps its traceback into the message
+        error = type(exc)(worker_message(exc))
+    loader = None  # the persistent workers stop now, cleanly, not killed mid-read at exit
+    raise error from None
 
 
 def worker_message(exc: Exception) -> str:
