@@ -176,14 +176,14 @@ def test_complete_is_written_last_and_cleared_first(store_path, monkeypatch):
         writes.append((self.basename, np.asarray(value).tolist() if self.basename == "complete" else None))
         return setitem(self, key, value)
 
-    flush = writer._Blocks.flush
+    flush = writer.ShardBlocks.flush
 
     def spy_flush(self, end):  # pixel blocks go through tensorstore
         writes.extend((name, None) for name in self.buffers if end > self.start)
         return flush(self, end)
 
     monkeypatch.setattr(zarr.Array, "__setitem__", spy)
-    monkeypatch.setattr(writer._Blocks, "flush", spy_flush)
+    monkeypatch.setattr(writer.ShardBlocks, "flush", spy_flush)
     write_sequence(store_path, "train", 0, iter(frames), META)  # a rewrite
     assert writes[0] == ("complete", False)
     assert writes[-1] == ("complete", True)
@@ -216,7 +216,7 @@ def test_rendering_runs_ahead_of_the_writer_thread_by_at_most_the_queue(tmp_path
     path = make_store(tmp_path / "s", frames=8, layout=Layout(frames_per_shard=2))
     frames = random_frames(8, (14, 10), 2.0)
     made, ahead = [], []
-    flush = writer._Blocks.flush
+    flush = writer.ShardBlocks.flush
     most = 2 + writer.QUEUE_FRAMES + 1  # the block, the queue, and one frame waiting to be put
 
     def slow_flush(self, end):
@@ -234,7 +234,7 @@ def test_rendering_runs_ahead_of_the_writer_thread_by_at_most_the_queue(tmp_path
             made.append(t)
             yield frame
 
-    monkeypatch.setattr(writer._Blocks, "flush", slow_flush)
+    monkeypatch.setattr(writer.ShardBlocks, "flush", slow_flush)
     write_sequence(path, "train", 0, render(), META)
     assert ahead == [most]
     store = open_store(path)
@@ -258,7 +258,7 @@ def test_an_error_on_the_writer_thread_stops_the_renderer_and_the_sequence(store
             made.append(t)
             yield frame
 
-    monkeypatch.setattr(writer._Blocks, "flush", failing_flush)
+    monkeypatch.setattr(writer.ShardBlocks, "flush", failing_flush)
     with pytest.raises(DiskFullError, match="cannot write sequence 0 of train: No space left"):
         write_sequence(path, "train", 0, render(), META)
     assert len(made) < len(frames)

@@ -19,15 +19,15 @@ from __future__ import annotations
 import logging
 from collections.abc import Iterable, Iterator
 
-import numpy as np
 import zarr
 
 from datagen import conventions as cv
 from datagen.errors import StoreError
 from datagen.frame import Frame
 from datagen.store import location, schema
-from datagen.store.io import io_errors, open_split, ts_open, ts_result
+from datagen.store.io import io_errors, open_split
 from datagen.store.schema import FRAME_ARRAYS, STEP_ARRAYS, ArraySpec, Layout
+from datagen.store.writer import ShardBlocks
 
 log = logging.getLogger(__name__)
 
@@ -87,48 +87,6 @@ def scales_of(attrs: dict) -> tuple[float, ...]:
     return (float(shape["scale"]), *(float(e["scale"]) for e in shape.get("extra_lr", [])))
 
 
-class _RatioBlocks:
-    """One extra ratio's LR arrays of one sequence, gathered into shard-sized blocks and
-    written as whole shards (through tensorstore, as the split's own pixels), and its
-    jitter written when the sequence ends."""
-
-    def __init__(self, group: zarr.Group, path, index: int, frames: int, block: int):
-
-        self.index, self.frames, self.block, self.start = index, frames, block, 0
-        self.pixels = {spec.name: ts_result(ts_open(path / spec.name, open=True)) for spec in RATIO_PIXELS}
-        self.buffers = {spec.name: np.empty((min(block, frames), *self.pixels[spec.name].shape[2:]),
-                                            spec.dtype) for spec in RATIO_PIXELS}
-        self.arrays = {spec.name: group[spec.name] for spec in RATIO_STEPS}
-        self.steps = {spec.name: np.empty(self.arrays[spec.name].shape[1:], spec.dtype)
-                      for spec in RATIO_STEPS}
-
-    def add(self, t: int, frame: Frame) -> None:
-        from datagen.store.writer import _put
-
-        if t >= self.frames:
-            raise StoreError(f"sequence {self.index}: more than the store's {self.frames} frames "
-                             "per sequence; render as many frames as the store was made for")
-        for name, buf in self.buffers.items():
-            _put(buf, t - self.start, getattr(frame, name), name, t)
-        for name, arr in self.steps.items():
-            _put(arr, t, getattr(frame, name), name, t)
-        if t + 1 - self.start == self.block:
-            self.flush(t + 1)
-
-    def flush(self, end: int) -> None:
-
-        n = end - self.start
-        for name, buf in self.buffers.items():
-            if n > 0:
-                ts_result(self.pixels[name][self.index, self.start:end].write(buf[:n]))
-        self.start = end
-
-    def finish(self, count: int) -> None:
-        self.flush(count)
-        for name, arr in self.steps.items():
-            self.arrays[name][self.index] = arr
-
-
 def write_extra_ratios(store_path, split: str, index: int, frames: Iterable[list[Frame]]) -> Iterator[Frame]:
     """Pass ``frames`` (per frame, one Frame per ratio of the store, the primary first,
     as ``Renderer.render_ratios`` gives) on to ``writer.write_sequence`` as the primary
@@ -141,8 +99,9 @@ def write_extra_ratios(store_path, split: str, index: int, frames: Iterable[list
     extra = shape.get("extra_lr", [])
     doing = f"write the extra ratios of sequence {index} of {split}"
     with io_errors(store_path, doing, write=True):
-        blocks = [_RatioBlocks(group[e["group"]], location.parse(store_path) / split / e["group"], index,
-                               shape["frames"], shape["layout"]["frames_per_shard"]) for e in extra]
+        blocks = [ShardBlocks(group[e["group"]], location.parse(store_path) / split / e["group"], index,
+                              shape["frames"], shape["layout"]["frames_per_shard"], RATIO_PIXELS,
+                              RATIO_STEPS) for e in extra]
     t = -1
     for t, ratios in enumerate(frames):
         if len(ratios) != 1 + len(blocks):

@@ -40,7 +40,7 @@ from datagen.frame import Frame
 from datagen.store import location, schema
 from datagen.store.io import io_errors, open_root, open_split, ts_open, ts_result
 from datagen.store.location import StorePath
-from datagen.store.schema import ARRAYS, FRAME_ARRAYS, SPLITS, STEP_ARRAYS, Layout
+from datagen.store.schema import ARRAYS, FRAME_ARRAYS, SPLITS, STEP_ARRAYS, ArraySpec, Layout
 
 log = logging.getLogger(__name__)
 
@@ -217,8 +217,11 @@ def check_meta(meta: dict) -> str:
     return json.dumps(_json_ready(meta, "sequence metadata"), sort_keys=True)
 
 
-class _Blocks:
-    """Frames gathered into shard-sized blocks and written as whole shards.
+class ShardBlocks:
+    """Frames gathered into shard-sized blocks and written as whole shards: the
+    per-frame arrays of ``frame_specs`` (default every one of the split) and the
+    per-step ones of ``step_specs``, which are written when the sequence ends (an
+    extra LR ratio's subgroup passes its own, ``ratios.RATIO_PIXELS``/``RATIO_STEPS``).
 
     The pixel blocks are written through tensorstore: its C++ zarr3 sharding
     writer costs about half the CPU of zarr-python's, whose per-chunk asyncio work
@@ -228,15 +231,17 @@ class _Blocks:
     zarr-python, and every reader sees the same values either way.
     """
 
-    def __init__(self, group: zarr.Group, split_path: StorePath, index: int, frames: int, block: int):
+    def __init__(self, group: zarr.Group, split_path: StorePath, index: int, frames: int, block: int,
+                 frame_specs: tuple[ArraySpec, ...] = FRAME_ARRAYS,
+                 step_specs: tuple[ArraySpec, ...] = STEP_ARRAYS):
         self.index, self.frames, self.block = index, frames, block
         self.pixels = {spec.name: ts_result(ts_open(split_path / spec.name, open=True))
-                       for spec in FRAME_ARRAYS}
+                       for spec in frame_specs}
         self.buffers = {spec.name: np.empty((min(block, frames), *self.pixels[spec.name].shape[2:]),
-                                            spec.dtype) for spec in FRAME_ARRAYS}
-        self.arrays = {spec.name: group[spec.name] for spec in STEP_ARRAYS}
+                                            spec.dtype) for spec in frame_specs}
+        self.arrays = {spec.name: group[spec.name] for spec in step_specs}
         self.steps = {spec.name: np.empty(self.arrays[spec.name].shape[1:], spec.dtype)
-                      for spec in STEP_ARRAYS}
+                      for spec in step_specs}
         self.start = 0
 
     def add(self, t: int, frame: Frame) -> None:
@@ -319,7 +324,7 @@ class _WriterThread:
     one, in the caller's thread; ``close`` waits for every queued frame to be written
     and raises it too. After an error (or ``abort``) the thread drops what is queued."""
 
-    def __init__(self, blocks: _Blocks, write: Callable[[], contextlib.AbstractContextManager],
+    def __init__(self, blocks: ShardBlocks, write: Callable[[], contextlib.AbstractContextManager],
                  depth: int = QUEUE_FRAMES):
         self.blocks, self.write = blocks, write
         self.queue: queue.Queue = queue.Queue(maxsize=max(1, depth))
@@ -381,7 +386,7 @@ def write_sequence(store_path: str | os.PathLike, split: str, index: int, frames
     doing = f"write sequence {index} of {split}"
     with io_errors(store_path, doing, write=True):
         group["complete"][index] = False
-        blocks = _Blocks(group, location.parse(store_path) / split, index, shape["frames"],
+        blocks = ShardBlocks(group, location.parse(store_path) / split, index, shape["frames"],
                          shape["layout"]["frames_per_shard"])
     writer = _WriterThread(blocks, lambda: io_errors(store_path, doing, write=True))
     t = -1
