@@ -1,0 +1,142 @@
+"""``datagen eval --onnx``: exported ONNX files (fp32, fp16, int8, pruned, distilled) on
+whole held-out sequences, through ONNX Runtime on the CPU, and their speed.
+
+Each file runs recurrently on every complete sequence of the split, as the model does
+in ``datagen eval`` (history dropped at camera cuts), next to the run's own model in
+float32 torch (``fp32 model``) and bicubic. Per file: PSNR, SSIM and tPSNR against the
+HR reference (tonemapped as in ``datagen eval``), and ``psnr_vs_fp32``: the PSNR of its
+tonemapped output against the fp32 model's, which isolates what precision costs.
+
+Result, written to RUN_DIR/eval_onnx_SPLIT.json: ``{"fp32 model": M, "bicubic": M,
+FILE: M + {"psnr_vs_fp32", "params"?}, ...}`` with M as in ``datagen eval``.
+
+``time_file`` gives ms per frame of one file (median of a few runs after a warm-up).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import statistics
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from datagen.errors import ConfigError, StoreError
+from datagen.store.reader import open_store
+from datagen.train.baselines import bicubic
+from datagen.train.checkpoint import run_dir_of
+from datagen.train.evaluate import frames, load_model
+from datagen.train.export import INPUT_NAMES
+from datagen.train.metrics import MetricTally, psnr, tonemap
+from datagen.train.quantize import session
+
+
+def _input_shapes(sess) -> dict[str, tuple[int, ...]]:
+    return {i.name: tuple(i.shape) for i in sess.get_inputs()}
+
+
+@torch.no_grad()
+def evaluate_onnx(run_or_ckpt: str | os.PathLike, store_path: str | os.PathLike,
+                  files: list[str | os.PathLike], split: str = "test",
+                  progress: Callable[[int], None] = lambda n: None) -> dict:
+    """Evaluate ``files`` against the run's fp32 model (module docstring)."""
+    model, ckpt, ckpt_path = load_model(run_or_ckpt, "cpu")
+    store = open_store(store_path)
+    if split not in store.splits:
+        raise StoreError(f"{store_path}: no split {split!r}; valid: {', '.join(store.splits)}")
+    sequences = store.sequences(split, complete_only=True)
+    if not sequences:
+        raise StoreError(f"{store_path}: split {split!r} has no complete sequence to evaluate")
+    hr = (store.hr_size[1], store.hr_size[0])
+    lr = (store.lr_size[1], store.lr_size[0])
+    names = [str(f) for f in files]
+    sessions = {}
+    for name in names:
+        if not Path(name).is_file():
+            raise ConfigError(f"--onnx {name}: no such file; make it with `datagen export-model`")
+        sess = session(name)
+        shapes = _input_shapes(sess)
+        if shapes["prev_out"][-2:] != hr or shapes["color_lr"][-2:] != lr:
+            raise ConfigError(f"--onnx {name}: exported for HR {shapes['prev_out'][-1]}x"
+                              f"{shapes['prev_out'][-2]}, the store's frames are {hr[1]}x{hr[0]}; "
+                              f"export with --res {hr[1]}x{hr[0]}")
+        sessions[name] = sess
+    tallies = {m: MetricTally() for m in ("fp32 model", "bicubic", *names)}
+    vs_fp32: dict[str, list[float]] = {name: [] for name in names}
+    for info in sequences:
+        state = {m: (np.zeros((1, 3, *hr), np.float32), np.zeros((1, 1, *hr), np.float32))
+                 for m in ("fp32 model", *names)}
+        previous: dict[str, tuple[torch.Tensor, torch.Tensor]] = {}
+        for t, f in enumerate(frames(store, split, info.index)):
+            cut = t == 0 or bool(f["camera_cut"][0])
+            history = torch.full((1,), 0.0 if cut else 1.0)
+            outputs = {}
+            for m in ("fp32 model", *names):
+                prev_out, prev_depth = state[m]
+                inputs = (f["color_lr"], f["depth_lr"], f["motion_lr"], f["jitter"], f["exposure"],
+                          torch.from_numpy(prev_out), torch.from_numpy(prev_depth), history)
+                if m == "fp32 model":
+                    out, depth = (x.numpy() for x in model.step(*inputs))
+                else:
+                    out, depth = sessions[m].run(None, {n: x.float().numpy() for n, x in
+                                                        zip(INPUT_NAMES, inputs, strict=True)})
+                state[m] = (out, depth)
+                outputs[m] = torch.from_numpy(out)
+            outputs["bicubic"] = bicubic(f["color_lr"], hr)
+            ref = tonemap(f["color_hr"], f["exposure"])
+            fp32_tm = tonemap(outputs["fp32 model"], f["exposure"])
+            for name, value in outputs.items():
+                tm = tonemap(value, f["exposure"])
+                tallies[name].add_frame(info.scene or "unknown", tm, ref, None if cut else previous[name])
+                previous[name] = (tm, ref)
+                if name in vs_fp32:
+                    vs_fp32[name].append(float(psnr(tm, fp32_tm)[0]))
+            progress(1)
+    result = {name: tally.summary() for name, tally in tallies.items()}
+    for name in names:
+        result[name]["psnr_vs_fp32"] = float(np.mean(vs_fp32[name]))
+    result.update({"split": split, "store": str(store_path), "checkpoint": str(ckpt_path),
+                   "step": ckpt["step"], "sequences": len(sequences),
+                   "frames": len(sequences) * store.frames, "files": names})
+    out = run_dir_of(ckpt_path) / f"eval_onnx_{split}.json"
+    out.write_text(json.dumps(result, indent=2) + "\n")
+    result["path"] = str(out)
+    return result
+
+
+def format_table(result: dict) -> str:
+    """One row per method: PSNR, SSIM, tPSNR against the reference, and PSNR against the
+    fp32 model."""
+    def cell(v, width=8):
+        return f"{v:{width}.3f}" if isinstance(v, float) and np.isfinite(v) else f"{'-':>{width}}"
+
+    lines = [f"{'method':<40}{'PSNR dB':>8}{'SSIM':>8}{'tPSNR dB':>9}{'vs fp32 dB':>11}"]
+    for name in ("fp32 model", "bicubic", *result["files"]):
+        row = result[name]
+        lines.append(f"{name[-40:]:<40}{cell(row['psnr'])}{cell(row['ssim'])} {cell(row['tpsnr'])}"
+                     f"{cell(row.get('psnr_vs_fp32'), 11)}")
+    lines.append(f"{result['sequences']} sequence(s), {result['frames']} frames of split {result['split']}")
+    return "\n".join(lines)
+
+
+def time_file(path: str | os.PathLike, repeats: int = 3, threads: int = 0) -> dict:
+    """ms per frame of one ONNX file on ONNX Runtime's CPU provider: the median of
+    ``repeats`` runs after one warm-up run, on random inputs of the file's shapes."""
+    sess = session(path, threads)
+    g = np.random.default_rng(0)
+    inputs = {name: (g.random(shape, dtype=np.float32) + (name == "depth_lr")).astype(np.float32)
+              for name, shape in _input_shapes(sess).items()}
+    inputs["history"] = np.ones(1, np.float32)
+    inputs["exposure"] = np.ones(1, np.float32)
+    sess.run(None, inputs)
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        sess.run(None, inputs)
+        times.append(time.perf_counter() - start)
+    return {"ms": 1000 * statistics.median(times), "repeats": repeats,
+            "lr": list(inputs["color_lr"].shape[-2:]), "hr": list(inputs["prev_out"].shape[-2:])}
