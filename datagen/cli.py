@@ -135,10 +135,17 @@ EXPORT_MODEL_EXAMPLES = """\
 examples:
   datagen export-model runs/racing --out runs/racing/export               # at the store's HR size
   datagen export-model runs/racing --res 1920x1080 --out runs/racing/export1080
+  datagen export-model runs/racing --precision fp32,fp16,int8 --out runs/racing/deploy
+  datagen export-model runs/racing --prune 0.25 --tune-steps 300 --precision fp32,int8 --out pruned
+  datagen export-model runs/racing --distill 8,16,32 --tune-steps 2000 --precision fp32 --out student
 
 writes DIR/model.onnx, DIR/model.pt2 (torch.export) and DIR/export.json: one recurrent
 step (inputs color_lr, depth_lr, motion_lr, jitter, exposure, prev_out, prev_depth,
-history; outputs out, depth), batch 1, fixed size. docs/training.md shows how to run them.
+history; outputs out, depth), batch 1, fixed size. With --precision: DIR/model_P.onnx
+per precision instead (float32 inputs and outputs; int8 calibrated on the train split).
+--prune and --distill train the derived model into DIR/pruned or DIR/student first.
+Compare the files with `datagen eval RUN STORE --onnx FILE...`. docs/training.md shows
+how to run them.
 """
 
 STORE_HELP = "a store made by `datagen build`: a path, a file:// URL or s3://BUCKET/PREFIX"

@@ -140,3 +140,29 @@ def time_file(path: str | os.PathLike, repeats: int = 3, threads: int = 0) -> di
         times.append(time.perf_counter() - start)
     return {"ms": 1000 * statistics.median(times), "repeats": repeats,
             "lr": list(inputs["color_lr"].shape[-2:]), "hr": list(inputs["prev_out"].shape[-2:])}
+
+
+INPUT_SIZES = ((720, 1280), (1080, 1920), (1440, 2560))
+"""LR (h, w) of the timing table: 720p, 1080p and 1440p input."""
+OUTPUT_SIZE = (2160, 3840)
+"""HR (H, W) of the timing table: 4K output."""
+
+
+def time_sizes(model, store: str | os.PathLike | None, precisions: tuple[str, ...] = ("fp32",),
+               lr_sizes: tuple[tuple[int, int], ...] = INPUT_SIZES, hr_size: tuple[int, int] = OUTPUT_SIZE,
+               repeats: int = 2, calibration_frames: int = 2, threads: int = 0) -> dict:
+    """ms per frame of ``model`` exported at each LR size -> ``hr_size`` in each precision,
+    on ONNX Runtime's CPU provider: {"LRWxLRH": {precision: time_file's dict}}. The int8
+    files are calibrated on ``store``'s train split resampled to each size."""
+    import tempfile
+
+    from datagen.train.quantize import export_precisions
+
+    table: dict[str, dict] = {}
+    for lr in lr_sizes:
+        with tempfile.TemporaryDirectory() as tmp:
+            export_precisions(model, tmp, hr_size, precisions, store=store, lr_size=lr,
+                              calibration_frames=calibration_frames)
+            table[f"{lr[1]}x{lr[0]}"] = {p: time_file(Path(tmp) / f"model_{p}.onnx", repeats, threads)
+                                         for p in precisions}
+    return table
