@@ -196,12 +196,15 @@ def export_precisions(model, out_dir: str | os.PathLike, hr_size: tuple[int, int
     return info
 
 
-def session(path: str | os.PathLike, threads: int = 0, optimized_path: str | None = None):
+def session(path: str | os.PathLike, threads: int = 0, optimized_path: str | None = None,
+            arena: bool = True):
     """An ONNX Runtime CPU session (graph optimisation ORT_ENABLE_ALL); ``threads`` 0 =
-    ONNX Runtime's default; ``optimized_path`` saves the optimised graph."""
+    ONNX Runtime's default; ``optimized_path`` saves the optimised graph; ``arena`` False
+    returns activation memory after each run (for many large sessions in one process)."""
     import onnxruntime as ort
 
     options = ort.SessionOptions()
+    options.enable_cpu_mem_arena = arena
     options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
     if threads:
         options.intra_op_num_threads = threads

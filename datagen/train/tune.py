@@ -84,6 +84,7 @@ def tune(model: TemporalUpscaler, store: str, out: str, steps: int, like: TrainC
                 sched.step()
                 record = {"step": step, "loss": loss.item(), **terms}
                 log.write(json.dumps(record) + "\n")
+                log.flush()
                 progress(step, record)
     finally:
         log.close()

@@ -123,15 +123,37 @@ def format_table(result: dict) -> str:
     return "\n".join(lines)
 
 
-def time_file(path: str | os.PathLike, repeats: int = 3, threads: int = 0) -> dict:
-    """ms per frame of one ONNX file on ONNX Runtime's CPU provider: the median of
-    ``repeats`` runs after one warm-up run, on random inputs of the file's shapes."""
-    sess = session(path, threads)
+def _random_inputs(sess) -> dict[str, np.ndarray]:
     g = np.random.default_rng(0)
     inputs = {name: (g.random(shape, dtype=np.float32) + (name == "depth_lr")).astype(np.float32)
               for name, shape in _input_shapes(sess).items()}
     inputs["history"] = np.ones(1, np.float32)
     inputs["exposure"] = np.ones(1, np.float32)
+    return inputs
+
+
+def time_interleaved(files: dict[str, str | os.PathLike], rounds: int = 3, threads: int = 0) -> dict:
+    """ms per frame of several ONNX files measured in turns (one run of each per round,
+    after one warm-up run each), so that load from other processes falls on all of them
+    alike: {name: {"ms": median, "runs": [ms, ...]}}."""
+    sessions = {name: session(path, threads, arena=False) for name, path in files.items()}
+    inputs = {name: _random_inputs(sess) for name, sess in sessions.items()}
+    for name, sess in sessions.items():
+        sess.run(None, inputs[name])
+    runs: dict[str, list[float]] = {name: [] for name in files}
+    for _ in range(rounds):
+        for name, sess in sessions.items():
+            start = time.perf_counter()
+            sess.run(None, inputs[name])
+            runs[name].append(1000 * (time.perf_counter() - start))
+    return {name: {"ms": statistics.median(v), "runs": v} for name, v in runs.items()}
+
+
+def time_file(path: str | os.PathLike, repeats: int = 3, threads: int = 0) -> dict:
+    """ms per frame of one ONNX file on ONNX Runtime's CPU provider: the median of
+    ``repeats`` runs after one warm-up run, on random inputs of the file's shapes."""
+    sess = session(path, threads)
+    inputs = _random_inputs(sess)
     sess.run(None, inputs)
     times = []
     for _ in range(repeats):
