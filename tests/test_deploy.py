@@ -122,6 +122,11 @@ def test_precisions_run_in_onnxruntime_and_match_the_eager_model(store, run, tmp
     int8_ops = optimized_op_counts(out / "model_int8.onnx")
     assert int8_ops.get("com.microsoft:QLinearConv", 0) == 7  # the U-Net's convs run in int8
 
+    from datagen.train.variants import time_interleaved
+
+    times = time_interleaved({name: out / name for name in files}, rounds=2)
+    assert all(len(t["runs"]) == 2 and t["ms"] > 0 for t in times.values()), times
+
     done = datagen("eval", run, store, "--onnx", *(out / f for f in files))
     assert done.returncode == 0, done.stderr
     result = json.loads((run / "eval_onnx_test.json").read_text())
