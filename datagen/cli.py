@@ -607,8 +607,10 @@ def cmd_export_model(args) -> int:
     model, ckpt, path = load_model(args.run)
     store = args.store or ckpt["config"]["store"]
     w, h = parse_res(args.res) if args.res else _open(store).hr_size
+    step = ckpt["step"]
     if args.prune is not None or distill_channels:
         model, path = _derive_model(args, model, ckpt, path, store, distill_channels)
+        step = args.tune_steps
     if precisions:
         from datagen.train.quantize import export_precisions
 
@@ -616,7 +618,7 @@ def cmd_export_model(args) -> int:
                                  calibration_frames=args.calibration_frames, checkpoint=str(path))
     else:
         info = export_model(model, args.out, (h, w), checkpoint=str(path))
-    print(f"exported {path} at {w}x{h} HR to {args.out}: {', '.join(info['files'])}")
+    print(f"exported step {step} of {path} at {w}x{h} HR to {args.out}: {', '.join(info['files'])}")
     return 0
 
 
