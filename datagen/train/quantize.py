@@ -32,7 +32,6 @@ from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
 
-import numpy as np
 import torch
 import torch.nn.functional as F
 
@@ -230,9 +229,3 @@ def optimized_op_counts(path: str | os.PathLike) -> dict[str, int]:
             fused = [a.s.decode() for a in node.attribute if a.name == "activation"]
             counts[f"{node.domain or 'ai.onnx'}:{node.op_type}" + "".join(f"+{a}" for a in fused)] += 1
         return dict(sorted(counts.items()))
-
-
-def run_step(sess, inputs: dict[str, np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
-    """(out, depth) of one step."""
-    out, depth = sess.run(None, inputs)
-    return out, depth

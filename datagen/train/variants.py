@@ -170,21 +170,19 @@ OUTPUT_SIZE = (2160, 3840)
 """HR (H, W) of the timing table: 4K output."""
 
 
-def time_sizes(model, store: str | os.PathLike | None, precisions: tuple[str, ...] = ("fp32",),
-               lr_sizes: tuple[tuple[int, int], ...] = INPUT_SIZES, hr_size: tuple[int, int] = OUTPUT_SIZE,
-               repeats: int = 2, calibration_frames: int = 2, threads: int = 0) -> dict:
-    """ms per frame of ``model`` exported at each LR size -> ``hr_size`` in each precision,
-    on ONNX Runtime's CPU provider: {"LRWxLRH": {precision: time_file's dict}}. The int8
-    files are calibrated on ``store``'s train split resampled to each size."""
-    import tempfile
-
+def time_runs(runs: dict[str, tuple[str, tuple[str, ...]]], lr_size: tuple[int, int],
+              store: str | os.PathLike, out_dir: str | os.PathLike,
+              hr_size: tuple[int, int] = OUTPUT_SIZE, rounds: int = 2, calibration_frames: int = 2) -> dict:
+    """The timing table's column for one input size: each run folder of ``runs``
+    ({name: (run, precisions)}) exported at LR ``lr_size`` -> ``hr_size`` into
+    ``out_dir``/name (int8 calibrated on ``store``), then all files timed in turns
+    (``time_interleaved``): {"name precision": {"ms", "runs"}}."""
     from datagen.train.quantize import export_precisions
 
-    table: dict[str, dict] = {}
-    for lr in lr_sizes:
-        with tempfile.TemporaryDirectory() as tmp:
-            export_precisions(model, tmp, hr_size, precisions, store=store, lr_size=lr,
-                              calibration_frames=calibration_frames)
-            table[f"{lr[1]}x{lr[0]}"] = {p: time_file(Path(tmp) / f"model_{p}.onnx", repeats, threads)
-                                         for p in precisions}
-    return table
+    files = {}
+    for name, (run, precisions) in runs.items():
+        model, _, _ = load_model(run)
+        export_precisions(model, Path(out_dir) / name, hr_size, precisions, store=store, lr_size=lr_size,
+                          calibration_frames=calibration_frames)
+        files.update({f"{name} {p}": Path(out_dir) / name / f"model_{p}.onnx" for p in precisions})
+    return time_interleaved(files, rounds)
