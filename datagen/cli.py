@@ -793,6 +793,14 @@ def cmd_eval(args) -> int:
 
     checkpoint_path(args.run)  # a missing run folder: one line before torch starts
     store = _open(args.store)
+    if args.onnx:
+        from datagen.train import variants
+
+        with _bar(None, "frame", f"eval {args.split}") as bar:
+            result = variants.evaluate_onnx(args.run, store.path, args.onnx, args.split, progress=bar.update)
+        print(variants.format_table(result))
+        print(f"wrote {result['path']}")
+        return 0
     with _bar(None, "frame", f"eval {args.split}") as bar:
         result = evaluate(args.run, store.path, args.split, device=args.device, progress=bar.update)
     print(format_table(result))
@@ -809,6 +817,9 @@ def add_eval_parser(sub) -> None:
     p.add_argument("store", metavar="STORE", help=STORE_HELP)
     p.add_argument("--split", default="test", help="split to evaluate (default test)")
     p.add_argument("--device", choices=("auto", "cuda", "cpu"), default="auto", help="default auto")
+    p.add_argument("--onnx", nargs="+", metavar="FILE",
+                   help="instead: these ONNX files from `datagen export-model` (ONNX Runtime, CPU) "
+                        "against the run's fp32 model and bicubic; writes RUN_DIR/eval_onnx_SPLIT.json")
     p.set_defaults(func=cmd_eval)
 
 
@@ -816,30 +827,99 @@ EXPORT_MODEL_EXAMPLES = """\
 examples:
   datagen export-model runs/racing --out runs/racing/export               # at the store's HR size
   datagen export-model runs/racing --res 1920x1080 --out runs/racing/export1080
+  datagen export-model runs/racing --precision fp32,fp16,int8 --out runs/racing/deploy
+  datagen export-model runs/racing --prune 0.25 --tune-steps 300 --precision fp32,int8 --out pruned
+  datagen export-model runs/racing --distill 8,16,32 --tune-steps 2000 --precision fp32 --out student
 
 writes DIR/model.onnx, DIR/model.pt2 (torch.export) and DIR/export.json: one recurrent
 step (inputs color_lr, depth_lr, motion_lr, jitter, exposure, prev_out, prev_depth,
-history; outputs out, depth), batch 1, fixed size. docs/training.md shows how to run them.
+history; outputs out, depth), batch 1, fixed size. With --precision: DIR/model_P.onnx
+per precision instead (float32 inputs and outputs; int8 calibrated on the train split).
+--prune and --distill train the derived model into DIR/pruned or DIR/student first.
+Compare the files with `datagen eval RUN STORE --onnx FILE...`. docs/training.md shows
+how to run them.
 """
 
 
 def cmd_export_model(args) -> int:
+    from datagen import conventions as cv
     from datagen.output import check_out_dir
     from datagen.train.evaluate import load_model
     from datagen.train.export import export_model
 
     check_out_dir(Path(args.out))
-    model, ckpt, path = load_model(args.run)
-    if args.res:
-        from datagen import conventions as cv
+    precisions = None
+    if args.precision:
+        from datagen.train.quantize import parse_precisions
 
-        w, h = cv.parse_size(args.res, "--res")
+        precisions = parse_precisions(args.precision)
+    if args.prune is not None and args.distill:
+        raise ConfigError("--prune and --distill: give one (prune the model, or distil it into a student)")
+    distill_channels = _distill_widths(args.distill) if args.distill else None
+    model, ckpt, path = load_model(args.run)
+    store = args.store or ckpt["config"]["store"]
+    w, h = cv.parse_size(args.res, "--res") if args.res else _open(store).hr_size
+    step = ckpt["step"]
+    if args.prune is not None or distill_channels:
+        model, path = _derive_model(args, model, ckpt, path, store, distill_channels)
+        step = args.tune_steps
+    if precisions:
+        from datagen.train.quantize import export_precisions
+
+        info = export_precisions(model, args.out, (h, w), precisions, store=store,
+                                 calibration_frames=args.calibration_frames, checkpoint=str(path))
     else:
-        store_config = ckpt["config"]
-        w, h = _open(store_config["store"]).hr_size
-    info = export_model(model, args.out, (h, w), checkpoint=str(path))
-    print(f"exported step {ckpt['step']} of {path} at {w}x{h} HR to {args.out}: {', '.join(info['files'])}")
+        info = export_model(model, args.out, (h, w), checkpoint=str(path))
+    print(f"exported step {step} of {path} at {w}x{h} HR to {args.out}: {', '.join(info['files'])}")
     return 0
+
+
+def _distill_widths(text: str) -> tuple[int, ...]:
+    try:
+        widths = tuple(int(c) for c in text.split(","))
+    except ValueError:
+        widths = ()
+    if not widths or min(widths) < 1:
+        raise ConfigError(f"--distill {text!r}: give the student's U-Net widths, e.g. 8,16,32")
+    return widths
+
+
+def _derive_model(args, model, ckpt, path, store, distill_channels):
+    """--prune or --distill: the derived model, trained into DIR/pruned or DIR/student."""
+    from tqdm import tqdm
+
+    steps = args.tune_steps
+    bar = tqdm(total=steps, unit="step", desc="fine-tune" if distill_channels is None else "distil",
+               file=sys.stderr, disable=None)
+
+    def progress(step: int, record: dict) -> None:
+        bar.set_postfix_str(f"loss {record['loss']:.4f}")
+        bar.update(step - bar.n)
+
+    try:
+        if distill_channels is None:
+            from datagen.train.prune import prune_and_tune
+
+            small, small_path = prune_and_tune(model, ckpt["config"], args.prune, steps,
+                                               str(Path(args.out) / "pruned"), store, str(path),
+                                               device=args.device, progress=progress)
+        else:
+            from datagen.train.distill import distill
+
+            small, small_path = distill(model, ckpt["config"], distill_channels, steps,
+                                        str(Path(args.out) / "student"), store, checkpoint=str(path),
+                                        device=args.device, progress=progress)
+    finally:
+        bar.close()
+    from datagen.train.model import parameter_count
+    from datagen.train.prune import flops
+
+    hr = (_open(store).hr_size[1], _open(store).hr_size[0])
+    print(f"{'pruned' if distill_channels is None else 'student'}: channels "
+          f"{','.join(map(str, small.config.channels))}, {parameter_count(small)} parameters "
+          f"(from {parameter_count(model)}), {flops(small, hr) / 1e9:.3f} GFLOP a frame at {hr[1]}x{hr[0]} "
+          f"(from {flops(model, hr) / 1e9:.3f}); {steps} steps, run folder {Path(small_path).parent.parent}")
+    return small, small_path
 
 
 def add_export_model_parser(sub) -> None:
@@ -849,6 +929,23 @@ def add_export_model_parser(sub) -> None:
     p.add_argument("run", metavar="RUN_DIR_OR_CKPT", help="run folder (uses ckpt/last.pt) or a .pt file")
     p.add_argument("--out", required=True, metavar="DIR", help="output folder")
     p.add_argument("--res", help="HR WIDTHxHEIGHT to export at (default: the training store's)")
+    p.add_argument("--precision", metavar="P,...",
+                   help="write DIR/model_P.onnx for each of fp32, fp16, int8 (comma-separated) instead of "
+                        "model.onnx and model.pt2; int8 is calibrated on the store's train split")
+    p.add_argument("--store", metavar="STORE", help="store for int8 calibration and fine-tuning (default: "
+                                                    "the run's training store)")
+    p.add_argument("--calibration-frames", type=_int_at_least("--calibration-frames"), default=16,
+                   metavar="N", help="int8: recurrent steps of the train split to calibrate on (default 16)")
+    p.add_argument("--prune", type=float, metavar="R",
+                   help="remove this fraction of every U-Net level's channels (0 < R < 1), fine-tune "
+                        "--tune-steps steps into DIR/pruned, and export that")
+    p.add_argument("--distill", metavar="W,...",
+                   help="train a student of these U-Net widths from the model (the teacher) for "
+                        "--tune-steps steps into DIR/student, and export that")
+    p.add_argument("--tune-steps", type=_int_at_least("--tune-steps"), default=300, metavar="N",
+                   help="steps of fine-tuning (--prune) or distillation (--distill) (default 300)")
+    p.add_argument("--device", choices=("auto", "cuda", "cpu"), default="auto",
+                   help="for --prune and --distill training (default auto)")
     p.set_defaults(func=cmd_export_model)
 
 
