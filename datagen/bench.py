@@ -317,6 +317,111 @@ def bench_frame_spread(quick: bool = False, progress: Callable[[str], None] = la
     }
 
 
+SCENE_RATIO_SCENES = ("primitives", "racing", "city", "forest")
+SCENE_RATIO_RES = {False: ((1920, 1080), 3), True: ((960, 540), 2)}
+"""(HR size, frames) of ``scene_vs_primitives``, full and ``--quick``."""
+PASSES = ("shadow", "lr_gbuffer", "hr_samples", "hr_motion_depth", "read_back")
+
+
+def draw_counts(setup) -> dict:
+    """Draws of a frame (``Renderer.prepare``) by kind, and their triangles."""
+    modes = [d.node.material.alpha_mode for d in setup.draws]
+    masked = [d for d in setup.draws if d.node.material.alpha_mode == "MASK"]
+    return {"draws": len(modes), "triangles": sum(len(d.node.mesh.indices) for d in setup.draws),
+            "masked_draws": len(masked), "masked_triangles": sum(len(d.node.mesh.indices) for d in masked),
+            "blended_draws": modes.count("BLEND")}
+
+
+def pass_cpu_seconds(r: Renderer, scene, frame_index: int) -> dict[str, float]:
+    """CPU seconds (this process, llvmpipe's threads included) of each pass of one
+    ``Renderer.render`` frame, with ``ctx.finish()`` closing each: the same passes in
+    the same order as ``Renderer._render`` at the primary ratio."""
+    times, clock = {}, time.process_time()
+
+    def done(name: str) -> None:
+        nonlocal clock
+        r.ctx.finish()
+        now = time.process_time()
+        times[name], clock = now - clock, now
+
+    setup = r.prepare(scene, frame_index)
+    r.ctx.enable(moderngl.DEPTH_TEST)
+    r.ctx.depth_func = "<"
+    r.shadow_pass(setup.draws)
+    done("shadow")
+    r.lr_ratio(scene, setup, 0)  # the LR G-buffer pass and its read-back
+    done("lr_gbuffer")
+    r._hr_reference(scene, setup.draws, setup.cam)
+    done("hr_samples")
+    r._hr_motion_depth(scene, setup.draws, setup.cam)
+    done("hr_motion_depth")
+    r._read_hr()
+    done("read_back")
+    return times
+
+
+def bench_scene_vs_primitives(quick: bool = False, progress: Callable[[str], None] = lambda _: None,
+                              size: tuple[int, int] | None = None, frames: int | None = None) -> dict:
+    """scene_vs_primitives: per scene of ``SCENE_RATIO_SCENES`` (the default build
+    recipe's first sequence of each), the median CPU seconds of a ``Renderer.render``
+    frame over ``primitives``'; frames interleaved across scenes (one Renderer each, one
+    shared context) so that every scene sees the same machine. Per-pass CPU seconds
+    (``pass_cpu_seconds``) and draw counts come with each row."""
+    import numpy as np
+
+    from datagen.gl import create_context
+    from datagen.pipeline.plan import load_config, plan
+    from datagen.pipeline.worker import sequence_scene
+
+    default_size, default_frames = SCENE_RATIO_RES[quick]
+    size, frames = size or default_size, frames or default_frames
+    res = f"{size[0]}x{size[1]}"
+    config = load_config(None, scenes=SCENE_RATIO_SCENES, sequences=1, frames=frames, res=res, spp=16)
+    scenes = {task.scene: sequence_scene(task)[1] for task in plan(config)}
+    ctx = create_context()
+    renderers = {name: Renderer(config.render_config(), ctx) for name in scenes}
+    try:
+        progress(f"scene_vs_primitives: {', '.join(scenes)} at {res}, {frames} frames, interleaved ...")
+        for name, scene in scenes.items():  # untimed: upload, shader compiles
+            renderers[name].render(scene, 0)
+        cpu = {name: [] for name in scenes}
+        wall = {name: [] for name in scenes}
+        passes = {name: {p: [] for p in PASSES} for name in scenes}
+        for i in range(frames):
+            for name, scene in scenes.items():
+                c, w = time.process_time(), time.perf_counter()
+                renderers[name].render(scene, i)
+                renderers[name].ctx.finish()
+                cpu[name].append(time.process_time() - c)
+                wall[name].append(time.perf_counter() - w)
+                for p, s in pass_cpu_seconds(renderers[name], scene, i).items():
+                    passes[name][p].append(s)
+        counts = {name: draw_counts(renderers[name].prepare(scene, 0)) for name, scene in scenes.items()}
+    finally:
+        for r in renderers.values():
+            r.close()
+        ctx.release()
+    base, base_wall = float(np.median(cpu["primitives"])), float(np.median(wall["primitives"]))
+    rows = [{"scene": name, "median_cpu_s": float(np.median(cpu[name])),
+             "ratio": float(np.median(cpu[name])) / base,
+             "ratio_wall": float(np.median(wall[name])) / base_wall,
+             "pass_cpu_s": {p: float(np.median(v)) for p, v in passes[name].items()}, **counts[name]}
+            for name in scenes]
+    worst = max(rows, key=lambda row: row["ratio"])
+    return {
+        "figure": "scene_vs_primitives",
+        "what": f"per scene: median CPU seconds of a frame (LR G-buffer + 16-spp HR, scale 2, {res} HR, "
+                f"{frames} frames interleaved across scenes, after an untimed warm-up) over primitives'",
+        "seconds_per_frame": worst["median_cpu_s"],
+        "reference": "the primitives frame in the same run",
+        "reference_seconds_per_frame": base,
+        "ratio": worst["ratio"],
+        "worst": worst["scene"],
+        "target": "ratio <= 2",
+        "rows": rows,
+    }
+
+
 def _render_alone(tasks, results, config, lp_threads: str) -> None:
     """In a spawned process: take sequence tasks from the ``tasks`` queue until None,
     render each with this process's one Renderer and keep nothing; put (start, end) on
@@ -459,6 +564,7 @@ def run_bench(quick: bool = False, progress: Callable[[str], None] = lambda _: N
     progress(f"render vs bare loop at {config.hr_width}x{config.hr_height}, {frames} frames ...")
     figures = [bench_render(config, frames)]
     figures.append(bench_frame_spread(quick, progress))
+    figures.append(bench_scene_vs_primitives(quick, progress))
     progress("one HR reference for 3 ratios against 3 single-ratio renders (racing, 320x180) ...")
     figures.append(bench_multi_ratio(frames=2 if quick else 6))
     progress("store write/read/crop against the bare codec ...")
