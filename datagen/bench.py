@@ -18,6 +18,11 @@ frame_time_spread: per scene and size, the slowest frame's time over its sequenc
 median (``bench_frame_spread``): a frame whose cost explodes (as llvmpipe's own
 anisotropic filtering did, 30-2000x its neighbours) shows here; the target is <= 3.
 
+scene_vs_primitives: per scene, the median CPU seconds of a frame over the
+``primitives`` frame's, the scenes' frames interleaved in one process
+(``bench_scene_vs_primitives``), with each pass timed alone and the draws counted;
+the target is <= 2.
+
 multi_ratio_vs_single: frames/s of ``Renderer.render_ratios`` at 3 ratios (one HR
 reference, 3 LR G-buffers) against 3 single-ratio Renderers rendering the same frames
 (3 HR references); the expected speed-up, 3 (HR + LR) / (HR + 3 LR), is reported
