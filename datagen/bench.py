@@ -356,11 +356,11 @@ def pass_cpu_seconds(r: Renderer, scene, frame_index: int) -> dict[str, float]:
     done("shadow")
     r.lr_ratio(scene, setup, 0)  # the LR G-buffer pass and its read-back
     done("lr_gbuffer")
-    r._hr_reference(scene, setup.draws, setup.cam)
+    r.hr_reference(scene, setup.draws, setup.cam)
     done("hr_samples")
-    r._hr_motion_depth(scene, setup.draws, setup.cam)
+    r.hr_motion_depth(scene, setup.draws, setup.cam)
     done("hr_motion_depth")
-    r._read_hr()
+    r.read_hr()
     done("read_back")
     return times
 

@@ -24,9 +24,9 @@ is idempotent.
 
 The per-pass methods (``prepare``, ``program``, ``surface_program``,
 ``vertex_array``, ``texture``, ``set_lighting``, ``draw_sky``, ``sky_average``,
-``sum_batch``, ``shadow_pass``, ``lr_ratio``) are public so that
-``datagen.bench`` replays the same GL work without the renderer's per-draw Python
-(``BareLoop``) and times a ratio's LR part alone.
+``sum_batch``, ``shadow_pass``, ``lr_ratio``, ``hr_reference``, ``hr_motion_depth``,
+``read_hr``) are public so that ``datagen.bench`` replays the same GL work without
+the renderer's per-draw Python (``BareLoop``) and times each pass alone.
 """
 
 from __future__ import annotations
@@ -407,7 +407,7 @@ class Renderer:
         self.ctx.disable(moderngl.BLEND)
         fbo.depth_mask = True
 
-    def _hr_reference(self, scene: Scene, draws: list[Draw], cam: PassCamera) -> None:
+    def hr_reference(self, scene: Scene, draws: list[Draw], cam: PassCamera) -> None:
         """spp stratified samples, summed in float32 and resolved to half floats.
 
         Samples hold surfaces only (coverage in alpha); the sky, box-filtered
@@ -427,7 +427,8 @@ class Renderer:
                 self._blended(fbo, scene, draws, sample_cam, size)
             self.sum_batch(start, len(batch), n)
 
-    def _hr_motion_depth(self, scene: Scene, draws: list[Draw], cam: PassCamera) -> None:
+    def hr_motion_depth(self, scene: Scene, draws: list[Draw], cam: PassCamera) -> None:
+        """HR motion vectors and depth at unjittered pixel centres, sky included."""
         size = self.config.hr_size
         self.fbo_hr_md.use()
         self.fbo_hr_md.clear(depth=1.0)
@@ -459,9 +460,9 @@ class Renderer:
         ctx.depth_func = "<"
         self.shadow_pass(draws)
         jitters = [self._jittered_lr_pass(scene, setup, lr) for lr in gbuffers]
-        self._hr_reference(scene, draws, cam)
-        self._hr_motion_depth(scene, draws, cam)
-        hr = self._read_hr()
+        self.hr_reference(scene, draws, cam)
+        self.hr_motion_depth(scene, draws, cam)
+        hr = self.read_hr()
         return [Frame(**self._read_lr(lr), **hr, jitter_px=np.asarray(jitter, np.float32),
                       view=setup.cam.view.astype(np.float32), proj=setup.cam.proj.astype(np.float32),
                       exposure=float(scene.exposure), camera_cut=scene.is_cut(frame_index),
@@ -497,7 +498,7 @@ class Renderer:
             object_id_lr=read_attachment(lr.fbo, at["object_id"], 1, "u4")[..., 0],
         )
 
-    def _read_hr(self) -> dict[str, np.ndarray]:
+    def read_hr(self) -> dict[str, np.ndarray]:
         """The ``Frame`` HR fields."""
         return dict(
             color_hr=read_attachment(self.fbo_color, 0, 3, "f2"),
