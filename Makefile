@@ -30,7 +30,7 @@ $(STAMP): pyproject.toml
 
 test: install
 	$(BIN)/ruff check datagen tests
-	DATAGEN_REQUIRE_GL=1 LP_NUM_THREADS=$${LP_NUM_THREADS:-2} $(BIN)/python -m pytest -q
+	DATAGEN_REQUIRE_GL=1 LP_NUM_THREADS=$${LP_NUM_THREADS:-2} $(BIN)/python -m pytest -q --durations=15
 
 lint: install
 	$(BIN)/ruff check datagen tests
