@@ -36,3 +36,29 @@ def mount(*args: str) -> None:
         pytest.skip(f"cannot mount here: {exc}")
     if done.returncode != 0:
         pytest.skip(f"cannot mount here (needs root and CAP_SYS_ADMIN): {done.stderr.strip()}")
+
+
+def rendered_primitives_store(path: Path, ctx, splits: dict[str, int], frames: int, hr: tuple[int, int],
+                              scale: float, spp: int, seed_step: int) -> Path:
+    """A real rendered store of ``primitives`` sequences: sequence i of a split has seed
+    ``seed_step * i + len(split)``; rendered on the session's GL context ``ctx``."""
+    from datagen.render import RenderConfig, Renderer
+    from datagen.scenes import generate
+    from datagen.store.writer import write_sequence
+
+    cam = generate("primitives", {}, 0).camera
+    path = create_store(path, {"scene": "primitives"}, splits, frames, hr, scale,
+                        cv.conventions_block(scale, spp, cam.near, cam.far))
+    ctx.__enter__()
+    renderer = Renderer(RenderConfig(*hr, scale, spp, shadow_map_size=256), ctx=ctx)
+    try:
+        for split, count in splits.items():
+            for index in range(count):
+                seed = seed_step * index + len(split)
+                scene = generate("primitives", {}, seed)
+                write_sequence(path, split, index, (renderer.render(scene, t) for t in range(frames)),
+                               {"scene": "primitives", "seed": seed})
+    finally:
+        renderer.close()
+        ctx.__exit__(None, None, None)
+    return path

@@ -14,10 +14,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-
-from datagen import conventions as cv
-from datagen.store import create_store
-from datagen.store.writer import write_sequence
+from store_helpers import rendered_primitives_store
 
 HR, SCALE, SPP, T = (64, 36), 2.0, 4, 6
 SPLITS = {"train": 2, "test": 1}
@@ -32,26 +29,8 @@ def datagen(*args, timeout: int = 400) -> subprocess.CompletedProcess:
 @pytest.fixture(scope="module")
 def store(gl_session_ctx, tmp_path_factory) -> Path:
     """A real rendered store: primitives, 64x36 HR, scale 2, 4 spp, 6 frames; train 2, test 1."""
-    from datagen.render import RenderConfig, Renderer
-    from datagen.scenes import generate
-
-    cam = generate("primitives", {}, 0).camera
-    path = create_store(tmp_path_factory.mktemp("deploy") / "store.zarr", {"scene": "primitives"}, SPLITS,
-                        T, HR, SCALE, cv.conventions_block(SCALE, SPP, cam.near, cam.far))
-    ctx = gl_session_ctx
-    ctx.__enter__()
-    renderer = Renderer(RenderConfig(*HR, SCALE, SPP, shadow_map_size=256), ctx=ctx)
-    try:
-        for split, count in SPLITS.items():
-            for index in range(count):
-                seed = 5 * index + len(split)
-                scene = generate("primitives", {}, seed)
-                write_sequence(path, split, index, (renderer.render(scene, t) for t in range(T)),
-                               {"scene": "primitives", "seed": seed})
-    finally:
-        renderer.close()
-        ctx.__exit__(None, None, None)
-    return path
+    return rendered_primitives_store(tmp_path_factory.mktemp("deploy") / "store.zarr", gl_session_ctx, SPLITS,
+                                     T, HR, SCALE, SPP, seed_step=5)
 
 
 @pytest.fixture(scope="module")

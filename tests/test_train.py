@@ -13,6 +13,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from store_helpers import rendered_primitives_store
 
 from datagen import conventions as cv
 from datagen.errors import ConfigError, StoreError
@@ -38,26 +39,8 @@ def datagen(*args, timeout: int = 240) -> subprocess.CompletedProcess:
 @pytest.fixture(scope="module")
 def store(gl_session_ctx, tmp_path_factory) -> Path:
     """A real rendered store: primitives, 64x36 HR, scale 2, 8 spp, 8 frames; train 2, test 1."""
-    from datagen.render import RenderConfig, Renderer
-    from datagen.scenes import generate
-
-    cam = generate("primitives", {}, 0).camera
-    path = create_store(tmp_path_factory.mktemp("train") / "store.zarr", {"scene": "primitives"}, SPLITS,
-                        T, HR, SCALE, cv.conventions_block(SCALE, SPP, cam.near, cam.far))
-    ctx = gl_session_ctx
-    ctx.__enter__()
-    renderer = Renderer(RenderConfig(*HR, SCALE, SPP, shadow_map_size=256), ctx=ctx)
-    try:
-        for split, count in SPLITS.items():
-            for index in range(count):
-                seed = 3 * index + len(split)
-                scene = generate("primitives", {}, seed)
-                write_sequence(path, split, index, (renderer.render(scene, t) for t in range(T)),
-                               {"scene": "primitives", "seed": seed})
-    finally:
-        renderer.close()
-        ctx.__exit__(None, None, None)
-    return path
+    return rendered_primitives_store(tmp_path_factory.mktemp("train") / "store.zarr", gl_session_ctx, SPLITS,
+                                     T, HR, SCALE, SPP, seed_step=3)
 
 
 # -- pure logic ----------------------------------------------------------------------------------
