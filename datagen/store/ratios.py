@@ -16,7 +16,6 @@ A sequence's extra ratios are written while the sequence is written
 
 from __future__ import annotations
 
-import logging
 from collections.abc import Iterable, Iterator
 
 import zarr
@@ -28,8 +27,6 @@ from datagen.store import location, schema
 from datagen.store.io import io_errors, open_split
 from datagen.store.schema import FRAME_ARRAYS, STEP_ARRAYS, ArraySpec, Layout
 from datagen.store.writer import ShardBlocks
-
-log = logging.getLogger(__name__)
 
 RATIO_PIXELS: tuple[ArraySpec, ...] = tuple(spec for spec in FRAME_ARRAYS if spec.name.endswith("_lr"))
 RATIO_STEPS: tuple[ArraySpec, ...] = tuple(spec for spec in STEP_ARRAYS if spec.name == "jitter_px")
@@ -93,7 +90,6 @@ def write_extra_ratios(store_path, split: str, index: int, frames: Iterable[list
     Frames, writing every extra ratio's LR arrays into its subgroup on the way; the last
     of them is written when ``frames`` is exhausted, which ``write_sequence`` waits for
     before it sets the sequence's ``complete`` flag."""
-
     group, attrs = open_split(store_path, split, mode="r+")
     shape = attrs["store"]
     extra = shape.get("extra_lr", [])
