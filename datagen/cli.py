@@ -663,14 +663,15 @@ non-finite loss, naming the step and keeping the checkpoints written before it.
 
 
 def cmd_train(args) -> int:
-    from tqdm import tqdm
-
     from datagen.output import check_out_dir
-    from datagen.train.metrics import LossWeights
-    from datagen.train.trainer import preset, train
 
     _open(args.store)  # a missing store or another schema version: one line before torch starts
     check_out_dir(Path(args.out))  # and an --out that cannot be written
+    from tqdm import tqdm
+
+    from datagen.train.metrics import LossWeights
+    from datagen.train.trainer import preset, train
+
     sizes = ("steps", "batch", "window", "crop", "channels", "warmup", "ckpt_every", "lr")
     given = {name: getattr(args, name) for name in sizes if getattr(args, name) is not None}  # over --preset
     w_perceptual = args.w_perceptual if args.w_perceptual is not None else 0.1 * bool(args.perceptual_weights)
