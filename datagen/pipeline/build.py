@@ -3,7 +3,8 @@ render what is not complete on a Dask cluster and stream it into the store.
 
 The parent process never makes a GL context: every frame is rendered inside a
 worker process (``datagen.pipeline.worker``), so workers may be forked or
-spawned safely. Dask starts local workers with spawn by default.
+spawned safely. A LocalCluster's workers are forked from a forkserver that has
+imported what they need (``_forkserver``); other clusters start their own.
 
 Faults: a task that raises is retried twice (``TASK_RETRIES``); a task whose
 worker process dies (SIGKILL, out of memory) is rescheduled by Dask up to
