@@ -187,6 +187,30 @@ def test_identity_returns_the_frame():
     assert Augmentation(stride=2).apply(frame) is frame
 
 
+def test_another_ratio_takes_the_augmented_hr_and_augments_only_its_lr():
+    """``apply_ratio``: an extra ratio's Frame of the same render gets its LR fields and
+    jitter augmented exactly as ``apply`` does, and the primary's augmented HR arrays
+    themselves (augmented once, not once per ratio)."""
+    rng = np.random.default_rng(4)
+    primary = random_frame(rng, 0, (16, 10), 2.0)
+    other = random_frame(rng, 0, (16, 10), 1.6)
+    other = dataclasses.replace(other, **{name: getattr(primary, name) for name in (
+        "color_hr", "depth_hr", "motion_hr", "view", "proj")}, exposure=primary.exposure)
+    aug = Augmentation(hflip=True, vflip=True, quarter_turns=2, exposure_ev=0.5,
+                       wb_gains=(1.1, 0.95, 1.02), hue_deg=12.0)
+    done = aug.apply(primary)
+    out, whole = aug.apply_ratio(other, done), aug.apply(other)
+    for name in ("color_lr", "depth_lr", "motion_lr", "normal_lr", "albedo_lr", "material_lr",
+                 "object_id_lr", "jitter_px"):
+        assert np.array_equal(getattr(out, name), getattr(whole, name), equal_nan=True), name
+        assert getattr(out, name).shape == getattr(other, name).shape, name
+    for name in ("color_hr", "depth_hr", "motion_hr", "proj"):
+        assert getattr(out, name) is getattr(done, name), name
+        assert np.array_equal(getattr(out, name), getattr(whole, name), equal_nan=True), name
+    assert out.exposure == whole.exposure == done.exposure != other.exposure
+    assert Augmentation(stride=2).apply_ratio(other, primary) is other
+
+
 # -- real renders ---------------------------------------------------------------------------------
 
 

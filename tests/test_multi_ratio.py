@@ -9,6 +9,7 @@ import os
 import shutil
 import subprocess
 import sys
+import threading
 import warnings
 from pathlib import Path
 
@@ -17,16 +18,16 @@ import pytest
 import zarr
 
 from datagen import conventions as cv
-from datagen.errors import ConfigError, StoreError
+from datagen.errors import ConfigError, DiskFullError, StoreError
 from datagen.pipeline import BuildConfig, Splits, load_config
 from datagen.pipeline.plan import plan
 from datagen.pipeline.worker import sequence_scene
 from datagen.render import Renderer
-from datagen.store import open_store
+from datagen.store import open_store, writer
 from datagen.store.ratios import RATIO_NAMES
-from datagen.store.schema import FRAME_NAMES, STEP_NAMES
+from datagen.store.schema import FRAME_NAMES, STEP_NAMES, Layout
 from datagen.store.validate import validate
-from datagen.store.writer import create_store
+from datagen.store.writer import create_store, write_sequence
 
 DATAGEN = [sys.executable, "-m", "datagen"]
 SCALES = (2.0, 1.5, 1.7)
@@ -258,3 +259,54 @@ def test_bench_multi_ratio_figure():
     (row,) = [line for line in summary_table({"figures": [figure]}).splitlines()
               if line.startswith("multi_ratio_vs_single")]
     assert f"{figure['ratio']:.2f}" in row and figure["target"] in row
+
+
+def two_ratio_store(path: Path) -> tuple[Path, list[list]]:
+    """A 16x12 store at scales 2 and 1.5, a shard a frame, and 3 frames of random Frames at
+    both ratios."""
+    from test_store import random_frame
+
+    out = create_store(path, {}, {"train": 1}, 3, (16, 12), 2.0, cv.conventions_block(2.0, 8, 0.1, 100.0),
+                       layout=Layout(frames_per_shard=1), extra_scales=(1.5,))
+    rng = np.random.default_rng(7)
+    return out, [[random_frame(rng, t, (16, 12), s) for s in (2.0, 1.5)] for t in range(3)]
+
+
+def test_the_extra_ratios_are_written_on_the_writer_thread(tmp_path, monkeypatch):
+    path, frames = two_ratio_store(tmp_path / "two.zarr")
+    threads = []
+    add = writer.ShardBlocks.add
+
+    def spy(self, t, frame):
+        threads.append(("color_hr" in self.buffers, threading.current_thread().name))
+        return add(self, t, frame)
+
+    monkeypatch.setattr(writer.ShardBlocks, "add", spy)
+    write_sequence(path, "train", 0, iter(frames), {"scene": "s", "seed": 1})
+    assert sorted(threads) == [(False, "datagen-writer-0")] * 3 + [(True, "datagen-writer-0")] * 3
+    extra = open_store(path, scale=1.5)
+    assert extra.sequences("train")[0].complete
+    stored = extra.read_window("train", 0)
+    for name in RATIO_NAMES:
+        assert np.array_equal(stored[name], np.stack([getattr(f[1], name) for f in frames]), equal_nan=True)
+    assert np.array_equal(stored["color_hr"], np.stack([f[0].color_hr for f in frames]))
+    with pytest.raises(StoreError, match=r"frame 0: 1 ratio\(s\) rendered, the store holds 2 \(2, 1.5\)"):
+        write_sequence(path, "train", 0, iter(f[0] for f in frames), {"scene": "s", "seed": 1})
+    assert not open_store(path).sequences("train")[0].complete
+
+
+def test_an_extra_ratio_write_error_leaves_the_sequence_not_complete(tmp_path, monkeypatch):
+    path, frames = two_ratio_store(tmp_path / "two.zarr")
+    flush, failed = writer.ShardBlocks.flush, []
+
+    def failing_flush(self, end):
+        if "color_hr" not in self.buffers:  # an extra ratio's block
+            failed.append(threading.current_thread().name)
+            raise OSError(28, "No space left on device")
+        return flush(self, end)
+
+    monkeypatch.setattr(writer.ShardBlocks, "flush", failing_flush)
+    with pytest.raises(DiskFullError, match="cannot write sequence 0 of train: No space left"):
+        write_sequence(path, "train", 0, iter(frames), {"scene": "s", "seed": 1})
+    assert failed == ["datagen-writer-0"]
+    assert not open_store(path).sequences("train")[0].complete

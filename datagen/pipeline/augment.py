@@ -300,35 +300,64 @@ class Augmentation:
     def apply(self, frame: Frame) -> Frame:
         """The augmented frame (a new Frame; ``frame`` is not changed, and returned as it
         is when nothing but the stride is drawn)."""
-        if dataclasses.replace(self, stride=1) == Augmentation():
+        if self.is_identity():
             return frame
         H, W = frame.color_hr.shape[:2]
-        h, w = frame.color_lr.shape[:2]
-        crop_hr = self.crop
-        crop_lr = None if crop_hr is None else lr_crop(crop_hr, (W, H), (w, h))
-        gain = 2.0 ** self.exposure_ev
-        colour = self.colour_matrix().T * gain
+        crop = self.crop
+        colour = self._colour()
 
         def geo(name: str) -> np.ndarray:
-            return self.pixels(getattr(frame, name), crop_hr if name.endswith("_hr") else crop_lr)
-
-        def tint(name: str) -> np.ndarray:
-            c = geo(name).astype(np.float32) @ colour.astype(np.float32)
-            return np.clip(c, 0.0, FLOAT16_MAX).astype(np.float16)
-
-        def motion(name: str) -> np.ndarray:
-            m = geo(name)
-            return self.vector(m).astype(m.dtype)
+            return self.pixels(getattr(frame, name), crop)
 
         return Frame(
-            color_lr=tint("color_lr"), depth_lr=geo("depth_lr"), motion_lr=motion("motion_lr"),
-            normal_lr=geo("normal_lr"), albedo_lr=geo("albedo_lr"), material_lr=geo("material_lr"),
-            object_id_lr=geo("object_id_lr"), color_hr=tint("color_hr"), depth_hr=geo("depth_hr"),
-            motion_hr=motion("motion_hr"),
-            jitter_px=self.vector(frame.jitter_px).astype(np.float32),
+            **self._lr_fields(frame, (W, H)), color_hr=_tint(geo("color_hr"), colour),
+            depth_hr=geo("depth_hr"), motion_hr=self._motion(geo("motion_hr")),
             view=frame.view,
             proj=(self.ndc_matrix((W, H)) @ np.asarray(frame.proj, np.float64)).astype(np.float32),
-            exposure=float(frame.exposure / gain), camera_cut=frame.camera_cut, time_s=frame.time_s)
+            exposure=float(frame.exposure / 2.0 ** self.exposure_ev), camera_cut=frame.camera_cut,
+            time_s=frame.time_s)
+
+    def apply_ratio(self, frame: Frame, primary: Frame) -> Frame:
+        """The augmented frame of another LR ratio of the same render as ``primary``, which
+        is already augmented (``apply``): ``frame``'s LR fields and jitter are augmented,
+        and everything else (the HR arrays, matrices, exposure) is ``primary``'s, shared
+        rather than augmented again. Equals ``apply(frame)`` when ``frame`` holds the same
+        HR as ``primary`` did (``Renderer.render_ratios``)."""
+        if self.is_identity():
+            return frame
+        H, W = frame.color_hr.shape[:2]  # as rendered: ``frame`` is not augmented
+        return dataclasses.replace(primary, **self._lr_fields(frame, (W, H)))
+
+    def is_identity(self) -> bool:
+        """Whether ``apply`` changes nothing (the stride is not applied to frames)."""
+        return dataclasses.replace(self, stride=1) == Augmentation()
+
+    def _colour(self) -> np.ndarray:
+        return self.colour_matrix().T * 2.0 ** self.exposure_ev
+
+    def _motion(self, m: np.ndarray) -> np.ndarray:
+        return self.vector(m).astype(m.dtype)
+
+    def _lr_fields(self, frame: Frame, render_size: tuple[int, int]) -> dict[str, np.ndarray]:
+        """The augmented LR fields and jitter of ``frame``, rendered at HR ``render_size``."""
+        crop = None if self.crop is None else lr_crop(self.crop, render_size, frame.color_lr.shape[1::-1])
+        colour = self._colour()
+
+        def geo(name: str) -> np.ndarray:
+            return self.pixels(getattr(frame, name), crop)
+
+        return {"color_lr": _tint(geo("color_lr"), colour), "depth_lr": geo("depth_lr"),
+                "motion_lr": self._motion(geo("motion_lr")), "normal_lr": geo("normal_lr"),
+                "albedo_lr": geo("albedo_lr"), "material_lr": geo("material_lr"),
+                "object_id_lr": geo("object_id_lr"),
+                "jitter_px": self.vector(frame.jitter_px).astype(np.float32)}
+
+
+def _tint(c: np.ndarray, colour: np.ndarray) -> np.ndarray:
+    """Linear RGB ``c`` through ``colour`` (3x3, transposed, exposure in), as stored: float16
+    clipped to [0, FLOAT16_MAX]."""
+    c = c.astype(np.float32) @ colour.astype(np.float32)
+    return np.clip(c, 0.0, FLOAT16_MAX).astype(np.float16)
 
 
 def draw(config: AugmentConfig, render_size: tuple[int, int], scale: float, rng_for) -> Augmentation:

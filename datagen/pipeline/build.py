@@ -3,7 +3,8 @@ render what is not complete on a Dask cluster and stream it into the store.
 
 The parent process never makes a GL context: every frame is rendered inside a
 worker process (``datagen.pipeline.worker``), so workers may be forked or
-spawned safely. Dask starts local workers with spawn by default.
+spawned safely. A LocalCluster's workers are forked from a forkserver that has
+imported what they need (``_forkserver``); other clusters start their own.
 
 Faults: a task that raises is retried twice (``TASK_RETRIES``); a task whose
 worker process dies (SIGKILL, out of memory) is rescheduled by Dask up to
@@ -41,6 +42,29 @@ log = logging.getLogger(__name__)
 
 SCHEDULER_TIMEOUT_S = 3
 """how long to wait for a --scheduler address before giving up."""
+
+LOCAL_CLUSTER_CONFIG = {
+    # no statistical profiler in the workers: it samples the task thread's stack 100
+    # times a second, ~0.014 CPU-s a second per worker (measured)
+    "distributed.worker.profile.enabled": False,
+    # Dask's timers, fit for tasks of milliseconds, cost CPU on every wall second: an
+    # idle 2-worker LocalCluster took 0.049 CPU-s a second in the client process
+    # (scheduler, nannies) and 0.018 in each worker, 0.007 and 0.003 with these
+    # (docs/benchmarks.md). A sequence task takes seconds.
+    "distributed.admin.tick.interval": "1s",  # event-loop health check (warnings only); 20 ms
+    "distributed.admin.system-monitor.interval": "2s",  # CPU/memory samples for the dashboard; 0.5 s
+    "distributed.worker.memory.monitor-interval": "1s",  # the nanny's memory limit check; 0.1 s
+    # one task at a time per worker thread, the rest queued on the scheduler: nothing
+    # is left for work stealing (a 1 s timer) to balance
+    "distributed.scheduler.worker-saturation": 1.0,
+    "distributed.scheduler.work-stealing": False,
+}
+"""Dask settings of a build's own LocalCluster (its scheduler, nannies and workers)."""
+
+WORKER_PRELOAD = ("distributed", "datagen.pipeline.build", "datagen.pipeline.worker", "datagen.render",
+                  "datagen.store.writer", "tensorstore")
+"""What a LocalCluster's forkserver imports before it forks the workers (``_forkserver``):
+what a worker imports to run a sequence task, up to the GL context (none made there)."""
 
 TASK_RETRIES = 2
 """how often a sequence task that raised is tried again (worker deaths are counted
@@ -151,20 +175,52 @@ def _client(config: BuildConfig):
     import dask
 
     workers = config.workers or os.cpu_count() or 1
-    # no statistical profiler in the workers: it samples the task thread's stack 100
-    # times a second, ~0.014 CPU-s a second per worker (measured), ~4% of a 2-core build
-    with _workers_ignore_ctrl_c(), dask.config.set({"distributed.worker.profile.enabled": False}):
-        cluster = LocalCluster(n_workers=workers, threads_per_worker=1, processes=True,
-                               dashboard_address=":0", silence_logs=logging.ERROR,
-                               env=local_cluster_env(workers))
-    with cluster, Client(cluster) as client:
-        _register_plugins(client)
-        yield client
-        # workers leave before the scheduler closes: closed together, a worker's heartbeat
-        # could meet the closed scheduler and print a CommClosedError traceback after a
-        # successful build (1 build in 12 here)
-        with contextlib.suppress(Exception):
-            client.retire_workers(close_workers=True)
+    # set for the cluster's whole life: a nanny reads the start method again when it
+    # restarts a worker that died
+    with dask.config.set(LOCAL_CLUSTER_CONFIG), _forkserver(WORKER_PRELOAD):
+        with _workers_ignore_ctrl_c():
+            cluster = LocalCluster(n_workers=workers, threads_per_worker=1, processes=True,
+                                   dashboard_address=":0", silence_logs=logging.ERROR,
+                                   env=local_cluster_env(workers))
+        with cluster, Client(cluster) as client:
+            _register_plugins(client)
+            yield client
+            # workers leave before the scheduler closes: closed together, a worker's heartbeat
+            # could meet the closed scheduler and print a CommClosedError traceback after a
+            # successful build (1 build in 12 here)
+            with contextlib.suppress(Exception):
+                client.retire_workers(close_workers=True)
+
+
+@contextlib.contextmanager
+def _forkserver(preload: tuple[str, ...]):
+    """Start LocalCluster workers from a forkserver that has imported ``preload``: the
+    imports (~1 CPU-s: distributed, zarr, tensorstore, moderngl, datagen) are paid once
+    instead of once per worker. The forkserver is a process started (fork and exec)
+    for this, like a spawned worker, which then only forks: it makes no GL context
+    (importing moderngl opens no GL library) and runs one thread, so forking it is
+    safe. Stopped when the build ends, so that every build pays for its own (and its
+    CPU, with its workers', is counted as this process's children's). Where a
+    forkserver already runs in this process, it is used as it is and left running."""
+    import multiprocessing
+    from multiprocessing import forkserver
+
+    import dask
+    from distributed import utils
+
+    server = getattr(forkserver, "_forkserver", None)
+    ours = getattr(server, "_forkserver_pid", 1) is None and hasattr(server, "_stop")
+    with dask.config.set({"distributed.worker.multiprocessing-method": "forkserver"}):
+        if ours:
+            multiprocessing.get_context("forkserver").set_forkserver_preload(list(preload))
+            # else distributed picks its own list once, importing pandas here for it
+            utils._forkserver_preload_set = True
+        try:
+            yield
+        finally:
+            if ours:
+                with contextlib.suppress(OSError):
+                    server._stop()
 
 
 @contextlib.contextmanager

@@ -113,15 +113,15 @@ def sequence_scene(task):
     return recipe, with_stride(recipe.build(task.seed), task.augmentation.stride)
 
 
-def extra_ratio_frames(store_path: str, task, renderer, scene, count: int):
-    """The primary Frames of a sequence of several ratios for ``write_sequence``; every
-    frame's extra ratios (``Renderer.render_ratios``, each augmented the same way) are
-    written into their subgroups on the way (``ratios.write_extra_ratios``)."""
-    from datagen.store.ratios import write_extra_ratios
-
-    aug = task.augmentation
-    rendered = ([aug.apply(f) for f in renderer.render_ratios(scene, i)] for i in range(count))
-    return write_extra_ratios(store_path, task.split, task.index, rendered)
+def ratio_frames(renderer, scene, aug, count: int):
+    """Per frame of a sequence of several ratios, its Frames at every ratio
+    (``Renderer.render_ratios``, the primary first), augmented: the primary Frame whole,
+    the others' LR only (``Augmentation.apply_ratio``), so that the HR arrays they share
+    are augmented once. ``write_sequence`` writes each into its ratio's arrays."""
+    for i in range(count):
+        primary, *extra = renderer.render_ratios(scene, i)
+        primary = aug.apply(primary)
+        yield [primary, *(aug.apply_ratio(frame, primary) for frame in extra)]
 
 
 def render_sequence_task(store_path: str, task, config) -> SequenceResult:
@@ -143,7 +143,7 @@ def render_sequence_task(store_path: str, task, config) -> SequenceResult:
         "fps": scene.fps, "augmentation": aug.to_json(), "datagen_version": __version__,
     }
     if config.extra_scales:  # one HR, one LR per ratio: the extra ratios go to their subgroups
-        frames = extra_ratio_frames(store_path, task, renderer, scene, config.frames)
+        frames = ratio_frames(renderer, scene, aug, config.frames)
     else:
         frames = (aug.apply(renderer.render(scene, i)) for i in range(config.frames))
     write_sequence(store_path, task.split, task.index, frames, meta)

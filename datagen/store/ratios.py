@@ -10,21 +10,21 @@ split. The root attrs list the ratios (``store.scales``, ``store.extra_lr``) and
 each subgroup's attrs describe its own (scale, lr_size, ratio, jitter phases, mip
 bias). ``open_store(path, scale=R)`` reads a store at ratio R.
 
-A sequence's extra ratios are written while the sequence is written
-(``write_extra_ratios``), before its ``complete`` flag is set.
+A sequence's extra ratios are written with the sequence, by its writer thread
+(``writer.write_sequence`` given each frame's Frames at every ratio, ``extra_blocks``),
+before its ``complete`` flag is set.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable
 
 import zarr
 
 from datagen import conventions as cv
 from datagen.errors import StoreError
-from datagen.frame import Frame
-from datagen.store import location, schema
-from datagen.store.io import io_errors, open_split
+from datagen.store import schema
+from datagen.store.location import StorePath
 from datagen.store.schema import FRAME_ARRAYS, STEP_ARRAYS, ArraySpec, Layout
 from datagen.store.writer import ShardBlocks
 
@@ -84,30 +84,11 @@ def scales_of(attrs: dict) -> tuple[float, ...]:
     return (float(shape["scale"]), *(float(e["scale"]) for e in shape.get("extra_lr", [])))
 
 
-def write_extra_ratios(store_path, split: str, index: int, frames: Iterable[list[Frame]]) -> Iterator[Frame]:
-    """Pass ``frames`` (per frame, one Frame per ratio of the store, the primary first,
-    as ``Renderer.render_ratios`` gives) on to ``writer.write_sequence`` as the primary
-    Frames, writing every extra ratio's LR arrays into its subgroup on the way; the last
-    of them is written when ``frames`` is exhausted, which ``write_sequence`` waits for
-    before it sets the sequence's ``complete`` flag."""
-    group, attrs = open_split(store_path, split, mode="r+")
-    shape = attrs["store"]
-    extra = shape.get("extra_lr", [])
-    doing = f"write the extra ratios of sequence {index} of {split}"
-    with io_errors(store_path, doing, write=True):
-        blocks = [ShardBlocks(group[e["group"]], location.parse(store_path) / split / e["group"], index,
-                              shape["frames"], shape["layout"]["frames_per_shard"], RATIO_PIXELS,
-                              RATIO_STEPS) for e in extra]
-    t = -1
-    for t, ratios in enumerate(frames):
-        if len(ratios) != 1 + len(blocks):
-            raise StoreError(f"frame {t}: {len(ratios)} ratios rendered, the store holds "
-                             f"{1 + len(blocks)} ({', '.join(f'{s:g}' for s in scales_of(attrs))})")
-        with io_errors(store_path, doing, write=True):
-            for b, frame in zip(blocks, ratios[1:], strict=True):
-                b.add(t, frame)
-        yield ratios[0]
-    if t + 1 == shape["frames"]:  # else write_sequence reports the count and leaves it not complete
-        with io_errors(store_path, doing, write=True):
-            for b in blocks:
-                b.finish(t + 1)
+def extra_blocks(group: zarr.Group, split_path: StorePath, index: int, shape: dict) -> list[ShardBlocks]:
+    """One ShardBlocks per extra ratio of sequence ``index`` of the split ``group`` at
+    ``split_path`` (``shape``: the root attrs' ``store``), writing that ratio's LR arrays
+    into its subgroup: ``writer.write_sequence`` feeds them each frame's Frame of their
+    ratio on its writer thread, beside the split's own."""
+    return [ShardBlocks(group[e["group"]], split_path / e["group"], index, shape["frames"],
+                        shape["layout"]["frames_per_shard"], RATIO_PIXELS, RATIO_STEPS)
+            for e in shape.get("extra_lr", [])]

@@ -11,7 +11,9 @@ concurrent writers of different sequences cannot clobber each other.
 Frames are written on a writer thread fed through a queue of ``QUEUE_FRAMES``
 frames, so rendering the next frames overlaps compressing and writing the last
 block; an error on the writer thread stops the sequence in the caller's thread
-(and the sequence stays not complete).
+(and the sequence stays not complete). In a store of several LR ratios
+(``datagen.store.ratios``) each item is one frame's Frames at every ratio, and the
+same thread writes the extra ratios' LR blocks into their subgroups.
 
 Memory: one block of every pixel array (``frames_per_shard`` frames), the queued
 frames and the sequence's small per-frame arrays, whatever the sequence length.
@@ -27,7 +29,7 @@ import queue
 import shutil
 import threading
 import warnings
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 
 import numpy as np
@@ -318,39 +320,44 @@ neither waits for the other, few enough to bound memory (a 1080p frame is ~52 MB
 
 
 class _WriterThread:
-    """Takes frames from a bounded queue and adds them to ``blocks`` on its own thread.
+    """Takes frames from a bounded queue and adds them to ``blocks`` on its own thread:
+    each item holds one Frame per ShardBlocks (the primary ratio's, then each extra
+    ratio's).
 
     ``put`` blocks while the queue is full and raises the writer's error, if it had
     one, in the caller's thread; ``close`` waits for every queued frame to be written
     and raises it too. After an error (or ``abort``) the thread drops what is queued."""
 
-    def __init__(self, blocks: ShardBlocks, write: Callable[[], contextlib.AbstractContextManager],
+    def __init__(self, blocks: list[ShardBlocks], write: Callable[[], contextlib.AbstractContextManager],
                  depth: int = QUEUE_FRAMES):
         self.blocks, self.write = blocks, write
         self.queue: queue.Queue = queue.Queue(maxsize=max(1, depth))
         self.error: BaseException | None = None
         self.stop = False
-        self.thread = threading.Thread(target=self._run, name=f"datagen-writer-{blocks.index}", daemon=True)
+        self.thread = threading.Thread(target=self._run, name=f"datagen-writer-{blocks[0].index}",
+                                       daemon=True)
         self.thread.start()
 
     def _run(self) -> None:
         while (item := self.queue.get()) is not None:
             if self.error is not None or self.stop:
                 continue  # drain, so that a blocked ``put`` returns and sees the error
+            t, frames = item
             try:
                 with self.write():
-                    self.blocks.add(*item)
+                    for blocks, frame in zip(self.blocks, frames, strict=True):
+                        blocks.add(t, frame)
             except BaseException as exc:  # handed to the caller's thread
                 self.error = exc
-            del item
+            del item, frames
 
     def _check(self) -> None:
         if self.error is not None:
             raise self.error
 
-    def put(self, t: int, frame: Frame) -> None:
+    def put(self, t: int, frames: list[Frame]) -> None:
         self._check()
-        self.queue.put((t, frame))
+        self.queue.put((t, frames))
 
     def close(self) -> None:
         """Wait until every queued frame is added; raise the writer's error, if any."""
@@ -365,11 +372,14 @@ class _WriterThread:
         self.thread.join()
 
 
-def write_sequence(store_path: str | os.PathLike, split: str, index: int, frames: Iterable[Frame],
-                   meta: dict) -> None:
+def write_sequence(store_path: str | os.PathLike, split: str, index: int,
+                   frames: Iterable[Frame | Sequence[Frame]], meta: dict) -> None:
     """Write sequence ``index`` of ``split`` from ``frames`` (consumed lazily, one
     at a time, while a writer thread compresses and writes the frames before them),
-    then its metadata, then ``complete[index] = True``.
+    then its metadata, then ``complete[index] = True``. In a store of several LR
+    ratios each item of ``frames`` is one frame's Frame at every ratio, the primary
+    first (``Renderer.render_ratios``); the extra ratios' LR arrays go to their
+    subgroups (``datagen.store.ratios``).
 
     ``meta`` is JSON-ready and holds at least ``scene`` (str) and ``seed`` (int);
     add the camera rig and the augmentation applied. A failure at any point, in
@@ -386,22 +396,39 @@ def write_sequence(store_path: str | os.PathLike, split: str, index: int, frames
     doing = f"write sequence {index} of {split}"
     with io_errors(store_path, doing, write=True):
         group["complete"][index] = False
-        blocks = ShardBlocks(group, location.parse(store_path) / split, index, shape["frames"],
-                         shape["layout"]["frames_per_shard"])
+        split_path = location.parse(store_path) / split
+        blocks = [ShardBlocks(group, split_path, index, shape["frames"], shape["layout"]["frames_per_shard"])]
+        if shape.get("extra_lr"):
+            from datagen.store import ratios
+
+            blocks += ratios.extra_blocks(group, split_path, index, shape)
     writer = _WriterThread(blocks, lambda: io_errors(store_path, doing, write=True))
     t = -1
     try:
         for t, frame in enumerate(frames):
-            writer.put(t, frame)
+            writer.put(t, _per_ratio(frame, t, len(blocks), attrs))
             del frame  # the queue holds the frames not yet written, no more
     except BaseException:
         writer.abort()
         raise
     writer.close()
     with io_errors(store_path, doing, write=True):
-        blocks.finish(t + 1)
+        for b in blocks:
+            b.finish(t + 1)
         group["scene"][index] = meta["scene"]
         group["seed"][index] = int(meta["seed"])
         group["meta"][index] = meta_json
         group["complete"][index] = True
     log.debug("wrote sequence %d of %s to %s", index, split, store_path)
+
+
+def _per_ratio(frame: Frame | Sequence[Frame], t: int, ratios: int, attrs: dict) -> list[Frame]:
+    """Frame ``t`` as one Frame per ratio of the store; StoreError if the count differs."""
+    frames = [frame] if isinstance(frame, Frame) else list(frame)
+    if len(frames) != ratios:
+        from datagen.store.ratios import scales_of
+
+        raise StoreError(f"frame {t}: {len(frames)} ratio(s) rendered, the store holds {ratios} "
+                         f"({', '.join(f'{s:g}' for s in scales_of(attrs))}); pass one Frame per ratio, "
+                         "the primary first (Renderer.render_ratios)")
+    return frames
