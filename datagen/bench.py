@@ -427,6 +427,37 @@ def bench_scene_vs_primitives(quick: bool = False, progress: Callable[[str], Non
     }
 
 
+def depth_prepass_cost(names=SCENE_RATIO_SCENES, size: tuple[int, int] = (960, 540), frames: int = 3) -> dict:
+    """Per scene of ``names`` (``generate(name, {}, 0)``): the median CPU seconds of the
+    HR sample passes (``pass_cpu_seconds``) with ``Scene.depth_prepass`` over without,
+    frames 1.. ``frames`` of both interleaved (in turn first) on one Renderer each."""
+    import numpy as np
+
+    from datagen.gl import create_context
+
+    rows = {}
+    for name in names:
+        scene = generate(name, {}, 0)
+        variants = {on: dataclasses.replace(scene, depth_prepass=on) for on in (False, True)}
+        ctx = create_context()
+        renderers = {on: Renderer(RenderConfig(size[0], size[1], 2.0, 16), ctx) for on in variants}
+        try:
+            seconds = {on: [] for on in variants}
+            for on, r in renderers.items():
+                r.render(variants[on], 0)  # untimed: upload, shader compiles
+            for i in range(1, frames + 1):
+                for on in (False, True) if i % 2 else (True, False):
+                    seconds[on].append(pass_cpu_seconds(renderers[on], variants[on], i)["hr_samples"])
+        finally:
+            for r in renderers.values():
+                r.close()
+            ctx.release()
+        without, with_ = float(np.median(seconds[False])), float(np.median(seconds[True]))
+        rows[name] = {"hr_samples_cpu_s_without": without, "hr_samples_cpu_s_with": with_,
+                      "ratio": with_ / without}
+    return rows
+
+
 def depth_prepass_check(name: str, size: tuple[int, int] = (480, 270), frame: int = 1,
                         png: str | None = None) -> dict:
     """What ``Scene.depth_prepass`` changes in the HR reference of frame ``frame`` of

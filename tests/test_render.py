@@ -20,7 +20,7 @@ import pytest
 from datagen import conventions as cv
 from datagen.frame import Frame
 from datagen.meshes import box, checker_texture, plane, sphere
-from datagen.render import RenderConfig
+from datagen.render import PREPASS_MAX_TRIANGLES, RenderConfig
 from datagen.reproject import warp_previous
 from datagen.scene import (
     Camera,
@@ -396,7 +396,8 @@ def test_reference_converges_as_spp_grows(make_renderer):
 def test_depth_prepass_leaves_the_reference_unchanged(make_renderer):
     """``Scene.depth_prepass`` (each HR sample draws depth first, then shades the nearest
     surface alone) changes the image only where two surfaces have exactly the same
-    depth: over a box, a ball, an alpha-tested card and a blended pane, within 1e-3."""
+    depth: over a box, balls (one of more than PREPASS_MAX_TRIANGLES, drawn after the
+    pre-pass), an alpha-tested card and a blended pane, within 1e-3."""
     holes = np.zeros((16, 16, 4), np.uint8)
     holes[..., :3] = 200
     holes[..., 3] = np.where((np.arange(16)[:, None] // 4 + np.arange(16) // 4) % 2, 255, 0)
@@ -405,8 +406,11 @@ def test_depth_prepass_leaves_the_reference_unchanged(make_renderer):
                 object_id=4)
     pane = Node("pane", static(translation((0.9, 0.8, 1.2)) @ FACING_Z), plane(1.2, 1.2),
                 Material(base_color=(0.3, 0.6, 0.9, 0.4), alpha_mode="BLEND", double_sided=True), object_id=5)
+    dense = Node("dense ball", static(translation((-0.5, 0.7, -0.6))), sphere(0.5, 32, 64),  # detail: after
+                 Material(base_color=(0.2, 0.8, 0.3, 1.0)), object_id=6)
+    assert len(dense.mesh.indices) > PREPASS_MAX_TRIANGLES
     scene = textured_scene(LOOK_AT_THE_MIDDLE, checker_texture(64, 8), 10.0)
-    scene = dataclasses.replace(scene, nodes=(*scene.nodes, card, pane))
+    scene = dataclasses.replace(scene, nodes=(*scene.nodes, card, pane, dense))
     renderer = make_renderer(hr=(64, 36), scale=2.0, spp=4)
     before = renderer.render(scene, 0)
     after = renderer.render(dataclasses.replace(scene, depth_prepass=True), 0)

@@ -11,6 +11,7 @@ from datagen.bench import (
     SCENE_RATIO_SCENES,
     bench_scene_vs_primitives,
     depth_prepass_check,
+    depth_prepass_cost,
     pass_cpu_seconds,
 )
 from datagen.bench_report import summary_table
@@ -50,3 +51,10 @@ def test_depth_prepass_check_compares_against_the_sampling_noise(tmp_path):
     assert 0 < result["seed1_vs_seed0"]["pixels_differ"] <= result["pixels"] == 48 * 27
     assert 20 < result["seed1_vs_seed0"]["psnr_db"] < 80
     assert png.stat().st_size > 0
+
+
+def test_depth_prepass_cost_times_the_hr_samples_with_and_without():
+    rows = depth_prepass_cost(("primitives",), (32, 18), 2)
+    row = rows["primitives"]
+    assert row["hr_samples_cpu_s_without"] > 0 and row["hr_samples_cpu_s_with"] > 0
+    assert row["ratio"] == row["hr_samples_cpu_s_with"] / row["hr_samples_cpu_s_without"]
