@@ -427,6 +427,80 @@ def bench_scene_vs_primitives(quick: bool = False, progress: Callable[[str], Non
     }
 
 
+def depth_prepass_cost(names=SCENE_RATIO_SCENES, size: tuple[int, int] = (960, 540), frames: int = 3) -> dict:
+    """Per scene of ``names`` (``generate(name, {}, 0)``): the median CPU seconds of the
+    HR sample passes (``pass_cpu_seconds``) with ``Scene.depth_prepass`` over without,
+    frames 1.. ``frames`` of both interleaved (in turn first) on one Renderer each."""
+    import numpy as np
+
+    from datagen.gl import create_context
+
+    rows = {}
+    for name in names:
+        scene = generate(name, {}, 0)
+        variants = {on: dataclasses.replace(scene, depth_prepass=on) for on in (False, True)}
+        ctx = create_context()
+        renderers = {on: Renderer(RenderConfig(size[0], size[1], 2.0, 16), ctx) for on in variants}
+        try:
+            seconds = {on: [] for on in variants}
+            for on, r in renderers.items():
+                r.render(variants[on], 0)  # untimed: upload, shader compiles
+            for i in range(1, frames + 1):
+                for on in (False, True) if i % 2 else (True, False):
+                    seconds[on].append(pass_cpu_seconds(renderers[on], variants[on], i)["hr_samples"])
+        finally:
+            for r in renderers.values():
+                r.close()
+            ctx.release()
+        without, with_ = float(np.median(seconds[False])), float(np.median(seconds[True]))
+        rows[name] = {"hr_samples_cpu_s_without": without, "hr_samples_cpu_s_with": with_,
+                      "ratio": with_ / without}
+    return rows
+
+
+def depth_prepass_check(name: str, size: tuple[int, int] = (480, 270), frame: int = 1,
+                        png: str | None = None) -> dict:
+    """What ``Scene.depth_prepass`` changes in the HR reference of frame ``frame`` of
+    ``generate(name, {}, 0)`` (16 spp): the PSNR (dB, of ``images.display_values``)
+    and the pixels that differ, with the pre-pass against without, beside the same
+    between two references without it whose sample patterns differ (sample seeds 0 and
+    1): the reference's own sampling noise. With ``png``, a picture: the frame without
+    and with it, then each pair's absolute difference times 16."""
+    import numpy as np
+
+    from datagen.images import contact_sheet, display_values
+
+    scene = generate(name, {}, 0)
+    frames = {}
+    for label, prepass, seed in (("without", False, 0), ("with", True, 0), ("seed 1", False, 1)):
+        config = RenderConfig(size[0], size[1], 2.0, 16, sample_seed=seed)
+        with Renderer(config) as r:
+            frames[label] = display_values(
+                r.render(dataclasses.replace(scene, depth_prepass=prepass), frame).color_hr)
+
+    def compare(a: str, b: str) -> dict:
+        diff = frames[a] - frames[b]
+        mse = float(np.mean(np.square(diff, dtype=np.float64)))
+        return {"psnr_db": float("inf") if mse == 0 else float(-10 * np.log10(mse)),
+                "pixels_differ": int(np.any(diff != 0, axis=-1).sum())}
+
+    result = {"scene": name, "size": list(size), "frame": frame, "pixels": size[0] * size[1],
+              "with_vs_without": compare("with", "without"),
+              "seed1_vs_seed0": compare("seed 1", "without")}
+    if png is not None:
+        import imageio.v3 as iio
+
+        def u8(x: np.ndarray) -> np.ndarray:  # as images.tonemap rounds
+            return np.clip(np.rint(x * 255.0), 0, 255).astype(np.uint8)
+
+        tiles = [u8(frames["without"]), u8(frames["with"]),
+                 u8(16 * np.abs(frames["with"] - frames["without"])),
+                 u8(16 * np.abs(frames["seed 1"] - frames["without"]))]
+        labels = ["without pre-pass", "with pre-pass", "|with - without| x16", "|seed 1 - seed 0| x16"]
+        iio.imwrite(png, contact_sheet(tiles, labels, cols=2), optimize=True)
+    return result
+
+
 def _render_alone(tasks, results, config, lp_threads: str) -> None:
     """In a spawned process: take sequence tasks from the ``tasks`` queue until None,
     render each with this process's one Renderer and keep nothing; put (start, end) on

@@ -52,11 +52,16 @@ def tonemap(color_hdr: np.ndarray, exposure: float = 1.0) -> np.ndarray:
     ``exposure`` multiplies radiance first (the Frame's ``exposure``). NaN and
     negative values show black, +inf white.
     """
+    return _to_u8(display_values(color_hdr, exposure))
+
+
+def display_values(color_hdr: np.ndarray, exposure: float = 1.0) -> np.ndarray:
+    """``tonemap`` before its rounding to 8 bits: float sRGB values in [0, 1]."""
     x = np.nan_to_num(np.asarray(color_hdr, np.float32) * np.float32(exposure),
                       nan=0.0, posinf=65504.0, neginf=0.0)
     x = np.maximum(x, 0.0)
     aces = np.clip(x * (2.51 * x + 0.03) / (x * (2.43 * x + 0.59) + 0.14), 0.0, 1.0)
-    return _to_u8(srgb_oetf(aces))
+    return srgb_oetf(aces)
 
 
 def motion_to_rgb(motion: np.ndarray, max_px: float | None = None) -> np.ndarray:

@@ -190,6 +190,11 @@ class Scene:
     """multiplier that maps scene radiance to display range (recorded, not applied)."""
     bounds: np.ndarray = field(default_factory=lambda: np.array([[-50.0, -1, -50], [50, 20, 50]]))
     """(2, 3) world-space box holding all geometry, for the shadow map."""
+    depth_prepass: bool = False
+    """Whether each HR sample first draws the opaque and alpha-tested surfaces depth
+    only, then shades each pixel's nearest surface alone (``Renderer.hr_reference``):
+    faster where surfaces hide each other much (city), slower where they do not. Set by
+    a generator registered with ``depth_prepass=True`` (``datagen.scenes.register``)."""
 
     def frame_time(self, frame_index: int) -> float:
         return frame_index / self.fps

@@ -1,6 +1,8 @@
 """GLSL sources. One surface shader and one sky shader, each compiled in three
 variants by a define: GBUFFER (LR: colour + the full G-buffer), COLOR (HR
-reference samples) and MOTION_DEPTH (HR motion and depth at pixel centres).
+reference samples) and MOTION_DEPTH (HR motion and depth at pixel centres). The
+surface shader has a fourth, DEPTH_ONLY: no outputs, only its alpha test (the
+depth pre-pass of the HR samples, ``Scene.depth_prepass``).
 
 Motion is computed per fragment from perspective-correctly interpolated clip
 positions of the current and previous (unjittered) transforms, which is exact
@@ -57,14 +59,15 @@ layout(location = 5) out vec2 out_material;
 layout(location = 6) out uint out_object_id;
 #elif defined(COLOR)
 layout(location = 0) out vec4 out_color;
-#else
+#elif defined(MOTION_DEPTH)
 layout(location = 0) out vec2 out_motion;
 layout(location = 1) out float out_depth;
 #endif
 """
 """The render targets of each variant, shared by the surface and sky shaders:
 GBUFFER is the LR G-buffer's 7 targets, COLOR one HR sample, MOTION_DEPTH the HR
-motion and depth (the renderer's framebuffers attach them in this order)."""
+motion and depth (the renderer's framebuffers attach them in this order);
+DEPTH_ONLY (surfaces only) none."""
 
 SURFACE_VS = """
 in vec3 in_pos;
@@ -220,7 +223,11 @@ void main() {
     g_duv_dx = dFdx(v_uv);
     g_duv_dy = dFdy(v_uv);
 #endif
-#if defined(MOTION_DEPTH)
+#if defined(DEPTH_ONLY)
+#ifdef ALPHA_MASK
+    if (base_color().a < u_alpha_cutoff) discard;  // the same test as the shading pass's
+#endif
+#elif defined(MOTION_DEPTH)
 #ifdef ALPHA_MASK
     if (base_color().a < u_alpha_cutoff) discard;
 #endif

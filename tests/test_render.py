@@ -20,7 +20,7 @@ import pytest
 from datagen import conventions as cv
 from datagen.frame import Frame
 from datagen.meshes import box, checker_texture, plane, sphere
-from datagen.render import RenderConfig
+from datagen.render import PREPASS_MAX_TRIANGLES, RenderConfig
 from datagen.reproject import warp_previous
 from datagen.scene import (
     Camera,
@@ -391,6 +391,33 @@ def test_reference_converges_as_spp_grows(make_renderer):
         errors.append(float(np.sqrt(np.mean((color - truth) ** 2))))
     assert all(a > b for a, b in zip(errors, errors[1:], strict=False)), errors
     assert errors[-1] < errors[0] / 4, errors
+
+
+def test_depth_prepass_leaves_the_reference_unchanged(make_renderer):
+    """``Scene.depth_prepass`` (each HR sample draws depth first, then shades the nearest
+    surface alone) changes the image only where two surfaces have exactly the same
+    depth: over a box, balls (one of more than PREPASS_MAX_TRIANGLES, drawn after the
+    pre-pass), an alpha-tested card and a blended pane, within 1e-3."""
+    holes = np.zeros((16, 16, 4), np.uint8)
+    holes[..., :3] = 200
+    holes[..., 3] = np.where((np.arange(16)[:, None] // 4 + np.arange(16) // 4) % 2, 255, 0)
+    masked = Material(base_color_texture=Texture(holes), alpha_mode="MASK", double_sided=True)
+    card = Node("card", static(translation((-0.6, 0.9, 0.2)) @ FACING_Z), plane(1.6, 1.6), masked,
+                object_id=4)
+    pane = Node("pane", static(translation((0.9, 0.8, 1.2)) @ FACING_Z), plane(1.2, 1.2),
+                Material(base_color=(0.3, 0.6, 0.9, 0.4), alpha_mode="BLEND", double_sided=True), object_id=5)
+    dense = Node("dense ball", static(translation((-0.5, 0.7, -0.6))), sphere(0.5, 32, 64),  # detail: after
+                 Material(base_color=(0.2, 0.8, 0.3, 1.0)), object_id=6)
+    assert len(dense.mesh.indices) > PREPASS_MAX_TRIANGLES
+    scene = textured_scene(LOOK_AT_THE_MIDDLE, checker_texture(64, 8), 10.0)
+    scene = dataclasses.replace(scene, nodes=(*scene.nodes, card, pane, dense))
+    renderer = make_renderer(hr=(64, 36), scale=2.0, spp=4)
+    before = renderer.render(scene, 0)
+    after = renderer.render(dataclasses.replace(scene, depth_prepass=True), 0)
+    np.testing.assert_allclose(after.color_hr.astype(np.float32), before.color_hr.astype(np.float32),
+                               rtol=0, atol=1e-3)
+    assert before.color_hr.max() > 0.1  # something was drawn
+    np.testing.assert_array_equal(after.depth_hr, before.depth_hr)
 
 
 def test_reference_is_the_box_filtered_pixel_footprint(make_renderer):

@@ -6,7 +6,14 @@ from __future__ import annotations
 
 import numpy as np
 
-from datagen.bench import PASSES, SCENE_RATIO_SCENES, bench_scene_vs_primitives, pass_cpu_seconds
+from datagen.bench import (
+    PASSES,
+    SCENE_RATIO_SCENES,
+    bench_scene_vs_primitives,
+    depth_prepass_check,
+    depth_prepass_cost,
+    pass_cpu_seconds,
+)
 from datagen.bench_report import summary_table
 from datagen.render import RenderConfig, Renderer
 from datagen.scenes import generate
@@ -35,3 +42,19 @@ def test_timing_the_passes_one_by_one_leaves_the_frame_unchanged():
         after = r.render(scene, 1)
     for name in ("color_hr", "depth_hr", "motion_hr", "color_lr", "object_id_lr"):
         np.testing.assert_array_equal(getattr(before, name), getattr(after, name))
+
+
+def test_depth_prepass_check_compares_against_the_sampling_noise(tmp_path):
+    png = tmp_path / "check.png"
+    result = depth_prepass_check("primitives", (48, 27), 1, str(png))
+    assert result["with_vs_without"] == {"psnr_db": float("inf"), "pixels_differ": 0}  # no depth ties
+    assert 0 < result["seed1_vs_seed0"]["pixels_differ"] <= result["pixels"] == 48 * 27
+    assert 20 < result["seed1_vs_seed0"]["psnr_db"] < 80
+    assert png.stat().st_size > 0
+
+
+def test_depth_prepass_cost_times_the_hr_samples_with_and_without():
+    rows = depth_prepass_cost(("primitives",), (32, 18), 2)
+    row = rows["primitives"]
+    assert row["hr_samples_cpu_s_without"] > 0 and row["hr_samples_cpu_s_with"] > 0
+    assert row["ratio"] == row["hr_samples_cpu_s_with"] / row["hr_samples_cpu_s_without"]

@@ -104,3 +104,13 @@ def test_renders_with_plausible_motion(name, make_renderer):
     lr_width = frames[0].color_lr.shape[1]
     median = float(np.median(np.stack(speeds))) * REFERENCE_WIDTH / lr_width
     assert 0.05 < median < 20.0, f"median |motion_lr| {median:.3f} px at {REFERENCE_WIDTH} wide"
+
+
+def test_depth_prepass_is_the_generators_choice():
+    """A generator registered with ``depth_prepass=True`` (city) makes scenes that ask the
+    renderer for a depth pre-pass, through its recipe too; the others (and glTF) do not."""
+    from datagen.scenes import generate
+
+    assert build("city", 0).depth_prepass
+    assert not build("forest", 0).depth_prepass and not build("showroom", 0).depth_prepass
+    assert not generate("primitives", {}, 0).depth_prepass

@@ -10,6 +10,8 @@ them all, and every function here calls it first.
 
 from __future__ import annotations
 
+import dataclasses
+import functools
 import inspect
 from collections.abc import Callable
 from typing import Any
@@ -31,11 +33,15 @@ defaults filled in), where they are known without building the scene."""
 
 
 def register(name: str, params: dict[str, Param], check: Callable[[dict[str, Any]], None] | None = None,
-             clip: tuple[float, float] | Clip | None = None) -> Callable[[Generator], Generator]:
+             clip: tuple[float, float] | Clip | None = None,
+             depth_prepass: bool = False) -> Callable[[Generator], Generator]:
     """Register a generator with its parameter table (every keyword but ``seed``), its rules
     between parameters and its camera's (near, far) planes: fixed, or a function of the
-    parameters (``clip_planes``)."""
+    parameters (``clip_planes``). ``depth_prepass=True`` sets ``Scene.depth_prepass`` on
+    every scene it makes (the registered function is wrapped, so direct calls get it too)."""
     def wrap(fn: Generator) -> Generator:
+        if depth_prepass:
+            fn = with_depth_prepass(fn)
         GENERATORS[name], PARAMS[name] = fn, params
         if check is not None:
             CHECKS[name] = check
@@ -43,6 +49,14 @@ def register(name: str, params: dict[str, Param], check: Callable[[dict[str, Any
             CLIPS[name] = clip if callable(clip) else lambda _params: clip
         return fn
     return wrap
+
+
+def with_depth_prepass(fn: Generator) -> Generator:
+    """``fn`` whose scenes have ``depth_prepass`` set (same signature)."""
+    @functools.wraps(fn)
+    def generator(*args, **kwargs) -> Scene:
+        return dataclasses.replace(fn(*args, **kwargs), depth_prepass=True)
+    return generator
 
 
 def param_table(name: str) -> dict[str, Param]:

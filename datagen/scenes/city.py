@@ -217,7 +217,7 @@ class Grid:
                 yield (bi + 0.5) * self.pitch, (bj + 0.5) * self.pitch
 
 
-@register("city", PARAMS, check, CLIP)
+@register("city", PARAMS, check, CLIP, depth_prepass=True)
 def city(seed: int = 0, blocks_x: int = 4, blocks_z: int = 4, block_size: float = 34.0,
          street_width: float = 14.0, sidewalk_width: float = 3.0, min_storeys: int = 3, max_storeys: int = 14,
          lights_per_side: int = 3, cars: int = 6, camera_speed: float = 8.0, camera_height: float = 4.5,
