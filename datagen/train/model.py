@@ -40,6 +40,10 @@ invertible). A U-Net (``channels``, default 32 -> 64 -> 128 and back, after a 2x
 space-to-depth so it runs at HR / 2) predicts a per-pixel blend weight a and a
 residual r: y = a * history + (1 - a) * upsampled + r, and the output is
 expm1(relu(y)) / exposure, linear HDR again.
+
+With ``ModelConfig.rectify`` the warped history clamped to the current LR frame's 3x3
+neighbourhood (``neighbourhood_clamp``) is 3 more inputs (16) and a third candidate:
+softmax weights of history, clamped history and upsampled frame, plus the residual.
 """
 
 from __future__ import annotations
