@@ -681,7 +681,7 @@ def cmd_train(args) -> int:
         seed=args.seed, device=args.device, compile=args.compile, num_workers=args.num_workers,
         augment=not args.no_augment, log_every=args.log_every, skip_bad_windows=args.skip_bad_windows,
         stage=args.stage, init=args.init, hard_fraction=args.hard_fraction,
-        perceptual_weights=args.perceptual_weights)
+        perceptual_weights=args.perceptual_weights, rectify=args.rectify)
     bar = tqdm(total=config.steps, unit="step", desc=f"train {args.out}", file=sys.stderr, disable=None)
     every = args.progress_every or max(1, config.steps // 20)
 
@@ -738,6 +738,9 @@ def add_train_parser(sub) -> None:
     p.add_argument("--channels", type=_channels,
                    help="U-Net widths per level (default 32,64,128; cpu preset 16,32,64; with --init the "
                         "parent's)")
+    p.add_argument("--rectify", action="store_true",
+                   help="history rectification: the warped history clamped to the LR 3x3 neighbourhood as "
+                        "an input and a blend candidate (with --init the parent's)")
     p.add_argument("--preset", choices=("cpu",), default="",
                    help="cpu: a small model, crop, batch, window and step count that train in minutes on "
                         "a CPU (flags given override it)")

@@ -21,7 +21,7 @@ from datagen.store import create_store, open_store
 from datagen.store.writer import write_sequence
 from datagen.train.baselines import Taau, bicubic
 from datagen.train.data import WindowDataset, flip
-from datagen.train.model import lr_coords, scatter_samples, upsample_jittered, warp
+from datagen.train.model import lr_coords, neighbourhood_clamp, scatter_samples, upsample_jittered, warp
 from datagen.train.trainer import autocast_dtype, lr_factor, memory_format, resolve_device
 
 HR, SCALE, SPP, T = (64, 36), 2.0, 8, 8
@@ -107,6 +107,22 @@ def test_flips_commute_with_warp_and_jittered_upsampling():
         up = upsample_jittered(item["color_lr"], (12, 16), 2.0, item["jitter"])
         up_f = upsample_jittered(f["color_lr"], (12, 16), 2.0, f["jitter"])
         torch.testing.assert_close(up_f, up.flip(dims), atol=1e-5, rtol=0)
+
+
+def test_neighbourhood_clamp_keeps_the_frame_and_bounds_the_rest():
+    g = torch.Generator().manual_seed(2)
+    lr, jitter = torch.rand(1, 3, 6, 8, generator=g), torch.tensor([[0.3, -0.2]])
+    up = upsample_jittered(lr, (12, 16), 2.0, jitter)
+    # the frame's own reconstruction lies inside its neighbourhood: unchanged
+    torch.testing.assert_close(neighbourhood_clamp(up, lr, (12, 16), 2.0, jitter), up)
+    # a history far outside it is brought to the bounds, which hold the frame
+    high = neighbourhood_clamp(up + 10, lr, (12, 16), 2.0, jitter)
+    low = neighbourhood_clamp(up - 10, lr, (12, 16), 2.0, jitter)
+    assert (high >= up - 1e-6).all() and (high <= lr.max() + 1e-6).all() and (high > up).any()
+    assert (low <= up + 1e-6).all() and (low >= lr.min() - 1e-6).all() and (low < up).any()
+    flat = torch.full_like(lr, 0.25)  # a flat neighbourhood admits only its value
+    torch.testing.assert_close(neighbourhood_clamp(torch.rand(1, 3, 12, 16, generator=g), flat, (12, 16),
+                                                   2.0, jitter), torch.full_like(up, 0.25))
 
 
 def _pattern(x, y):

@@ -189,3 +189,31 @@ def test_a_bad_perceptual_weights_file_is_one_line_and_exit_2(store, tmp_path, c
     assert done.returncode == 2, done.stderr
     lines = done.stderr.strip().splitlines()
     assert len(lines) == 1 and "--perceptual-weights" in lines[0] and "VGG16" in lines[0], done.stderr
+
+
+def test_a_rectify_run_keeps_its_architecture_through_init_eval_and_export(store, tmp_path):  # noqa: F811
+    import numpy as np
+    import onnxruntime
+
+    from datagen.train.evaluate import load_model
+    from datagen.train.export import INPUT_NAMES, example_inputs
+
+    first, child = tmp_path / "first", tmp_path / "child"
+    done = datagen("train", store, "--rectify", "--steps", 2, "--out", first, *TINY)
+    assert done.returncode == 0, done.stderr
+    done = datagen("train", store, "--init", first, "--steps", 1, "--out", child, *TINY)  # no --rectify
+    assert done.returncode == 0, done.stderr
+    model, ckpt, _ = load_model(child)
+    assert ckpt["model_config"]["rectify"] is True and model.config.rectify
+    assert json.loads((child / "config.json").read_text())["rectify"] is True
+    plain = TemporalUpscaler(ModelConfig(channels=model.config.channels))
+    assert model.unet.down[0][0].in_channels > plain.unet.down[0][0].in_channels  # the clamped history
+    done = datagen("export-model", child, "--res", "32x18", "--out", tmp_path / "export")
+    assert done.returncode == 0, done.stderr
+    inputs = example_inputs((18, 32), 2.0, seed=4)
+    with torch.no_grad():
+        expect = model.step(*inputs)
+    session = onnxruntime.InferenceSession(str(tmp_path / "export" / "model.onnx"))
+    got = session.run(None, {n: x.numpy() for n, x in zip(INPUT_NAMES, inputs, strict=True)})
+    for e, o in zip(expect, got, strict=True):
+        np.testing.assert_allclose(o, e.numpy(), atol=1e-4, rtol=1e-4)

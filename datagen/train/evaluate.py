@@ -37,7 +37,8 @@ def load_model(run_or_ckpt: str | os.PathLike, device: torch.device | str = "cpu
     """(TemporalUpscaler in eval mode, checkpoint dict, checkpoint path)."""
     ckpt, path = load_checkpoint(run_or_ckpt)
     mc = ckpt["model_config"]
-    model = TemporalUpscaler(ModelConfig(scale=mc["scale"], channels=tuple(mc["channels"])))
+    model = TemporalUpscaler(ModelConfig(scale=mc["scale"], channels=tuple(mc["channels"]),
+                                         rectify=mc.get("rectify", False)))
     model.load_state_dict(ckpt["model"])
     return model.to(device).eval(), ckpt, path
 

@@ -40,6 +40,10 @@ invertible). A U-Net (``channels``, default 32 -> 64 -> 128 and back, after a 2x
 space-to-depth so it runs at HR / 2) predicts a per-pixel blend weight a and a
 residual r: y = a * history + (1 - a) * upsampled + r, and the output is
 expm1(relu(y)) / exposure, linear HDR again.
+
+With ``ModelConfig.rectify`` the warped history clamped to the current LR frame's 3x3
+neighbourhood (``neighbourhood_clamp``) is 3 more inputs (16) and a third candidate:
+softmax weights of history, clamped history and upsampled frame, plus the residual.
 """
 
 from __future__ import annotations
@@ -63,6 +67,9 @@ class ModelConfig:
     comes with the data: ``step(..., ratio)``)."""
     channels: tuple[int, ...] = (32, 64, 128)
     """U-Net widths, one per level; each level halves the resolution."""
+    rectify: bool = False
+    """history rectification: the warped history clamped to the current LR frame's 3x3
+    neighbourhood is a 14th to 16th input and a third blend candidate (``step``)."""
 
 
 # -- sampling on pixel grids (SPEC §4: pixel x covers [x, x+1), centre x + 0.5) --------------------
@@ -212,7 +219,19 @@ class UNet(nn.Module):
 
 
 IN_CHANNELS = 13
+RECTIFIED_CHANNELS = 3
+"""with ``ModelConfig.rectify``: the clamped history."""
 SPACE_TO_DEPTH = 2
+
+
+def neighbourhood_clamp(history: torch.Tensor, lr: torch.Tensor, hr_size: tuple[int, int], ratio: Ratio,
+                        jitter: torch.Tensor) -> torch.Tensor:
+    """``history`` (B, C, H, W) clamped per channel to the min and max of the 3x3 LR
+    neighbourhood (``lr``, B, C, h, w) around each HR pixel, the bounds resampled like the
+    colour (``upsample_jittered``): TAA's history rectification."""
+    lo = upsample_jittered(-F.max_pool2d(-lr, 3, stride=1, padding=1), hr_size, ratio, jitter)
+    hi = upsample_jittered(F.max_pool2d(lr, 3, stride=1, padding=1), hr_size, ratio, jitter)
+    return torch.minimum(torch.maximum(history, lo), hi)
 
 
 class TemporalUpscaler(nn.Module):
@@ -222,7 +241,8 @@ class TemporalUpscaler(nn.Module):
         super().__init__()
         self.config = config
         s = SPACE_TO_DEPTH
-        self.unet = UNet(IN_CHANNELS * s * s, 4 * s * s, tuple(config.channels))
+        c_in, c_out = (IN_CHANNELS + RECTIFIED_CHANNELS, 5) if config.rectify else (IN_CHANNELS, 4)
+        self.unet = UNet(c_in * s * s, c_out * s * s, tuple(config.channels))
 
     def step(self, color_lr, depth_lr, motion_lr, jitter, exposure, prev_out, prev_depth, history,
              ratio: Ratio | None = None):
@@ -243,9 +263,15 @@ class TemporalUpscaler(nn.Module):
         disocclusion = valid * (depth - prev_d).abs() + (1 - valid)
         no_history = torch.maximum(outside, 1 - valid)
         x = torch.cat((up, samples, hit, prev, disocclusion, no_history, depth), dim=1)
-        y = self._run_unet(x)
-        blend = torch.sigmoid(y[:, :1])
-        out = blend * prev + (1 - blend) * up + y[:, 1:4]
+        if not self.config.rectify:
+            y = self._run_unet(x)
+            blend = torch.sigmoid(y[:, :1])
+            out = blend * prev + (1 - blend) * up + y[:, 1:4]
+        else:  # a softmax blend of the history, the clamped history and the upsampled frame
+            clamped = neighbourhood_clamp(prev, torch.log1p(e * color_lr.clamp_min(0)), hr, ratio, jitter)
+            y = self._run_unet(torch.cat((x, clamped), dim=1))
+            w = torch.softmax(torch.cat((y[:, :2], torch.zeros_like(y[:, :1])), dim=1), dim=1)
+            out = w[:, :1] * prev + w[:, 1:2] * clamped + w[:, 2:3] * up + y[:, 2:5]
         return torch.expm1(F.relu(out)) / e, depth
 
     def _run_unet(self, x: torch.Tensor) -> torch.Tensor:

@@ -85,6 +85,8 @@ class TrainConfig:
     loss: LossWeights = field(default_factory=LossWeights)
     channels: tuple[int, ...] = (32, 64, 128)
     """U-Net widths per level."""
+    rectify: bool = False
+    """the model's history rectification input (``ModelConfig.rectify``)."""
     seed: int = 0
     device: str = "auto"
     """auto (CUDA when present), cuda or cpu."""
@@ -331,13 +333,14 @@ def train(config: TrainConfig, resume: bool = False, stop_after: int | None = No
                                      skip_bad_windows=config.skip_bad_windows)
     device = resolve_device(config.device)
     parent, lineage = load_parent(config.init) if config.init and ckpt is None else (None, {})
-    if parent is not None:  # the parent's architecture, whatever --channels says
-        config = dataclasses.replace(config, channels=tuple(parent["model_config"]["channels"]))
+    if parent is not None:  # the parent's architecture, whatever --channels and --rectify say
+        config = dataclasses.replace(config, channels=tuple(parent["model_config"]["channels"]),
+                                     rectify=parent["model_config"].get("rectify", False))
     torch.manual_seed(config.seed)
 
     ds = WindowDataset(config.store, config.split, config.window, config.crop, config.augment, config.seed,
                        skip_bad=config.skip_bad_windows)
-    model = TemporalUpscaler(ModelConfig(scale=ds.scale, channels=config.channels))
+    model = TemporalUpscaler(ModelConfig(scale=ds.scale, channels=config.channels, rectify=config.rectify))
     extra = ExtraLosses(config.loss.perceptual, config.perceptual_weights, config.loss.adversarial,
                         config.lr, device)  # after the model: its initial weights do not depend on these
     for source in (ckpt, parent):
