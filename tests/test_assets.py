@@ -154,7 +154,7 @@ def test_every_declared_dependency_is_imported():
         dist = re.match(r"[A-Za-z0-9_.-]+", dep).group(0)
         if dist in PINNED_FOR:
             parent = PINNED_FOR[dist]
-            assert any(re.match(rf"{dist}\b", r) for r in requires(parent)), (
+            assert any(re.match(rf"{re.escape(dist)}\b", r) for r in requires(parent)), (
                 f"pyproject pins {dep} for {parent}, which no longer requires it")
             continue
         module = IMPORT_NAMES.get(dist.lower(), dist.replace("-", "_"))
