@@ -833,7 +833,7 @@ examples:
   datagen export-model runs/racing --res 1920x1080 --out runs/racing/export1080
   datagen export-model runs/racing --precision fp32,fp16,int8 --out runs/racing/deploy
   datagen export-model runs/racing --prune 0.25 --tune-steps 300 --precision fp32,int8 --out pruned
-  datagen export-model runs/racing --distill 8,16,32 --tune-steps 2000 --precision fp32 --out student
+  datagen export-model runs/racing --distill 8,16,32 --tune-steps 2000 --lr 2e-3 --precision fp32 --out student
 
 writes DIR/model.onnx, DIR/model.pt2 (torch.export) and DIR/export.json: one recurrent
 step (inputs color_lr, depth_lr, motion_lr, jitter, exposure, prev_out, prev_depth,
@@ -860,6 +860,8 @@ def cmd_export_model(args) -> int:
     if args.prune is not None and args.distill:
         raise ConfigError("--prune and --distill: give one (prune the model, or distil it into a student)")
     distill_channels = _distill_widths(args.distill) if args.distill else None
+    if args.lr is not None and not args.lr > 0:
+        raise ConfigError(f"--lr {args.lr:g}: give a positive learning rate, e.g. 5e-4")
     model, ckpt, path = load_model(args.run)
     store = args.store or ckpt["config"]["store"]
     w, h = cv.parse_size(args.res, "--res") if args.res else _open(store).hr_size
@@ -906,13 +908,13 @@ def _derive_model(args, model, ckpt, path, store, distill_channels):
 
             small, small_path = prune_and_tune(model, ckpt["config"], args.prune, steps,
                                                str(Path(args.out) / "pruned"), store, str(path),
-                                               device=args.device, progress=progress)
+                                               device=args.device, lr=args.lr or 5e-4, progress=progress)
         else:
             from datagen.train.distill import distill
 
             small, small_path = distill(model, ckpt["config"], distill_channels, steps,
                                         str(Path(args.out) / "student"), store, checkpoint=str(path),
-                                        device=args.device, progress=progress)
+                                        device=args.device, lr=args.lr, progress=progress)
     finally:
         bar.close()
     from datagen.train.model import parameter_count
@@ -948,6 +950,9 @@ def add_export_model_parser(sub) -> None:
                         "--tune-steps steps into DIR/student, and export that")
     p.add_argument("--tune-steps", type=_int_at_least("--tune-steps"), default=300, metavar="N",
                    help="steps of fine-tuning (--prune) or distillation (--distill) (default 300)")
+    p.add_argument("--lr", type=float, metavar="LR",
+                   help="peak learning rate of --prune's fine-tune (default 5e-4) or --distill's student "
+                        "(default: the teacher run's; a student from scratch wants the first stage's, e.g. 2e-3)")
     p.add_argument("--device", choices=("auto", "cuda", "cpu"), default="auto",
                    help="for --prune and --distill training (default auto)")
     p.set_defaults(func=cmd_export_model)

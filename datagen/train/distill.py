@@ -22,15 +22,16 @@ from datagen.train.model import TemporalUpscaler
 
 def distill(teacher: TemporalUpscaler, run_config: dict, channels: tuple[int, ...], steps: int, out: str,
             store: str, weight: float = 1.0, checkpoint: str = "", device: str = "auto",
+            lr: float | None = None,
             progress=lambda step, record: None) -> tuple[TemporalUpscaler, str]:
-    """Train a student of ``channels`` widths from ``teacher`` (module docstring). Returns
-    (the student, its checkpoint path)."""
+    """Train a student of ``channels`` widths from ``teacher`` (module docstring) at peak
+    ``lr`` (default: the teacher's run's). Returns (the student, its checkpoint path)."""
     from datagen.train.trainer import TrainConfig
     from datagen.train.tune import tune
 
     config = TrainConfig.from_json(run_config)
     student = TemporalUpscaler(dataclasses.replace(teacher.config, channels=tuple(channels)))
-    tune(student, store, out, steps, config, lr=config.lr, teacher=teacher, distill=weight, device=device,
+    tune(student, store, out, steps, config, lr=config.lr if lr is None else lr, teacher=teacher, distill=weight, device=device,
          progress=progress, derived_from={"checkpoint": checkpoint, "teacher_channels":
                                           list(teacher.config.channels)})
     return student.cpu().eval(), str(Path(out) / "ckpt" / "last.pt")
