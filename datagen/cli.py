@@ -833,7 +833,7 @@ examples:
   datagen export-model runs/racing --res 1920x1080 --out runs/racing/export1080
   datagen export-model runs/racing --precision fp32,fp16,int8 --out runs/racing/deploy
   datagen export-model runs/racing --prune 0.25 --tune-steps 300 --precision fp32,int8 --out pruned
-  datagen export-model runs/racing --distill 8,16,32 --tune-steps 2000 --lr 2e-3 --precision fp32 --out student
+  datagen export-model runs/racing --distill 8,16,32 --tune-steps 2000 --lr 2e-3 --out student
 
 writes DIR/model.onnx, DIR/model.pt2 (torch.export) and DIR/export.json: one recurrent
 step (inputs color_lr, depth_lr, motion_lr, jitter, exposure, prev_out, prev_depth,
@@ -952,7 +952,8 @@ def add_export_model_parser(sub) -> None:
                    help="steps of fine-tuning (--prune) or distillation (--distill) (default 300)")
     p.add_argument("--lr", type=float, metavar="LR",
                    help="peak learning rate of --prune's fine-tune (default 5e-4) or --distill's student "
-                        "(default: the teacher run's; a student from scratch wants the first stage's, e.g. 2e-3)")
+                        "(default: the teacher run's; a student from scratch wants the first stage's, "
+                        "e.g. 2e-3)")
     p.add_argument("--device", choices=("auto", "cuda", "cpu"), default="auto",
                    help="for --prune and --distill training (default auto)")
     p.set_defaults(func=cmd_export_model)

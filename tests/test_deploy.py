@@ -161,8 +161,8 @@ def test_prune_and_fine_tune_through_the_cli(store, run, tmp_path):
     from datagen.train.quantize import session
 
     out = tmp_path / "pruned_export"
-    done = datagen("export-model", run, "--prune", "0.5", "--tune-steps", 3, "--lr", "3e-4", "--device", "cpu",
-                   "--precision", "fp32", "--out", out)
+    done = datagen("export-model", run, "--prune", "0.5", "--tune-steps", 3, "--lr", "3e-4",
+                   "--device", "cpu", "--precision", "fp32", "--out", out)
     assert done.returncode == 0, done.stderr
     assert "pruned: channels 4,8" in done.stdout
     small, ckpt, _ = load_model(out / "pruned")
@@ -203,7 +203,8 @@ def test_bad_deploy_input_is_one_line_and_exit_2(run, tmp_path):
         (("export-model", run, "--prune", "1.5", "--out", tmp_path / "x"), "0 < r < 1"),
         (("export-model", run, "--prune", "0.3", "--distill", "4,8", "--out", tmp_path / "x"), "give one"),
         (("export-model", run, "--distill", "4,x", "--out", tmp_path / "x"), "U-Net widths"),
-        (("export-model", run, "--distill", "4,8", "--lr", "0", "--out", tmp_path / "x"), "positive learning rate"),
+        (("export-model", run, "--distill", "4,8", "--lr", "0", "--out", tmp_path / "x"),
+         "positive learning rate"),
         (("eval", run, tmp_path / "nowhere.zarr", "--onnx", tmp_path / "none.onnx"), "not a store"),
     ]
     for args, message in cases:

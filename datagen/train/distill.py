@@ -31,7 +31,8 @@ def distill(teacher: TemporalUpscaler, run_config: dict, channels: tuple[int, ..
 
     config = TrainConfig.from_json(run_config)
     student = TemporalUpscaler(dataclasses.replace(teacher.config, channels=tuple(channels)))
-    tune(student, store, out, steps, config, lr=config.lr if lr is None else lr, teacher=teacher, distill=weight, device=device,
+    lr = config.lr if lr is None else lr
+    tune(student, store, out, steps, config, lr=lr, teacher=teacher, distill=weight, device=device,
          progress=progress, derived_from={"checkpoint": checkpoint, "teacher_channels":
                                           list(teacher.config.channels)})
     return student.cpu().eval(), str(Path(out) / "ckpt" / "last.pt")
