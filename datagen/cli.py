@@ -14,6 +14,7 @@ import argparse
 import dataclasses
 import json
 import logging
+import math
 import sys
 import textwrap
 from collections.abc import Callable
@@ -860,8 +861,8 @@ def cmd_export_model(args) -> int:
     if args.prune is not None and args.distill:
         raise ConfigError("--prune and --distill: give one (prune the model, or distil it into a student)")
     distill_channels = _distill_widths(args.distill) if args.distill else None
-    if args.lr is not None and not args.lr > 0:
-        raise ConfigError(f"--lr {args.lr:g}: give a positive learning rate, e.g. 5e-4")
+    if args.lr is not None and not (math.isfinite(args.lr) and args.lr > 0):  # as TrainConfig.check
+        raise ConfigError(f"--lr {args.lr:g}: give a positive learning rate, a finite number such as 5e-4")
     model, ckpt, path = load_model(args.run)
     store = args.store or ckpt["config"]["store"]
     w, h = cv.parse_size(args.res, "--res") if args.res else _open(store).hr_size
@@ -908,7 +909,7 @@ def _derive_model(args, model, ckpt, path, store, distill_channels):
 
             small, small_path = prune_and_tune(model, ckpt["config"], args.prune, steps,
                                                str(Path(args.out) / "pruned"), store, str(path),
-                                               device=args.device, lr=args.lr or 5e-4, progress=progress)
+                                               device=args.device, lr=args.lr, progress=progress)
         else:
             from datagen.train.distill import distill
 

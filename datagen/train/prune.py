@@ -105,16 +105,17 @@ def flops(model: TemporalUpscaler, hr_size: tuple[int, int]) -> int:
 
 
 def prune_and_tune(model: TemporalUpscaler, run_config: dict, ratio: float, steps: int, out: str,
-                   store: str, checkpoint: str = "", device: str = "auto", lr: float = 5e-4,
+                   store: str, checkpoint: str = "", device: str = "auto", lr: float | None = None,
                    progress=lambda step, record: None) -> tuple[TemporalUpscaler, str]:
-    """Prune ``model`` by ``ratio`` and fine-tune it ``steps`` steps at peak ``lr`` on
-    ``store``'s train split with its run's config (``run_config``, a checkpoint's
-    ``config``) into the run folder ``out``. Returns (the pruned model, its checkpoint
-    path)."""
+    """Prune ``model`` by ``ratio`` and fine-tune it ``steps`` steps at peak ``lr`` (default
+    ``tune.TUNE_LR``) on ``store``'s train split with its run's config (``run_config``, a
+    checkpoint's ``config``) into the run folder ``out``. Returns (the pruned model, its
+    checkpoint path)."""
     from datagen.train.trainer import TrainConfig
-    from datagen.train.tune import tune
+    from datagen.train.tune import TUNE_LR, tune
 
     small = prune(model, ratio)
-    tune(small, store, out, steps, TrainConfig.from_json(run_config), lr=lr, device=device, progress=progress,
+    tune(small, store, out, steps, TrainConfig.from_json(run_config), lr=TUNE_LR if lr is None else lr,
+         device=device, progress=progress,
          derived_from={"checkpoint": checkpoint, "prune": ratio, "channels": list(model.config.channels)})
     return small.cpu().eval(), str(Path(out) / "ckpt" / "last.pt")

@@ -33,8 +33,11 @@ from datagen.train.metrics import loss_terms, tonemap
 from datagen.train.model import TemporalUpscaler, parameter_count
 from datagen.train.trainer import TrainConfig, autocast, lr_factor, memory_format, resolve_device
 
+TUNE_LR = 5e-4
+"""peak learning rate of a fine-tune (pruning) unless the caller gives one."""
 
-def tune(model: TemporalUpscaler, store: str, out: str, steps: int, like: TrainConfig, lr: float = 5e-4,
+
+def tune(model: TemporalUpscaler, store: str, out: str, steps: int, like: TrainConfig, lr: float = TUNE_LR,
          teacher: TemporalUpscaler | None = None, distill: float = 1.0, device: str = "auto",
          derived_from: dict | None = None,
          progress: Callable[[int, dict], None] = lambda step, record: None) -> dict:
