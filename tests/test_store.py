@@ -24,6 +24,7 @@ from datagen.errors import DiskFullError, OutputError, SchemaVersionError, Store
 from datagen.frame import Frame
 from datagen.store import (
     ARRAYS,
+    DEFAULT_LAYOUT,
     SCHEMA_VERSION,
     Layout,
     check_version,
@@ -308,6 +309,22 @@ def test_the_same_config_resumes_and_another_is_refused(tmp_path):
     make_store(path, frames=4, overwrite=True)
     store = open_store(path)
     assert store.frames == 4 and not store.sequences("train")[0].complete
+
+
+def test_a_store_of_another_layout_resumes_in_its_own(tmp_path):
+    """A store made with another layout (e.g. an older default's codec level) resumes as
+    it is: the layout changes how values are stored, not which."""
+    older = Layout(frames_per_shard=3, level=3)
+    path = make_store(tmp_path / "s", layout=older)
+    write_sequence(path, "train", 0, iter(random_frames(3, (14, 10), 2.0)), META)
+    assert older != DEFAULT_LAYOUT
+    assert make_store(path) == path
+    write_sequence(path, "train", 1, iter(random_frames(3, (14, 10), 2.0, seed=1)), META)
+    store = open_store(path)
+    assert store.attrs["store"]["layout"] == older.to_json()
+    assert [info.complete for info in store.sequences("train")][:2] == [True, True]
+    codecs = json.loads((path / "train" / "color_hr" / "zarr.json").read_text())["codecs"]
+    assert codecs[0]["configuration"]["codecs"][-1]["configuration"]["clevel"] == 3
 
 
 def test_a_path_that_is_not_a_store_is_never_deleted(tmp_path):

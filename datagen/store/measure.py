@@ -42,11 +42,11 @@ from datagen.store.writer import create_store, write_sequence
 LAYOUTS: dict[str, Layout] = {
     f"{chunk}/{codec}{level}": Layout(tile_hr=tile, codec=codec, level=level)
     for chunk, tile in (("frame", None), ("tile512", 512), ("tile256", 256), ("tile128", 128))
-    for codec, level in (("zstd", 3), ("blosc-zstd", 3), ("blosc-zstd", 1))
+    for codec, level in (("zstd", 3), ("blosc-zstd", 3), ("blosc-zstd", 2), ("blosc-zstd", 1))
     if level == 3 or tile in (None, 256)
 }
 """Candidates: whole-frame chunks vs ~512, ~256 and ~128 px tiles (``schema.tile_side``),
-zstd vs blosc-zstd with byte shuffle, at compression levels 3 (and 1)."""
+zstd vs blosc-zstd with byte shuffle, at compression level 3 (and 2 and 1)."""
 WINDOW = 8
 MB = 1e6
 

@@ -157,7 +157,8 @@ def create_store(path: str | os.PathLike | StorePath, config: dict, splits: dict
 
 
 def _keep_existing(path: StorePath, attrs: dict, overwrite: bool) -> bool:
-    """True to resume into the store at ``path``; False to replace it; else raise."""
+    """True to resume into the store at ``path`` (in its own layout); False to replace
+    it; else raise."""
     if location.is_empty_dir(path):
         path.rmdir()
         return False
@@ -167,6 +168,9 @@ def _keep_existing(path: StorePath, attrs: dict, overwrite: bool) -> bool:
     if overwrite:
         return False
     _, old = open_root(path)
+    # the layout (chunks, shards, codec) changes how the values are stored, not which: a
+    # store made with another (an older default) is resumed in its own
+    old = {**old, "store": {**old.get("store", {}), "layout": attrs["store"]["layout"]}}
     changed = [key for key in ("config", "conventions", "store") if old.get(key) != attrs[key]]
     if changed:
         raise StoreError(f"{path}: a store built with a different {' and '.join(changed)} is there; "
