@@ -562,6 +562,7 @@ def bench_build(tmp: str, quick: bool, workers: int = 2, config=None) -> dict:
 
     from datagen.pipeline.build import build, local_cluster_env, quiet_dask_logs
     from datagen.pipeline.plan import BuildConfig, plan
+    from datagen.pipeline.worker import ThreadCpuReport
 
     quiet_dask_logs()
     config = config or BuildConfig(scenes=("racing",), sequences=2 if quick else 4,
@@ -573,22 +574,27 @@ def bench_build(tmp: str, quick: bool, workers: int = 2, config=None) -> dict:
     lp = local_cluster_env(workers)["LP_NUM_THREADS"]
     out = Path(tmp) / "bench-build.zarr"
     rounds = 1 if quick else 2
-    render_s, render_cpu, builds, build_cpu = [], [], [], []
-    for _ in range(rounds):
+    render_s, render_cpu, builds, build_cpu, parts = [], [], [], [], []
+    for i in range(rounds):
         wall, cpu = render_alone_seconds(config, tasks, workers, lp)
         render_s.append(wall)
         render_cpu.append(cpu)
         shutil.rmtree(out, ignore_errors=True)
         up: dict[str, float] = {}
+        reports = Path(tmp) / f"worker-cpu-{i}"
+        reports.mkdir(exist_ok=True)
         cpu = _cpu_with_children()
         start = time.perf_counter()
-        summary = build(config, out, on_cluster=lambda _, up=up: up.setdefault("at", time.perf_counter()))
+        summary = build(config, out, on_cluster=lambda _, up=up: up.setdefault("at", time.perf_counter()),
+                        plugins=(ThreadCpuReport(str(reports)),))
         builds.append((time.perf_counter() - start, up["at"] - start))
         build_cpu.append(_cpu_with_children() - cpu)
+        parts.append(_build_cpu_parts(reports, build_cpu[-1]))
         if summary.frames != frames:
             raise RuntimeError(f"bench build rendered {summary.frames} frames, expected {frames}")
     build_s, startup_s = min(builds)
     ref_s = min(render_s)
+    cheapest = parts[build_cpu.index(min(build_cpu))]
     return {
         "figure": "build_vs_render",
         "what": f"datagen build end to end: {'+'.join(config.scenes)}, {len(tasks)} sequences x "
@@ -609,9 +615,29 @@ def bench_build(tmp: str, quick: bool, workers: int = 2, config=None) -> dict:
         "cpu_seconds": min(build_cpu),
         "reference_cpu_seconds": min(render_cpu),
         "cpu_ratio": min(render_cpu) / min(build_cpu),
+        "build_cpu_parts": cheapest,
+        "rendering_share": cheapest["rendering"] / min(build_cpu),
         "rounds": {"build_s": [b for b, _ in builds], "render_alone_s": render_s,
                    "build_cpu_s": build_cpu, "render_alone_cpu_s": render_cpu},
     }
+
+
+def _build_cpu_parts(reports, build_cpu: float) -> dict[str, float]:
+    """A build's CPU-seconds by part, from its workers' ``ThreadCpuReport`` files:
+    rendering (llvmpipe's threads and the task thread), tensorstore's threads (the
+    pixel writes), the rest of the workers (Dask, the writer thread, zarr-python),
+    and outside the workers (the client's Dask and store creation, the forkserver,
+    the GL probe)."""
+    import json
+
+    workers = [json.loads(f.read_text()) for f in sorted(reports.glob("*.json"))]
+    if not workers:
+        raise RuntimeError("bench build: no worker CPU report came back")
+    rendering = sum(w["gl"] + w["task"] for w in workers)
+    total = sum(w["total"] for w in workers)
+    store = sum(w["tensorstore"] for w in workers)
+    return {"rendering": rendering, "tensorstore": store, "workers_rest": total - rendering - store,
+            "outside_workers": build_cpu - total, "workers": len(workers)}
 
 
 def _cpu_with_children() -> float:

@@ -6,6 +6,7 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import importlib.util
+import json
 import os
 import shutil
 import subprocess
@@ -194,6 +195,32 @@ def test_bench_build_figure_compares_a_build_with_rendering_alone(tmp_path):
     assert figure["cpu_seconds"] > figure["reference_cpu_seconds"] > 0
     assert figure["cpu_ratio"] == pytest.approx(figure["reference_cpu_seconds"] / figure["cpu_seconds"])
     assert open_store(tmp_path / "bench-build.zarr").frames == 2
+    # the build's CPU by part, from each worker's own report: they add up to the whole,
+    # every worker rendered (llvmpipe's threads and the task thread) and wrote (tensorstore)
+    parts = figure["build_cpu_parts"]
+    assert parts["workers"] == TINY.workers
+    assert parts["rendering"] > 0 and parts["tensorstore"] > 0 and parts["outside_workers"] > 0
+    assert sum(v for k, v in parts.items() if k != "workers") == pytest.approx(figure["cpu_seconds"])
+    assert 0 < figure["rendering_share"] < 1
+
+
+def test_thread_cpu_seconds_names_the_gl_and_tensorstore_threads(tmp_path):
+    """In a process that renders and writes: llvmpipe's threads count as gl, tensorstore's
+    pool as tensorstore, and the parts add up to the process's CPU."""
+    code = ("import json, os, tempfile; os.environ['LP_NUM_THREADS'] = '2'; "
+            "from datagen.pipeline.worker import thread_cpu_seconds; "
+            "from datagen.render import RenderConfig, Renderer; from datagen.scenes import generate; "
+            "from datagen.store.measure import synthetic_frames, writer_vs_codec; "
+            "r = Renderer(RenderConfig(hr_width=256, hr_height=144, spp=4)); "
+            "s = generate('primitives', {}, 0); [r.render(s, i) for i in range(3)]; "
+            "writer_vs_codec(tempfile.mkdtemp(), list(synthetic_frames((320, 180), 2.0, 8)), 2.0, "
+            "repeats=1); "
+            "print(json.dumps(thread_cpu_seconds()))")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-2000:]
+    parts = json.loads(done.stdout.strip().splitlines()[-1])
+    assert parts["gl"] > 0 and parts["tensorstore"] > 0 and parts["task"] == 0
+    assert sum(v for k, v in parts.items() if k != "total") == pytest.approx(parts["total"])
 
 
 def test_a_task_run_again_leaves_a_complete_sequence_alone(tiny_store):

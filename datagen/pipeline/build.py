@@ -148,15 +148,17 @@ def _conventions(config: BuildConfig, tasks: list[SequenceTask], recipes_by_name
 
 
 @contextlib.contextmanager
-def _client(config: BuildConfig):
+def _client(config: BuildConfig, plugins: tuple = ()):
     """A distributed.Client: to a new SLURM cluster (``config.cluster``), to
-    ``config.scheduler``, or to a new LocalCluster of single-threaded worker processes."""
+    ``config.scheduler``, or to a new LocalCluster of single-threaded worker processes;
+    ``RendererPlugin`` and ``plugins`` registered on its workers."""
     from distributed import Client, LocalCluster
 
     if config.cluster.kind == "slurm":
         from datagen.pipeline.cluster import slurm_client
 
         with slurm_client(config.cluster) as client:
+            _register_plugins(client, plugins)
             yield client
         return
     if config.scheduler:
@@ -169,7 +171,7 @@ def _client(config: BuildConfig):
                 "(and workers with `dask worker ADDRESS`), or check the host and port") from None
         with client:
             _check_workers(client, config.scheduler)
-            _register_plugins(client)
+            _register_plugins(client, plugins)
             yield client
         return
     import dask
@@ -183,7 +185,7 @@ def _client(config: BuildConfig):
                                    dashboard_address=":0", silence_logs=logging.ERROR,
                                    env=local_cluster_env(workers))
         with cluster, Client(cluster) as client:
-            _register_plugins(client)
+            _register_plugins(client, plugins)
             yield client
             # workers leave before the scheduler closes: closed together, a worker's heartbeat
             # could meet the closed scheduler and print a CommClosedError traceback after a
@@ -240,12 +242,13 @@ def _workers_ignore_ctrl_c():
         signal.signal(signal.SIGINT, previous)
 
 
-def _register_plugins(client) -> None:
-    """``worker.RendererPlugin`` on every worker, present and future: a worker that
-    shuts down closes its Renderer and GL context."""
+def _register_plugins(client, plugins: tuple = ()) -> None:
+    """``worker.RendererPlugin`` on every worker, present and future (a worker that
+    shuts down closes its Renderer and GL context), then ``plugins``."""
     from datagen.pipeline.worker import RendererPlugin
 
-    client.register_plugin(RendererPlugin())
+    for plugin in (RendererPlugin(), *plugins):
+        client.register_plugin(plugin)
 
 
 def _datagen_version() -> str:
@@ -344,14 +347,15 @@ def _warn_empty_splits(tasks: list[SequenceTask]) -> None:
 
 def build(config: BuildConfig, out: str | os.PathLike, overwrite: bool = False,
           progress: Callable[[int, int, float], None] | None = None,
-          on_cluster: Callable[[str], None] | None = None) -> BuildSummary:
+          on_cluster: Callable[[str], None] | None = None, plugins: tuple = ()) -> BuildSummary:
     """Build the store at ``out`` for ``config``; return a summary.
 
     Sequences already complete in an existing store of the same config are skipped
     (resume); another config there is a StoreError unless ``overwrite``.
     ``progress(done, total, frames_per_s)`` is called once at the start and after each
     finished sequence (``done`` counts skipped ones); ``on_cluster(dashboard_link)``
-    once the cluster is up.
+    once the cluster is up. ``plugins``: more Dask worker plugins for the build's workers
+    (the bench's ``worker.ThreadCpuReport``).
     """
     from datagen.pipeline.cluster import check_tools
     from datagen.scenes import recipes
@@ -370,7 +374,7 @@ def build(config: BuildConfig, out: str | os.PathLike, overwrite: bool = False,
     with contextlib.ExitStack() as stack:
         # an existing cluster is reached before the store is touched, so a wrong address
         # leaves nothing behind; a LocalCluster starts only if there is work for it
-        client = stack.enter_context(_client(config)) if config.scheduler else None
+        client = stack.enter_context(_client(config, plugins)) if config.scheduler else None
         check_render_size(config, client)
         create_store(out, store_config(config, recipes_by_name), split_sizes(tasks), config.frames,
                      config.hr_size, config.scale, _conventions(config, tasks, recipes_by_name),
@@ -387,7 +391,7 @@ def build(config: BuildConfig, out: str | os.PathLike, overwrite: bool = False,
             from distributed import as_completed
 
             if client is None:
-                client = stack.enter_context(_client(config))
+                client = stack.enter_context(_client(config, plugins))
             if on_cluster:
                 on_cluster(client.dashboard_link)
             submitted = [client.submit(render_unless_complete, str(out.resolve()), task, config,

@@ -98,6 +98,48 @@ class RendererPlugin(WorkerPlugin):
                         "its context", os.getpid(), type(exc).__name__)
 
 
+def thread_cpu_seconds() -> dict[str, float]:
+    """CPU-seconds of this process so far, by kind of thread (Linux ``/proc``): ``gl``
+    (llvmpipe's threads), ``task`` (Dask's task thread: the frames' Python side),
+    ``tensorstore`` (its pool: chunking and the codec), ``rest`` (everything else, and
+    threads that have ended, e.g. each sequence's writer thread), ``total``."""
+    tick = os.sysconf("SC_CLK_TCK")
+    names = {t.native_id: t.name for t in threading.enumerate()}
+    parts = dict.fromkeys(("gl", "task", "tensorstore"), 0.0)
+    for tid in os.listdir("/proc/self/task"):
+        try:
+            with open(f"/proc/self/task/{tid}/stat") as f:
+                stat = f.read()
+        except OSError:  # ended meanwhile
+            continue
+        comm, fields = stat[stat.index("(") + 1:stat.rindex(")")], stat[stat.rindex(")") + 2:].split()
+        name = names.get(int(tid), "")
+        kind = ("gl" if comm.startswith("llvmpipe") else "tensorstore" if comm.startswith("ts_")
+                else "task" if "Dask-Default-Threads" in name else None)
+        if kind:
+            parts[kind] += (int(fields[11]) + int(fields[12])) / tick
+    times = os.times()
+    total = times.user + times.system
+    return {**parts, "rest": total - sum(parts.values()), "total": total}
+
+
+class ThreadCpuReport(WorkerPlugin):
+    """Writes ``thread_cpu_seconds`` of the worker process to ``folder/PID.json`` when the
+    worker shuts down (``datagen bench``'s build figure; a LocalCluster only: the folder
+    is the client's)."""
+
+    name = "datagen-thread-cpu"
+
+    def __init__(self, folder: str):
+        self.folder = folder
+
+    def teardown(self, worker) -> None:
+        import json
+
+        with open(os.path.join(self.folder, f"{os.getpid()}.json"), "w") as f:
+            json.dump(thread_cpu_seconds(), f)
+
+
 def sequence_scene(task):
     """The recipe of ``task`` (a plan.SequenceTask) with its varied parameters laid
     over, and its scene, strided as its augmentation says. Pure Python, no GL. The
