@@ -36,7 +36,10 @@ creation to the last frame. Cluster start-up is reported apart, with the ratio
 it leaves out. ``cpu_ratio`` is the same comparison in CPU-seconds (the build:
 this process and its ended children, the workers included, start-up and all; the
 reference: its processes from context creation to the last frame), which other
-processes' load on a shared machine does not change.
+processes' load on a shared machine does not change. ``build_cpu_parts`` splits the
+build's CPU by what each worker reports of its threads at shutdown, and
+``rendering_share`` is rendering's part of it: measured in the same processes, it does
+not move with the machine's speed between the build and the reference.
 """
 
 from __future__ import annotations
@@ -425,6 +428,52 @@ def bench_scene_vs_primitives(quick: bool = False, progress: Callable[[str], Non
         "target": "ratio <= 2",
         "rows": rows,
     }
+
+
+def forest_without_cards(size: tuple[int, int] = (1920, 1080), frames: int = 3) -> dict:
+    """What forest's HR sample passes would cost if its alpha-tested cards cost nothing:
+    median CPU seconds of the 16 HR sample passes (shadow map drawn first, untimed) of
+    frames 1.. ``frames`` of the scene_vs_primitives sequences, each variant interleaved
+    on one shared context: ``primitives`` whole, ``forest`` whole, ``forest`` without its
+    alpha-tested (MASK) draws, and ``forest`` with no draw (the passes' fixed work:
+    clears, sky, accumulation)."""
+    import numpy as np
+
+    from datagen.gl import create_context
+    from datagen.pipeline.plan import load_config, plan
+    from datagen.pipeline.worker import sequence_scene
+
+    config = load_config(None, scenes=("primitives", "forest"), sequences=1, frames=frames + 1,
+                         res=f"{size[0]}x{size[1]}", spp=16)
+    scenes = {task.scene: sequence_scene(task)[1] for task in plan(config)}
+    variants = {"primitives": ("primitives", lambda d: True), "forest": ("forest", lambda d: True),
+                "forest_no_alpha_tested": ("forest", lambda d: d.node.material.alpha_mode != "MASK"),
+                "forest_no_draws": ("forest", lambda d: False)}
+    ctx = create_context()
+    renderers = {name: Renderer(config.render_config(), ctx) for name in scenes}
+    seconds: dict[str, list[float]] = {name: [] for name in variants}
+    try:
+        for name, scene in scenes.items():
+            renderers[name].render(scene, 0)  # untimed: upload, shader compiles
+        for i in range(1, frames + 1):
+            for variant, (name, keep) in variants.items():
+                r, scene = renderers[name], scenes[name]
+                setup = r.prepare(scene, i)
+                ctx.enable(moderngl.DEPTH_TEST)
+                ctx.depth_func = "<"
+                r.shadow_pass(setup.draws)
+                ctx.finish()
+                clock = time.process_time()
+                r.hr_reference(scene, [d for d in setup.draws if keep(d)], setup.cam)
+                ctx.finish()
+                seconds[variant].append(time.process_time() - clock)
+    finally:
+        for r in renderers.values():
+            r.close()
+        ctx.release()
+    medians = {name: float(np.median(v)) for name, v in seconds.items()}
+    return {"hr_samples_cpu_s": medians,
+            "over_primitives": {name: v / medians["primitives"] for name, v in medians.items()}}
 
 
 def depth_prepass_cost(names=SCENE_RATIO_SCENES, size: tuple[int, int] = (960, 540), frames: int = 3) -> dict:

@@ -12,6 +12,7 @@ from datagen.bench import (
     bench_scene_vs_primitives,
     depth_prepass_check,
     depth_prepass_cost,
+    forest_without_cards,
     pass_cpu_seconds,
 )
 from datagen.bench_report import summary_table
@@ -58,3 +59,13 @@ def test_depth_prepass_cost_times_the_hr_samples_with_and_without():
     row = rows["primitives"]
     assert row["hr_samples_cpu_s_without"] > 0 and row["hr_samples_cpu_s_with"] > 0
     assert row["ratio"] == row["hr_samples_cpu_s_with"] / row["hr_samples_cpu_s_without"]
+
+
+def test_forest_without_cards_times_forest_with_fewer_draws():
+    """Dropping forest's alpha-tested cards, then every draw, leaves less to render; the
+    passes with no draw still cost something (clears, sky, accumulation)."""
+    figure = forest_without_cards((128, 72), 2)
+    cpu = figure["hr_samples_cpu_s"]
+    assert set(cpu) == {"primitives", "forest", "forest_no_alpha_tested", "forest_no_draws"}
+    assert cpu["forest"] > cpu["forest_no_alpha_tested"] > cpu["forest_no_draws"] > 0
+    assert figure["over_primitives"]["primitives"] == 1.0
