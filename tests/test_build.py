@@ -196,10 +196,10 @@ def test_bench_build_figure_compares_a_build_with_rendering_alone(tmp_path):
     assert figure["cpu_ratio"] == pytest.approx(figure["reference_cpu_seconds"] / figure["cpu_seconds"])
     assert open_store(tmp_path / "bench-build.zarr").frames == 2
     # the build's CPU by part, from each worker's own report: they add up to the whole,
-    # every worker rendered (llvmpipe's threads and the task thread) and wrote (tensorstore)
+    # every worker rendered (tensorstore: 0 here, where its writes take under a clock tick)
     parts = figure["build_cpu_parts"]
     assert parts["workers"] == TINY.workers
-    assert parts["rendering"] > 0 and parts["tensorstore"] > 0 and parts["outside_workers"] > 0
+    assert parts["rendering"] > 0 and parts["tensorstore"] >= 0 and parts["outside_workers"] > 0
     assert sum(v for k, v in parts.items() if k != "workers") == pytest.approx(figure["cpu_seconds"])
     assert 0 < figure["rendering_share"] < 1
 
