@@ -44,6 +44,7 @@ not move with the machine's speed between the build and the reference.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import os
 import platform
@@ -368,6 +369,30 @@ def pass_cpu_seconds(r: Renderer, scene, frame_index: int) -> dict[str, float]:
     return times
 
 
+@contextlib.contextmanager
+def _scene_renderers(names: tuple[str, ...], size: tuple[int, int], frames: int):
+    """(scenes, renderers) by scene name: the default build recipe's first sequence of each
+    of ``names`` (``frames`` frames at ``size``, 16 spp), one Renderer each on one shared
+    context, each scene's frame 0 already rendered (upload, shader compiles: untimed);
+    everything released on the way out."""
+    from datagen.gl import create_context
+    from datagen.pipeline.plan import load_config, plan
+    from datagen.pipeline.worker import sequence_scene
+
+    config = load_config(None, scenes=names, sequences=1, frames=frames, res=f"{size[0]}x{size[1]}", spp=16)
+    scenes = {task.scene: sequence_scene(task)[1] for task in plan(config)}
+    ctx = create_context()
+    renderers = {name: Renderer(config.render_config(), ctx) for name in scenes}
+    try:
+        for name, scene in scenes.items():
+            renderers[name].render(scene, 0)
+        yield scenes, renderers
+    finally:
+        for r in renderers.values():
+            r.close()
+        ctx.release()
+
+
 def bench_scene_vs_primitives(quick: bool = False, progress: Callable[[str], None] = lambda _: None,
                               size: tuple[int, int] | None = None, frames: int | None = None) -> dict:
     """scene_vs_primitives: per scene of ``SCENE_RATIO_SCENES`` (the default build
@@ -377,21 +402,12 @@ def bench_scene_vs_primitives(quick: bool = False, progress: Callable[[str], Non
     (``pass_cpu_seconds``) and draw counts come with each row."""
     import numpy as np
 
-    from datagen.gl import create_context
-    from datagen.pipeline.plan import load_config, plan
-    from datagen.pipeline.worker import sequence_scene
-
     default_size, default_frames = SCENE_RATIO_RES[quick]
     size, frames = size or default_size, frames or default_frames
     res = f"{size[0]}x{size[1]}"
-    config = load_config(None, scenes=SCENE_RATIO_SCENES, sequences=1, frames=frames, res=res, spp=16)
-    scenes = {task.scene: sequence_scene(task)[1] for task in plan(config)}
-    ctx = create_context()
-    renderers = {name: Renderer(config.render_config(), ctx) for name in scenes}
-    try:
-        progress(f"scene_vs_primitives: {', '.join(scenes)} at {res}, {frames} frames, interleaved ...")
-        for name, scene in scenes.items():  # untimed: upload, shader compiles
-            renderers[name].render(scene, 0)
+    progress(f"scene_vs_primitives: {', '.join(SCENE_RATIO_SCENES)} at {res}, {frames} frames, "
+             "interleaved ...")
+    with _scene_renderers(SCENE_RATIO_SCENES, size, frames) as (scenes, renderers):
         cpu = {name: [] for name in scenes}
         wall = {name: [] for name in scenes}
         passes = {name: {p: [] for p in PASSES} for name in scenes}
@@ -405,10 +421,6 @@ def bench_scene_vs_primitives(quick: bool = False, progress: Callable[[str], Non
                 for p, s in pass_cpu_seconds(renderers[name], scene, i).items():
                     passes[name][p].append(s)
         counts = {name: draw_counts(renderers[name].prepare(scene, 0)) for name, scene in scenes.items()}
-    finally:
-        for r in renderers.values():
-            r.close()
-        ctx.release()
     base, base_wall = float(np.median(cpu["primitives"])), float(np.median(wall["primitives"]))
     rows = [{"scene": name, "median_cpu_s": float(np.median(cpu[name])),
              "ratio": float(np.median(cpu[name])) / base,
@@ -439,38 +451,23 @@ def forest_without_cards(size: tuple[int, int] = (1920, 1080), frames: int = 3) 
     clears, sky, accumulation)."""
     import numpy as np
 
-    from datagen.gl import create_context
-    from datagen.pipeline.plan import load_config, plan
-    from datagen.pipeline.worker import sequence_scene
-
-    config = load_config(None, scenes=("primitives", "forest"), sequences=1, frames=frames + 1,
-                         res=f"{size[0]}x{size[1]}", spp=16)
-    scenes = {task.scene: sequence_scene(task)[1] for task in plan(config)}
     variants = {"primitives": ("primitives", lambda d: True), "forest": ("forest", lambda d: True),
                 "forest_no_alpha_tested": ("forest", lambda d: d.node.material.alpha_mode != "MASK"),
                 "forest_no_draws": ("forest", lambda d: False)}
-    ctx = create_context()
-    renderers = {name: Renderer(config.render_config(), ctx) for name in scenes}
     seconds: dict[str, list[float]] = {name: [] for name in variants}
-    try:
-        for name, scene in scenes.items():
-            renderers[name].render(scene, 0)  # untimed: upload, shader compiles
+    with _scene_renderers(("primitives", "forest"), size, frames + 1) as (scenes, renderers):
         for i in range(1, frames + 1):
             for variant, (name, keep) in variants.items():
                 r, scene = renderers[name], scenes[name]
                 setup = r.prepare(scene, i)
-                ctx.enable(moderngl.DEPTH_TEST)
-                ctx.depth_func = "<"
+                r.ctx.enable(moderngl.DEPTH_TEST)
+                r.ctx.depth_func = "<"
                 r.shadow_pass(setup.draws)
-                ctx.finish()
+                r.ctx.finish()
                 clock = time.process_time()
                 r.hr_reference(scene, [d for d in setup.draws if keep(d)], setup.cam)
-                ctx.finish()
+                r.ctx.finish()
                 seconds[variant].append(time.process_time() - clock)
-    finally:
-        for r in renderers.values():
-            r.close()
-        ctx.release()
     medians = {name: float(np.median(v)) for name, v in seconds.items()}
     return {"hr_samples_cpu_s": medians,
             "over_primitives": {name: v / medians["primitives"] for name, v in medians.items()}}
